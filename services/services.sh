@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Installs (if missing) and starts, or stops, the services salespipe's
+# integration tests and shipped pipelines talk to, all on 127.0.0.1:
+#   MariaDB 3306, PostgreSQL 5432, Kafka (KRaft, one node) 9092.
+# Idempotent: `up` twice leaves one of each running.
+# Usage: services/services.sh up|down|status
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+state=${SALESPIPE_SERVICES_DIR:-$HOME/.cache/salespipe/services}
+kafka_version=$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$here/pom.xml")
+kafka_home="$state/kafka-$kafka_version"
+kafka_data="$state/kafka-data"
+db_user=salespipe
+db_pass=salespipe
+db_name=salespipe
+
+log() { printf 'services: %s\n' "$*"; }
+sudo_maybe() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+
+wait_port() { # host port seconds name
+  local i
+  for ((i = 0; i < $3 * 5; i++)); do
+    if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
+    sleep 0.2
+  done
+  log "$4 did not open $1:$2 within $3 s"; return 1
+}
+
+install_packages() {
+  local missing=()
+  [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
+  ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
+  command -v kcat >/dev/null || missing+=(kcat)
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
+  command -v mvn >/dev/null || missing+=(maven)
+  if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]} (Debian packages)"
+    sudo_maybe apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive sudo_maybe apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
+install_kafka() {
+  if [ ! -f "$kafka_home/.complete" ]; then
+    log "fetching Kafka $kafka_version from Maven Central (cached in ~/.m2)"
+    mkdir -p "$kafka_home/libs"
+    mvn -q -B -f "$here/pom.xml" dependency:copy-dependencies -DoutputDirectory="$kafka_home/libs"
+    touch "$kafka_home/.complete"
+  fi
+}
+
+mariadb_up() {
+  if mariadb-admin --protocol=socket ping >/dev/null 2>&1; then log "MariaDB already running"; else
+    sudo_maybe install -d -o mysql -g mysql /run/mysqld
+    if [ ! -d /var/lib/mysql/mysql ]; then sudo_maybe mariadb-install-db --user=mysql >/dev/null; fi
+    sudo_maybe start-stop-daemon --start --oknodo --background --chuid mysql \
+      --exec /usr/sbin/mariadbd -- --bind-address=127.0.0.1 --port=3306 \
+      --max-connections=500 --innodb-flush-log-at-trx-commit=2
+    wait_port 127.0.0.1 3306 60 MariaDB
+  fi
+  local i; for ((i = 0; i < 50; i++)); do mariadb-admin ping >/dev/null 2>&1 && break; sleep 0.2; done
+  sudo_maybe mariadb -e "CREATE DATABASE IF NOT EXISTS $db_name;
+    CREATE USER IF NOT EXISTS '$db_user'@'127.0.0.1' IDENTIFIED BY '$db_pass';
+    CREATE USER IF NOT EXISTS '$db_user'@'localhost' IDENTIFIED BY '$db_pass';
+    GRANT ALL ON *.* TO '$db_user'@'127.0.0.1'; GRANT ALL ON *.* TO '$db_user'@'localhost';"
+  log "MariaDB up on 127.0.0.1:3306 (user $db_user, database $db_name)"
+}
+
+postgres_up() {
+  local ver; ver=$(ls /usr/lib/postgresql | sort -n | tail -1)
+  if ! pg_lsclusters -h | grep -q "^$ver *main"; then sudo_maybe pg_createcluster "$ver" main >/dev/null; fi
+  if pg_lsclusters -h | grep -q "^$ver *main .*online"; then log "PostgreSQL already running"; else
+    sudo_maybe pg_ctlcluster --skip-systemctl-redirect "$ver" main start -- -o "-c max_connections=300 -c synchronous_commit=off"
+  fi
+  wait_port 127.0.0.1 5432 60 PostgreSQL
+  sudo_maybe su postgres -c "psql -qtAc \"SELECT 1 FROM pg_roles WHERE rolname='$db_user'\" | grep -q 1 ||
+    psql -qc \"CREATE ROLE $db_user LOGIN SUPERUSER PASSWORD '$db_pass'\"" >/dev/null
+  sudo_maybe su postgres -c "psql -qtAc \"SELECT 1 FROM pg_database WHERE datname='$db_name'\" | grep -q 1 ||
+    createdb -O $db_user $db_name" >/dev/null
+  log "PostgreSQL $ver up on 127.0.0.1:5432 (user $db_user, database $db_name)"
+}
+
+kafka_up() {
+  if [ -f "$state/kafka.pid" ] && kill -0 "$(cat "$state/kafka.pid")" 2>/dev/null; then
+    log "Kafka already running"; return 0
+  fi
+  mkdir -p "$state"
+  cat > "$state/kafka.properties" <<PROPS
+process.roles=broker,controller
+node.id=1
+controller.quorum.voters=1@127.0.0.1:9093
+listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093
+advertised.listeners=PLAINTEXT://127.0.0.1:9092
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$kafka_data
+num.partitions=1
+offsets.topic.replication.factor=1
+transaction.state.log.replication.factor=1
+transaction.state.log.min.isr=1
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=true
+log.retention.hours=24
+PROPS
+  local cp="$kafka_home/libs/*"
+  if [ ! -f "$kafka_data/meta.properties" ]; then
+    local id; id=$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
+    java -cp "$cp" kafka.tools.StorageTool format -t "$id" -c "$state/kafka.properties" >/dev/null
+  fi
+  nohup java -Xms256m -Xmx768m -Dlog4j2.level=WARN -cp "$cp" kafka.Kafka "$state/kafka.properties" \
+    > "$state/kafka.log" 2>&1 &
+  echo $! > "$state/kafka.pid"
+  wait_port 127.0.0.1 9092 90 Kafka || { tail -30 "$state/kafka.log"; return 1; }
+  log "Kafka $kafka_version up on 127.0.0.1:9092 (log: $state/kafka.log)"
+}
+
+kafka_down() {
+  if [ -f "$state/kafka.pid" ] && kill -0 "$(cat "$state/kafka.pid")" 2>/dev/null; then
+    local pid; pid=$(cat "$state/kafka.pid"); kill "$pid"
+    local i; for ((i = 0; i < 150; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+    log "Kafka stopped"
+  fi
+  rm -f "$state/kafka.pid"
+}
+
+case "${1:-}" in
+  up)
+    install_packages; install_kafka
+    mariadb_up; postgres_up; kafka_up
+    ;;
+  down)
+    kafka_down
+    if mariadb-admin ping >/dev/null 2>&1; then sudo_maybe mariadb-admin shutdown; log "MariaDB stopped"; fi
+    for v in $(ls /usr/lib/postgresql 2>/dev/null); do
+      sudo_maybe pg_ctlcluster --skip-systemctl-redirect "$v" main stop 2>/dev/null && log "PostgreSQL stopped" || true
+    done
+    ;;
+  reset-kafka) # wipe the broker's data (tests use fresh topic names instead)
+    kafka_down; rm -rf "$kafka_data"; log "Kafka data removed"
+    ;;
+  status)
+    mariadb-admin ping 2>/dev/null || echo "MariaDB down"
+    pg_lsclusters 2>/dev/null || true
+    if [ -f "$state/kafka.pid" ] && kill -0 "$(cat "$state/kafka.pid")" 2>/dev/null; then echo "Kafka running"; else echo "Kafka down"; fi
+    ;;
+  *) echo "usage: $0 up|down|status|reset-kafka" >&2; exit 2 ;;
+esac

@@ -1,0 +1,152 @@
+/**
+ * @module Connections shared by sources and sinks: relational (knex) and Kafka (kafkajs).
+ *
+ * Rules: a connection is named once under the spec's `connections:` and
+ * referenced by name; URLs carry credentials only through `${VAR}`
+ * interpolation, and are never logged unredacted.
+ */
+import path from 'node:path';
+import knexFactory, { Knex } from 'knex';
+import kafkajs from 'kafkajs';
+import type { JsonSchema, PlanContext, RunContext } from './operator.js';
+import type { Logger } from '../runtime/log.js';
+import { redact } from '../runtime/log.js';
+
+export const connectionsConfig: JsonSchema = {
+  type: 'object',
+  description: 'Named connections, referenced by sources and sinks through `connection:`.',
+  additionalProperties: {
+    type: 'object',
+    required: ['type'],
+    properties: { type: { enum: ['sql', 'kafka'], description: 'sql (MySQL/MariaDB, PostgreSQL, SQLite) or kafka.' } },
+    allOf: [
+      {
+        if: { properties: { type: { const: 'sql' } } },
+        then: {
+          properties: {
+            type: true,
+            url: { type: 'string', description: 'mysql://user:pass@host:3306/db, postgres://user:pass@host:5432/db, or sqlite:path/to/file.db (relative to the spec file).' },
+            pool: { type: 'integer', minimum: 1, description: 'Maximum pooled connections (default 4).' },
+          },
+          required: ['url'],
+          additionalProperties: false,
+        },
+      },
+      {
+        if: { properties: { type: { const: 'kafka' } } },
+        then: {
+          properties: {
+            type: true,
+            brokers: { type: 'string', description: 'Comma-separated host:port list, e.g. 127.0.0.1:9092.' },
+            clientId: { type: 'string', description: 'Client id reported to the brokers (default salespipe).' },
+          },
+          required: ['brokers'],
+          additionalProperties: false,
+        },
+      },
+    ],
+  },
+};
+
+/** Checks that `name` is a connection of `type`; reports at `path` otherwise. */
+export function checkConnection(ctx: PlanContext, path: (string | number)[], name: string, type: 'sql' | 'kafka'): void {
+  const c = ctx.connections[name];
+  if (!c) {
+    const known = Object.keys(ctx.connections);
+    ctx.error(path, `unknown connection "${name}"${known.length ? `; defined: ${known.join(', ')}` : ' (no connections are defined)'}`, 'ref.connection');
+  } else if (c.type !== type) ctx.error(path, `connection "${name}" is a ${c.type} connection, expected ${type}`, 'ref.connection');
+}
+
+export type Dialect = 'mysql' | 'postgres' | 'sqlite';
+
+export function dialectOf(url: string): Dialect | undefined {
+  if (/^(mysql|mariadb):\/\//i.test(url)) return 'mysql';
+  if (/^postgres(ql)?:\/\//i.test(url)) return 'postgres';
+  if (/^sqlite:/i.test(url) || /\.(db|sqlite3?)$/i.test(url)) return 'sqlite';
+  return undefined;
+}
+
+let pgTypesSet = false;
+
+/**
+ * Opens a knex instance for a connection URL. Timestamps come back as text
+ * so that zone-less values are read in the pipeline's zone, not the host's.
+ */
+export async function openKnex(url: string, specDir: string, pool = 4): Promise<{ db: Knex; dialect: Dialect }> {
+  const dialect = dialectOf(url);
+  if (dialect === 'mysql') {
+    const u = new URL(url.replace(/^mariadb:/i, 'mysql:'));
+    const db = knexFactory({
+      client: 'mysql2',
+      connection: {
+        host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username),
+        password: decodeURIComponent(u.password), database: u.pathname.slice(1), dateStrings: true,
+        supportBigNumbers: true, bigNumberStrings: true, timezone: 'Z',
+      },
+      pool: { min: 0, max: pool },
+    });
+    return { db, dialect };
+  }
+  if (dialect === 'postgres') {
+    if (!pgTypesSet) {
+      const pg = (await import('pg')).default;
+      pg.types.setTypeParser(1114, (v: string) => v); // timestamp without time zone: keep text
+      pgTypesSet = true;
+    }
+    return { db: knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: pool } }), dialect };
+  }
+  if (dialect === 'sqlite') {
+    const file = path.resolve(specDir, url.replace(/^sqlite:(\/\/)?/i, ''));
+    return { db: knexFactory({ client: 'better-sqlite3', connection: { filename: file }, useNullAsDefault: true }), dialect };
+  }
+  throw new Error(`unsupported database URL ${redact(url)} (expected mysql://, mariadb://, postgres:// or sqlite:)`);
+}
+
+/** Retries `fn` with exponential backoff while `signal` is not aborted. */
+export async function withRetry<T>(what: string, log: Logger, signal: AbortSignal, fn: () => Promise<T>, maxDelay = 10_000): Promise<T> {
+  let delay = 250;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (signal.aborted || attempt >= 8) throw e;
+      log.warn(`${what} failed (${redact((e as Error).message)}); retrying in ${delay} ms`);
+      await sleep(delay, signal);
+      delay = Math.min(delay * 2, maxDelay);
+    }
+  }
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(done, ms);
+    function done() { clearTimeout(t); signal?.removeEventListener('abort', done); resolve(); }
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}
+
+const { Kafka, logLevel } = kafkajs;
+
+/** A kafkajs client whose log lines go through our logger (redacted, one line each). */
+export function kafkaClient(conn: { brokers: string; clientId?: string }, log: Logger): kafkajs.Kafka {
+  process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
+  return new Kafka({
+    clientId: conn.clientId ?? 'salespipe',
+    brokers: conn.brokers.split(',').map((b) => b.trim()).filter(Boolean),
+    logLevel: logLevel.WARN,
+    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
+    logCreator: () => ({ level, log: entry }) => {
+      const msg = `kafka: ${entry.message}${entry.error ? ` (${entry.error})` : ''}`;
+      // The coordinator-loading chatter at start-up is retried by kafkajs itself.
+      if (level <= logLevel.ERROR && !/coordinator is (loading|not available)|not the correct coordinator/i.test(msg)) log.warn(msg);
+      else log.debug(msg);
+    },
+  });
+}
+
+export function connection(ctx: RunContext, name: string) {
+  const c = ctx.connections[name];
+  if (!c) throw new Error(`unknown connection ${name}`);
+  return c as { type: string; url?: string; brokers?: string; clientId?: string; pool?: number };
+}

@@ -1,0 +1,136 @@
+/**
+ * @module The operator contract: what every source, step and sink provides.
+ *
+ * Rules:
+ * - One file per operator under src/operators/, named after its YAML key,
+ *   holding its config schema (a description per field), its planner (the
+ *   schema and mode it produces, checked without any server) and its factory.
+ * - Operators are listed in one explicit registry (registry.ts); nothing
+ *   registers itself by import.
+ * - Sources are pulled by the runtime (backpressure is the pull); sinks are
+ *   awaited (a slow sink slows the source).
+ * - Epoch protocol: steps flush -> sinks preCommit (durable, may be staged)
+ *   -> checkpoint written -> sinks commit -> sources commit.
+ */
+import type { Row, Schema } from '../types.js';
+import type { Logger } from '../runtime/log.js';
+
+export type JsonSchema = Record<string, unknown>;
+
+/** How rows on an edge relate to each other. */
+export type Mode = 'append' | 'update' | 'complete';
+
+export interface StreamInfo {
+  schema: Schema;
+  /** append: each row is a new fact; update/complete: rows are the latest value per `key`. */
+  mode: Mode;
+  key?: string[];
+  /** Column carrying event time, if the stream has one. */
+  eventTime?: string;
+}
+
+/** Everything a planner may need, and where it reports problems. */
+export interface PlanContext {
+  /** Reports a problem at `path` (relative to the operator's config); `offset` points inside a scalar. */
+  error(path: (string | number)[], message: string, code?: string, offset?: number): void;
+  warn(path: (string | number)[], message: string, code?: string): void;
+  connections: Record<string, { type: string; [k: string]: unknown }>;
+  timeZone: string;
+}
+
+export interface DeadLetter {
+  reason: string;
+  /** The original bytes as text when they are valid UTF-8, else base64. */
+  payload: string;
+  encoding: 'utf8' | 'base64' | 'json';
+  origin: string;
+}
+
+export interface RunContext {
+  pipeline: string;
+  flow: string;
+  stateDir: string;
+  specDir: string;
+  timeZone: string;
+  drain: boolean;
+  log: Logger;
+  signal: AbortSignal;
+  connections: Record<string, { type: string; [k: string]: unknown }>;
+  /** Resolves when every upstream flow of a drain run has finished. */
+  upstreamDone: Promise<void>;
+  /** Incremented at each checkpoint; the one being built now. */
+  epoch(): number;
+}
+
+export interface SourceBatch {
+  rows: Row[];
+  dead: DeadLetter[];
+}
+
+export interface Source {
+  /** Restores the position from the last checkpoint (undefined on a first run). */
+  open(position: unknown): Promise<void>;
+  /** Next batch; null once drained (drain mode) or stopped. Waits (poll) when nothing is new. */
+  next(): Promise<SourceBatch | null>;
+  /** Position covering every row returned so far; stored in the checkpoint. */
+  position(): unknown;
+  /** Called after a checkpoint holding `position` is durable. */
+  commit(position: unknown): Promise<void>;
+  /** Lag in records, if the source can tell. */
+  lag?(): number | undefined;
+  close(): Promise<void>;
+}
+
+export interface Step {
+  /** Transforms one batch; rows that fail go to `dead`. */
+  process(rows: Row[], dead: DeadLetter[]): Row[];
+  /** Epoch end: rows this step holds back until then (aggregates). */
+  flush?(): Row[];
+  snapshot?(): unknown;
+  restore?(state: unknown): void;
+}
+
+export interface Sink {
+  open(state: unknown): Promise<void>;
+  write(rows: Row[]): Promise<void>;
+  /** Makes everything written so far durable (or staged); returns state for the checkpoint. */
+  preCommit(epoch: number): Promise<unknown>;
+  /** The checkpoint holding preCommit's state is durable: publish. Idempotent. */
+  commit(epoch: number, state: unknown): Promise<void>;
+  /** True when the sink wants the epoch to end early (size-based roll). */
+  full?(): boolean;
+  close(): Promise<void>;
+}
+
+export interface SourceDef<C = any> {
+  type: string;
+  doc: string;
+  config: JsonSchema;
+  plan(cfg: C, ctx: PlanContext): StreamInfo | undefined;
+  /** Names of topics this source reads (to order connected flows). */
+  reads?(cfg: C): string[];
+  create(cfg: C, out: StreamInfo, ctx: RunContext): Source;
+}
+
+export interface StepDef<C = any> {
+  key: string;
+  doc: string;
+  config: JsonSchema;
+  plan(cfg: C, input: StreamInfo, ctx: PlanContext): StreamInfo | undefined;
+  create(cfg: C, input: StreamInfo, out: StreamInfo, ctx: RunContext): Step;
+}
+
+export interface SinkDef<C = any> {
+  type: string;
+  doc: string;
+  config: JsonSchema;
+  plan(cfg: C, input: StreamInfo, ctx: PlanContext): void;
+  writes?(cfg: C): string[];
+  create(cfg: C, input: StreamInfo, ctx: RunContext): Sink;
+}
+
+/** Schema of a connection reference field, shared by sources and sinks. */
+export const connectionField = (kind: string) => ({
+  type: 'string',
+  description: `Name of a ${kind} connection under the spec's top-level \`connections\`.`,
+});

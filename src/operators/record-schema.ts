@@ -1,0 +1,116 @@
+/**
+ * @module Declared record schemas and the decoder that enforces them.
+ *
+ * Rules: a source declares its columns and types in the spec (`schema:`), so
+ * validation needs no connection. Decoding a payload checks every declared
+ * column: a missing non-nullable column, a wrong type, a value out of range
+ * or a string over `maxStringLength` yields a reason, and the record goes to
+ * the dead-letter output; extra columns are ignored.
+ */
+import { ColumnType, Row, Schema, parseType, toScaled, describe } from '../types.js';
+import { parseTimestamp } from '../time.js';
+import type { PlanContext, JsonSchema, DeadLetter } from './operator.js';
+
+export const schemaConfig: JsonSchema = {
+  type: 'object',
+  description: 'Declared record schema: column name -> type (int, float, decimal(p,s), string, bool, timestamp; suffix ? for nullable).',
+  minProperties: 1,
+  additionalProperties: { type: 'string', description: 'Column type, e.g. int, string?, decimal(12,2), timestamp.' },
+};
+
+export function planSchema(decl: Record<string, string>, ctx: PlanContext, path: (string | number)[]): Schema {
+  const schema: Schema = [];
+  for (const [name, text] of Object.entries(decl ?? {})) {
+    const t = parseType(String(text));
+    if (typeof t === 'string') ctx.error([...path, name], t, 'type.unknown');
+    else schema.push({ name, type: t });
+  }
+  return schema;
+}
+
+export const MAX_STRING = 4096;
+
+type FieldDecoder = (v: unknown) => unknown; // returns value, or a Fail
+class Fail { constructor(readonly msg: string) {} }
+
+function fieldDecoder(t: ColumnType, zone: string, maxLen: number): FieldDecoder {
+  switch (t.kind) {
+    case 'int':
+      return (v) => {
+        if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
+        if (typeof v === 'bigint' && v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER)) return Number(v);
+        if (typeof v === 'string' && /^-?\d{1,15}$/.test(v)) return Number(v); // drivers return BIGINT as text
+        return new Fail(typeof v === 'number' ? (Number.isInteger(v) ? `${v} is outside the exact integer range` : `${v} is not an integer`) : `expected int, got ${describe(v)}`);
+      };
+    case 'float':
+      return (v) => {
+        if (typeof v === 'number' && Number.isFinite(v)) return v;
+        if (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v);
+        return new Fail(`expected float, got ${describe(v)}`);
+      };
+    case 'decimal': {
+      const scale = t.scale ?? 0;
+      const limit = 10 ** (t.precision ?? 18);
+      return (v) => {
+        const r = toScaled(v, scale);
+        if (typeof r === 'string') return new Fail(r);
+        if (Math.abs(r) >= limit && (t.precision ?? 18) < 16) return new Fail(`${v} exceeds decimal(${t.precision},${scale})`);
+        return r;
+      };
+    }
+    case 'string':
+      return (v) => {
+        if (typeof v !== 'string') return new Fail(`expected string, got ${describe(v)}`);
+        if (v.length > maxLen) return new Fail(`string of ${v.length} characters exceeds the limit of ${maxLen}`);
+        if (v.includes('\u0000')) return new Fail('string contains a NUL character');
+        return v;
+      };
+    case 'bool':
+      return (v) => (typeof v === 'boolean' ? v : v === 0 || v === 1 ? v === 1 : new Fail(`expected bool, got ${describe(v)}`));
+    case 'timestamp':
+      return (v) => {
+        const r = parseTimestamp(v, zone);
+        return typeof r === 'string' ? new Fail(r) : r;
+      };
+  }
+}
+
+export interface DecodeOptions {
+  timeZone: string;
+  maxStringLength?: number;
+}
+
+/**
+ * Builds a decoder from a parsed object to a typed Row; returns a reason
+ * string for a record that does not fit.
+ * @example makeDecoder(schema, { timeZone: 'UTC' })({ quantity_sold: 2, ... })
+ */
+export function makeDecoder(schema: Schema, opts: DecodeOptions): (obj: unknown) => Row | string {
+  const names = schema.map((f) => f.name);
+  const decs = schema.map((f) => fieldDecoder(f.type, opts.timeZone, opts.maxStringLength ?? MAX_STRING));
+  const nullable = schema.map((f) => f.type.nullable);
+  const n = names.length;
+  return (obj) => {
+    if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return `expected a JSON object, got ${describe(obj)}`;
+    const src = obj as Record<string, unknown>;
+    const row: Row = {};
+    for (let i = 0; i < n; i++) {
+      const name = names[i];
+      const v = src[name];
+      if (v === undefined || v === null) {
+        if (!nullable[i]) return v === undefined ? `missing required field "${name}"` : `field "${name}" is null but not nullable`;
+        row[name] = null;
+        continue;
+      }
+      const d = decs[i](v);
+      if (d instanceof Fail) return `field "${name}": ${d.msg}`;
+      row[name] = d as Row[string];
+    }
+    return row;
+  };
+}
+
+/** A dead letter for a row that was already an object (a database row, a record mid-pipeline). */
+export function deadRow(raw: unknown, reason: string, origin: string): DeadLetter {
+  return { reason, payload: JSON.stringify(raw, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)), encoding: 'json', origin };
+}

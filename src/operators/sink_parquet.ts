@@ -1,0 +1,219 @@
+/**
+ * @module `type: parquet` sink: Hive-partitioned Parquet datasets on local disk.
+ *
+ * Rules:
+ * - Files are written under a hidden staging name (`.<name>.staged`, which
+ *   Parquet readers skip) in preCommit and renamed into place in commit,
+ *   after the checkpoint that lists them is durable. Reopening finishes the
+ *   renames the last checkpoint lists and deletes any other staged file, so
+ *   a crash never leaves a partial or duplicate file visible.
+ * - Append streams: each epoch writes one new file per touched partition,
+ *   `part-<epoch>.parquet`; an epoch ends early once `rollRows` rows wait,
+ *   and at the checkpoint interval otherwise (files roll by size or time).
+ * - Keyed streams (update/complete, e.g. running totals): the dataset holds
+ *   the latest row per key, never a history of updates. Each touched
+ *   partition's single `data.parquet` is rewritten and atomically replaced.
+ *   `partitionBy` must then be key columns, so a key never moves.
+ * - Partition columns live in the directory names (`brand=Dell/`), not in
+ *   the files, as Hive, DuckDB and pyarrow expect.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { SinkDef, Sink, StreamInfo, RunContext } from './operator.js';
+import { fieldOf, Row, Schema } from '../types.js';
+import { toParquet, fromParquet } from './arrow-rows.js';
+import { makeKeyEncoder } from './json-row.js';
+import { dateIn } from '../time.js';
+
+interface Config {
+  type: 'parquet';
+  path: string;
+  partitionBy?: string[];
+  compression?: 'zstd' | 'snappy' | 'none';
+  rollRows?: number;
+}
+
+interface Staged { staged: string; final: string }
+
+const NULL_PART = '__HIVE_DEFAULT_PARTITION__';
+
+export const parquetSink: SinkDef<Config> = {
+  type: 'parquet',
+  doc: 'Writes a Hive-partitioned Parquet dataset (zstd), atomically: appended files for append streams, the latest row per key for keyed streams.',
+  config: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['type', 'path'],
+    properties: {
+      type: { const: 'parquet' },
+      path: { type: 'string', minLength: 1, description: 'Dataset directory (relative to the spec file).' },
+      partitionBy: { type: 'array', items: { type: 'string' }, uniqueItems: true, description: 'Columns forming Hive-style partition directories, e.g. [sale_date].' },
+      compression: { enum: ['zstd', 'snappy', 'none'], description: 'Column compression (default zstd).' },
+      rollRows: { type: 'integer', minimum: 1, description: 'Append streams: end the epoch and write files once this many rows wait (default 500000).' },
+    },
+  },
+  plan(cfg, input, ctx) {
+    for (const [i, c] of (cfg.partitionBy ?? []).entries()) {
+      const f = fieldOf(input.schema, c);
+      if (!f) ctx.error(['partitionBy', i], `unknown column "${c}"; available: ${input.schema.map((x) => x.name).join(', ')}`, 'column.unknown');
+      else if (f.type.kind === 'float') ctx.error(['partitionBy', i], `cannot partition by float column "${c}"`, 'type.mismatch');
+      else if (input.mode !== 'append' && !input.key?.includes(c)) {
+        ctx.error(['partitionBy', i], `a keyed (${input.mode}) stream can be partitioned only by its key columns (${input.key?.join(', ')}), so a row never moves between files`, 'mode.invalid');
+      }
+    }
+    if (cfg.rollRows !== undefined && input.mode !== 'append') ctx.warn(['rollRows'], 'rollRows applies to append streams only', 'option.unused');
+  },
+  create(cfg, input, ctx) {
+    return new ParquetSink(cfg, input, ctx);
+  },
+};
+
+function partValue(v: Row[string], kind: string, zone: string): string {
+  if (v === null || v === undefined) return NULL_PART;
+  const s = kind === 'timestamp' ? dateIn(v as number, zone) : String(v);
+  return s.replace(/[\\/=:*?"<>|%\u0000-\u001f]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'));
+}
+
+function unPartValue(s: string): string | null {
+  return s === NULL_PART ? null : s.replace(/%([0-9A-F]{2})/g, (_m, h) => String.fromCharCode(parseInt(h, 16)));
+}
+
+class ParquetSink implements Sink {
+  private dir: string;
+  private parts: string[];
+  private fileSchema: Schema;
+  private keyed: boolean;
+  private buffer = new Map<string, Row[]>(); // partition dir -> rows (append)
+  private table = new Map<string, Row>(); // key -> latest row (keyed)
+  private touched = new Set<string>();
+  private waiting = 0;
+  private rollRows: number;
+  private key;
+  private kinds: Map<string, string>;
+
+  constructor(private cfg: Config, private input: StreamInfo, private ctx: RunContext) {
+    this.dir = path.resolve(ctx.specDir, cfg.path);
+    this.parts = cfg.partitionBy ?? [];
+    this.fileSchema = input.schema.filter((f) => !this.parts.includes(f.name));
+    this.keyed = input.mode !== 'append';
+    this.rollRows = cfg.rollRows ?? 500_000;
+    this.key = makeKeyEncoder(input.key ?? []);
+    this.kinds = new Map(input.schema.map((f) => [f.name, f.type.kind]));
+  }
+
+  private partDir(r: Row): string {
+    return this.parts.map((c) => `${c}=${partValue(r[c], this.kinds.get(c)!, this.ctx.timeZone)}`).join('/');
+  }
+
+  async open(state: unknown) {
+    fs.mkdirSync(this.dir, { recursive: true });
+    for (const s of (state as Staged[] | undefined) ?? []) {
+      // The checkpoint names these files: finish publishing them (idempotent).
+      if (fs.existsSync(s.staged)) fs.renameSync(s.staged, s.final);
+    }
+    for (const f of walk(this.dir)) {
+      if (path.basename(f).startsWith('.') && f.endsWith('.staged')) fs.rmSync(f, { force: true });
+    }
+    if (this.keyed) this.load();
+  }
+
+  /** Keyed datasets are their own state: read the latest rows back. */
+  private load() {
+    const fields = this.input.schema;
+    for (const f of walk(this.dir)) {
+      if (path.basename(f) !== 'data.parquet') continue;
+      const rel = path.relative(this.dir, path.dirname(f));
+      const partVals: Record<string, string | null> = {};
+      for (const seg of rel ? rel.split(path.sep) : []) {
+        const i = seg.indexOf('=');
+        partVals[seg.slice(0, i)] = unPartValue(seg.slice(i + 1));
+      }
+      for (const r of fromParquet(fs.readFileSync(f), this.fileSchema)) {
+        for (const c of this.parts) {
+          const v = partVals[c];
+          const kind = fields.find((x) => x.name === c)!.type.kind;
+          r[c] = v === null || v === undefined ? null : kind === 'int' || kind === 'decimal' ? Number(v) : kind === 'bool' ? v === 'true' : v;
+        }
+        this.table.set(this.key(r), r);
+      }
+    }
+    this.ctx.log.debug(`parquet ${this.cfg.path}: ${this.table.size} keyed row(s) loaded`);
+  }
+
+  async write(rows: Row[]) {
+    for (const r of rows) {
+      const d = this.partDir(r);
+      if (this.keyed) {
+        this.table.set(this.key(r), r);
+        this.touched.add(d);
+      } else {
+        let b = this.buffer.get(d);
+        if (!b) this.buffer.set(d, (b = []));
+        b.push(r);
+        this.waiting++;
+      }
+    }
+  }
+
+  full() {
+    return this.waiting >= this.rollRows;
+  }
+
+  async preCommit(epoch: number): Promise<Staged[]> {
+    const staged: Staged[] = [];
+    const stage = (partDir: string, name: string, rows: Row[]) => {
+      const dir = path.join(this.dir, partDir);
+      fs.mkdirSync(dir, { recursive: true });
+      const final = path.join(dir, name);
+      const tmp = path.join(dir, `.${name}.${epoch}.staged`);
+      const fd = fs.openSync(tmp, 'w');
+      try {
+        fs.writeSync(fd, toParquet(this.fileSchema, rows, this.cfg.compression));
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      staged.push({ staged: tmp, final });
+    };
+    if (this.keyed) {
+      if (this.touched.size) {
+        const byPart = new Map<string, Row[]>();
+        for (const d of this.touched) byPart.set(d, []);
+        for (const r of this.table.values()) byPart.get(this.partDir(r))?.push(r);
+        for (const [d, rows] of byPart) stage(d, 'data.parquet', rows);
+        this.touched.clear();
+      }
+    } else {
+      for (const [d, rows] of this.buffer) stage(d, `part-${String(epoch).padStart(10, '0')}.parquet`, rows);
+      this.buffer.clear();
+      this.waiting = 0;
+    }
+    return staged;
+  }
+
+  async commit(_epoch: number, state: unknown) {
+    for (const s of state as Staged[]) fs.renameSync(s.staged, s.final);
+    if ((state as Staged[]).length) fsyncDir(this.dir);
+  }
+
+  async close() {}
+}
+
+function* walk(dir: string): Generator<string> {
+  if (!fs.existsSync(dir)) return;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) yield* walk(p);
+    else yield p;
+  }
+}
+
+function fsyncDir(dir: string) {
+  try {
+    const fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+    fs.closeSync(fd);
+  } catch {
+    // Not every filesystem allows fsync on a directory; the rename is still atomic.
+  }
+}

@@ -1,0 +1,49 @@
+/**
+ * @module `assert` step: rows that break a rule go to the dead-letter output
+ * with the rule's message, instead of being silently dropped (as `filter` would).
+ * @example
+ *   - assert: { check: quantity_sold > 0, message: quantity must be positive }
+ */
+import type { StepDef } from './operator.js';
+import { planExpr, compileAtRun } from './expr-config.js';
+import { RecordError } from '../expr/compile.js';
+import { typeName } from '../types.js';
+import { deadRow } from './record-schema.js';
+
+interface Config { check: string; message?: string }
+
+export const assertStep: StepDef<Config> = {
+  key: 'assert',
+  doc: 'Sends rows whose check is not true to the dead-letter output, with a message; other rows pass unchanged.',
+  config: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['check'],
+    properties: {
+      check: { type: 'string', minLength: 1, description: 'Bool expression every valid row satisfies.' },
+      message: { type: 'string', description: 'Reason recorded with a failing row (default: the check itself).' },
+    },
+  },
+  plan(cfg, input, ctx) {
+    const c = planExpr(cfg.check, input.schema, ctx, ['check']);
+    if (c && c.type.kind !== 'bool') ctx.error(['check'], `assert check must be bool, got ${typeName(c.type)}`, 'type.mismatch');
+    return input;
+  },
+  create(cfg, input, _out, ctx) {
+    const fn = compileAtRun(cfg.check, input.schema, ctx).fn;
+    const reason = cfg.message ?? `failed check: ${cfg.check}`;
+    const origin = `${ctx.flow}/assert`;
+    return {
+      process(rows, dead) {
+        const out = [];
+        for (const r of rows) {
+          let ok: unknown;
+          try { ok = fn(r); } catch (e) { if (!(e instanceof RecordError)) throw e; ok = e.message; }
+          if (ok === true) out.push(r);
+          else dead.push(deadRow(r, typeof ok === 'string' ? `${reason} (${ok})` : reason, origin));
+        }
+        return out;
+      },
+    };
+  },
+};

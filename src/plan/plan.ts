@@ -1,0 +1,151 @@
+/**
+ * @module Plan: a loaded spec lowered to typed flows of operators.
+ *
+ * Rules:
+ * - Each operator's planner infers the stream (schema, mode, key, event
+ *   time) on its output edge from its input edge; problems are reported at
+ *   the operator's position in the spec, and planning goes on so that every
+ *   problem is found in one pass.
+ * - Flows connect through topics: a flow whose source reads a topic another
+ *   flow of the same spec writes runs downstream of it. Cycles are errors.
+ * - No database or broker is contacted.
+ */
+import type { LoadedSpec, Path } from '../spec/load.js';
+import type { PlanContext, StreamInfo, SourceDef, StepDef, SinkDef } from '../operators/operator.js';
+import { SOURCES, STEPS, SINKS } from '../operators/registry.js';
+import { isValidZone, parseDuration } from '../time.js';
+import type { Schema } from '../types.js';
+
+export interface SourceNode { type: string; cfg: any; def: SourceDef; out: StreamInfo; path: Path }
+export interface StepNode { key: string; cfg: any; def: StepDef; input: StreamInfo; out: StreamInfo; path: Path }
+export interface SinkNode { type: string; cfg: any; def: SinkDef; input: StreamInfo; path: Path }
+
+export interface FlowPlan {
+  name: string;
+  source: SourceNode;
+  steps: StepNode[];
+  sinks: SinkNode[];
+  /** Explicit dead-letter sink; the runtime supplies a file when absent. */
+  deadLetter?: SinkNode;
+  reads: string[];
+  writes: string[];
+  /** Flows that feed this one through a topic. */
+  upstream: string[];
+}
+
+export interface Plan {
+  pipeline: string;
+  file: string;
+  timeZone: string;
+  checkpointMs: number;
+  connections: Record<string, { type: string; [k: string]: unknown }>;
+  /** In dependency order: upstream flows first. */
+  flows: FlowPlan[];
+}
+
+/** The record schema of dead letters, whichever sink takes them. */
+export const DEAD_LETTER_STREAM: StreamInfo = {
+  mode: 'append',
+  schema: [
+    { name: 'reason', type: { kind: 'string', nullable: false } },
+    { name: 'payload', type: { kind: 'string', nullable: false } },
+    { name: 'encoding', type: { kind: 'string', nullable: false } },
+    { name: 'origin', type: { kind: 'string', nullable: false } },
+    { name: 'pipeline', type: { kind: 'string', nullable: false } },
+    { name: 'flow', type: { kind: 'string', nullable: false } },
+    { name: 'at', type: { kind: 'timestamp', nullable: false } },
+  ] satisfies Schema,
+  key: ['origin'],
+};
+
+export function planSpec(loaded: LoadedSpec): Plan | undefined {
+  const spec = loaded.spec;
+  if (!spec || typeof spec !== 'object') return undefined;
+  const schemaBroken = (prefix: Path) => loaded.invalidPaths.some((p) => prefix.every((seg, i) => p[i] === seg));
+
+  const timeZone = typeof spec.timeZone === 'string' ? spec.timeZone : 'UTC';
+  if (!isValidZone(timeZone)) loaded.problem(['timeZone'], `unknown time zone "${timeZone}" (an IANA name such as UTC or Europe/Berlin)`, 'value.zone');
+  const interval = spec.checkpoint?.interval ?? '5s';
+  const checkpointMs = parseDuration(interval);
+  if (checkpointMs === undefined || checkpointMs <= 0) loaded.problem(['checkpoint', 'interval'], `invalid duration "${interval}" (e.g. 500ms, 5s, 1m)`, 'value.duration');
+
+  const connections = (spec.connections && typeof spec.connections === 'object' ? spec.connections : {}) as Plan['connections'];
+  const ctxAt = (base: Path): PlanContext => ({
+    error: (p, m, code = 'plan', offset) => loaded.problem([...base, ...p], m, code, { offset }),
+    warn: (p, m, code = 'plan') => loaded.problem([...base, ...p], m, code, { severity: 'warning' }),
+    connections,
+    timeZone: isValidZone(timeZone) ? timeZone : 'UTC',
+  });
+
+  const flows: FlowPlan[] = [];
+  for (const [name, flow] of Object.entries<any>(spec.flows ?? {})) {
+    const base: Path = ['flows', name];
+    if (schemaBroken(base) || !flow || typeof flow !== 'object') continue;
+    const sdef = SOURCES[flow.source.type];
+    const spath = [...base, 'source'];
+    let stream = sdef.plan(flow.source, ctxAt(spath));
+    if (!stream) continue;
+    const source: SourceNode = { type: flow.source.type, cfg: flow.source, def: sdef, out: stream, path: spath };
+    const steps: StepNode[] = [];
+    let ok = true;
+    for (const [i, step] of (flow.steps ?? []).entries()) {
+      const key = Object.keys(step)[0];
+      const path = [...base, 'steps', i, key];
+      const def = STEPS[key];
+      const out = def.plan(step[key], stream, ctxAt(path));
+      if (!out) { ok = false; break; }
+      steps.push({ key, cfg: step[key], def, input: stream, out, path });
+      stream = out;
+    }
+    if (!ok) continue;
+    const sinks: SinkNode[] = flow.sinks.map((s: any, i: number) => {
+      const path = [...base, 'sinks', i];
+      const def = SINKS[s.type];
+      def.plan(s, stream!, ctxAt(path));
+      return { type: s.type, cfg: s, def, input: stream!, path };
+    });
+    let deadLetter: SinkNode | undefined;
+    if (flow.deadLetter) {
+      const path = [...base, 'deadLetter'];
+      const def = SINKS[flow.deadLetter.type];
+      def.plan(flow.deadLetter, DEAD_LETTER_STREAM, ctxAt(path));
+      deadLetter = { type: flow.deadLetter.type, cfg: flow.deadLetter, def, input: DEAD_LETTER_STREAM, path };
+    }
+    const writes = [...sinks, ...(deadLetter ? [deadLetter] : [])].flatMap((s) => s.def.writes?.(s.cfg) ?? []);
+    flows.push({ name, source, steps, sinks, deadLetter, reads: sdef.reads?.(flow.source) ?? [], writes, upstream: [] });
+  }
+
+  for (const f of flows) {
+    for (const t of f.reads) {
+      for (const g of flows) if (g.writes.includes(t) && !f.upstream.includes(g.name)) f.upstream.push(g.name);
+    }
+  }
+  const ordered = topoOrder(flows, (cycle) =>
+    loaded.problem(['flows', cycle[0], 'source'], `flows form a cycle through their topics: ${cycle.join(' -> ')}`, 'graph.cycle'));
+
+  if (loaded.problems.some((p) => p.severity === 'error')) return undefined;
+  return { pipeline: spec.pipeline, file: loaded.file, timeZone, checkpointMs: checkpointMs!, connections, flows: ordered };
+}
+
+function topoOrder(flows: FlowPlan[], onCycle: (cycle: string[]) => void): FlowPlan[] {
+  const byName = new Map(flows.map((f) => [f.name, f]));
+  const state = new Map<string, 'visiting' | 'done'>();
+  const out: FlowPlan[] = [];
+  const reported = new Set<string>();
+  const visit = (f: FlowPlan, stack: string[]) => {
+    const s = state.get(f.name);
+    if (s === 'done') return;
+    if (s === 'visiting') {
+      const cycle = [...stack.slice(stack.indexOf(f.name)), f.name];
+      const id = [...new Set(cycle)].sort().join(',');
+      if (!reported.has(id)) { reported.add(id); onCycle(cycle); }
+      return;
+    }
+    state.set(f.name, 'visiting');
+    for (const u of f.upstream) visit(byName.get(u)!, [...stack, f.name]);
+    state.set(f.name, 'done');
+    out.push(f);
+  };
+  for (const f of flows) visit(f, []);
+  return out;
+}

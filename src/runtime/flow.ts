@@ -1,0 +1,166 @@
+/**
+ * @module Running one flow: pull batches, push them through the steps into
+ * the sinks, and cut epochs.
+ *
+ * Rules:
+ * - Backpressure is structural: the next batch is pulled only after the
+ *   sinks have taken the previous one (each sink's `write` is awaited).
+ * - An epoch ends at the checkpoint interval, when a sink is full, and at
+ *   the end of a drain or a graceful stop. Ending one: steps flush (rows
+ *   they held back go through the rest of the flow) -> sinks preCommit ->
+ *   checkpoint written (state + position + staged outputs) -> sinks commit
+ *   -> source commit. The source's position therefore advances only once
+ *   everything downstream has durably taken the rows.
+ * - On start the last checkpoint is restored: operator state, sink state
+ *   (finishing staged outputs) and the source's position.
+ */
+import path from 'node:path';
+import type { FlowPlan, Plan } from '../plan/plan.js';
+import { DEAD_LETTER_STREAM } from '../plan/plan.js';
+import type { DeadLetter, RunContext, Sink, Source, Step } from '../operators/operator.js';
+import type { Row } from '../types.js';
+import { FileSink } from '../operators/sink_file.js';
+import { Checkpoint, readCheckpoint, writeCheckpoint } from './checkpoint.js';
+
+export interface FlowStats {
+  flow: string;
+  recordsIn: number;
+  recordsOut: number;
+  deadLetters: number;
+  epochs: number;
+  lag?: number;
+  startedAt: number;
+}
+
+export interface FlowOptions {
+  stateDir: string;
+  drain: boolean;
+  signal: AbortSignal;
+  upstreamDone: Promise<void>;
+  log: RunContext['log'];
+}
+
+export function checkpointFile(stateDir: string, pipeline: string, flow: string): string {
+  return path.join(stateDir, pipeline, `${flow}.checkpoint.json`);
+}
+
+export function defaultDeadLetterFile(stateDir: string, pipeline: string, flow: string): string {
+  return path.join(stateDir, pipeline, `${flow}.deadletter.jsonl`);
+}
+
+export class FlowRunner {
+  readonly stats: FlowStats;
+  private source!: Source;
+  private steps: Step[] = [];
+  private sinks: Sink[] = [];
+  private dlq!: Sink;
+  private epoch = 1;
+  private cpFile: string;
+  private ctx: RunContext;
+
+  constructor(private plan: Plan, private flow: FlowPlan, private opts: FlowOptions) {
+    this.stats = { flow: flow.name, recordsIn: 0, recordsOut: 0, deadLetters: 0, epochs: 0, startedAt: Date.now() };
+    this.cpFile = checkpointFile(opts.stateDir, plan.pipeline, flow.name);
+    this.ctx = {
+      pipeline: plan.pipeline,
+      flow: flow.name,
+      stateDir: opts.stateDir,
+      specDir: path.dirname(path.resolve(plan.file)),
+      timeZone: plan.timeZone,
+      drain: opts.drain,
+      log: opts.log.child(flow.name),
+      signal: opts.signal,
+      connections: plan.connections,
+      upstreamDone: opts.upstreamDone,
+      epoch: () => this.epoch,
+    };
+  }
+
+  async run(): Promise<FlowStats> {
+    const { flow, ctx } = this;
+    const cp = readCheckpoint(this.cpFile);
+    if (cp) {
+      this.epoch = cp.epoch + 1;
+      ctx.log.info(`resuming from checkpoint of epoch ${cp.epoch} (${cp.at})`);
+    }
+    this.steps = flow.steps.map((s) => s.def.create(s.cfg, s.input, s.out, ctx));
+    this.steps.forEach((s, i) => cp && s.restore?.(cp.steps[i]));
+    this.sinks = flow.sinks.map((s) => s.def.create(s.cfg, s.input, ctx));
+    this.dlq = flow.deadLetter
+      ? flow.deadLetter.def.create(flow.deadLetter.cfg, DEAD_LETTER_STREAM, ctx)
+      : new FileSink(defaultDeadLetterFile(this.opts.stateDir, this.plan.pipeline, flow.name), DEAD_LETTER_STREAM);
+    this.source = flow.source.def.create(flow.source.cfg, flow.source.out, ctx);
+    try {
+      await Promise.all(this.sinks.map((s, i) => s.open(cp?.sinks[i])));
+      await this.dlq.open(cp?.deadLetter);
+      await this.source.open(cp?.source);
+      await this.loop();
+    } finally {
+      await Promise.allSettled([this.source.close(), ...this.sinks.map((s) => s.close()), this.dlq.close()]);
+    }
+    return this.stats;
+  }
+
+  private async loop() {
+    let epochStart = Date.now();
+    let dirty = false;
+    for (;;) {
+      const batch = await this.source.next();
+      if (batch === null) break;
+      this.stats.recordsIn += batch.rows.length + batch.dead.length;
+      this.stats.lag = this.source.lag?.();
+      if (batch.rows.length || batch.dead.length) {
+        dirty = true;
+        await this.push(batch.rows, 0, batch.dead);
+      }
+      if (Date.now() - epochStart >= this.plan.checkpointMs || this.sinks.some((s) => s.full?.())) {
+        if (dirty) await this.endEpoch();
+        dirty = false;
+        epochStart = Date.now();
+      }
+    }
+    if (dirty) await this.endEpoch();
+  }
+
+  /** Runs rows through steps[from..] into the sinks; dead letters go to the dead-letter sink. */
+  private async push(rows: Row[], from: number, dead: DeadLetter[]) {
+    for (let i = from; i < this.steps.length && rows.length; i++) rows = this.steps[i].process(rows, dead);
+    if (rows.length) {
+      this.stats.recordsOut += rows.length;
+      await Promise.all(this.sinks.map((s) => s.write(rows)));
+    }
+    if (dead.length) {
+      this.stats.deadLetters += dead.length;
+      const at = Date.now();
+      await this.dlq.write(dead.map((d) => ({ ...d, pipeline: this.plan.pipeline, flow: this.flow.name, at })));
+      dead.length = 0;
+    }
+  }
+
+  private async endEpoch() {
+    const epoch = this.epoch;
+    for (let i = 0; i < this.steps.length; i++) {
+      const held = this.steps[i].flush?.();
+      if (held?.length) await this.push(held, i + 1, []);
+    }
+    const sinkStates = await Promise.all(this.sinks.map((s) => s.preCommit(epoch)));
+    const dlqState = await this.dlq.preCommit(epoch);
+    const position = this.source.position();
+    const cp: Checkpoint = {
+      version: 1,
+      epoch,
+      source: position,
+      steps: this.steps.map((s) => s.snapshot?.() ?? null),
+      sinks: sinkStates,
+      deadLetter: dlqState,
+      at: new Date().toISOString(),
+    };
+    writeCheckpoint(this.cpFile, cp);
+    await Promise.all(this.sinks.map((s, i) => s.commit(epoch, sinkStates[i])));
+    await this.dlq.commit(epoch, dlqState);
+    await this.source.commit(position);
+    this.stats.epochs++;
+    this.epoch++;
+    this.ctx.log.debug(`epoch ${epoch} committed`);
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * @module Progress: an ora spinner on a terminal, plain log lines otherwise.
+ *
+ * Rules: a TTY not under CI gets one live line (records in, records/s, lag,
+ * dead letters per flow); anywhere else, a log line every 10 s. Both end
+ * with a summary line per flow.
+ */
+import ora, { Ora } from 'ora';
+import type { FlowStats } from './flow.js';
+import type { Logger } from './log.js';
+
+const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+export class Progress {
+  private spinner: Ora | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private last = new Map<string, { at: number; n: number }>();
+
+  constructor(private flows: FlowStats[], private log: Logger, private enabled: boolean) {}
+
+  private line(): string {
+    const now = Date.now();
+    return this.flows.map((f) => {
+      const prev = this.last.get(f.flow) ?? { at: f.startedAt, n: 0 };
+      const rate = ((f.recordsIn - prev.n) * 1000) / Math.max(1, now - prev.at);
+      this.last.set(f.flow, { at: now, n: f.recordsIn });
+      return `${f.flow}: ${fmt(f.recordsIn)} in, ${fmt(rate)}/s${f.lag !== undefined ? `, lag ${fmt(f.lag)}` : ''}${f.deadLetters ? `, ${fmt(f.deadLetters)} dead` : ''}`;
+    }).join(' | ');
+  }
+
+  start() {
+    if (!this.enabled) return;
+    const tty = process.stderr.isTTY && !process.env.CI;
+    if (tty) {
+      this.spinner = ora({ text: 'starting', stream: process.stderr }).start();
+      this.timer = setInterval(() => { if (this.spinner) this.spinner.text = this.line(); }, 500);
+    } else {
+      this.timer = setInterval(() => this.log.info(this.line()), 10_000);
+    }
+    this.timer.unref();
+  }
+
+  stop() {
+    if (this.timer) clearInterval(this.timer);
+    this.spinner?.stop();
+    this.spinner = null;
+    if (!this.enabled) return;
+    for (const f of this.flows) {
+      const secs = (Date.now() - f.startedAt) / 1000;
+      this.log.info(`${f.flow}: ${fmt(f.recordsIn)} records in, ${fmt(f.recordsOut)} out, ${fmt(f.deadLetters)} dead letters, ${f.epochs} epoch(s) in ${secs.toFixed(1)} s (${fmt(f.recordsIn / Math.max(secs, 0.001))}/s)`);
+    }
+  }
+}
