@@ -39,6 +39,7 @@ export const connectionsConfig: JsonSchema = {
             type: true,
             brokers: { type: 'string', description: 'Comma-separated host:port list, e.g. 127.0.0.1:9092.' },
             clientId: { type: 'string', description: 'Client id reported to the brokers (default salespipe).' },
+            topicPrefix: { type: 'string', pattern: '^[A-Za-z0-9._-]*$', description: 'Prepended to every topic and consumer group on this connection, e.g. to keep environments apart on one cluster (default none).' },
           },
           required: ['brokers'],
           additionalProperties: false,
@@ -145,8 +146,19 @@ export function kafkaClient(conn: { brokers: string; clientId?: string }, log: L
   });
 }
 
-export function connection(ctx: RunContext, name: string) {
+export interface ConnectionConfig { type: string; url?: string; brokers?: string; clientId?: string; topicPrefix?: string; pool?: number }
+
+export function connection(ctx: Pick<RunContext, 'connections'>, name: string): ConnectionConfig {
   const c = ctx.connections[name];
   if (!c) throw new Error(`unknown connection ${name}`);
-  return c as { type: string; url?: string; brokers?: string; clientId?: string; pool?: number };
+  return c as ConnectionConfig;
+}
+
+/** The topic's name on the cluster (with the connection's prefix). */
+export const topicName = (conn: ConnectionConfig, topic: string) => `${conn.topicPrefix ?? ''}${topic}`;
+
+/** Identifies a topic across connections, for ordering connected flows. */
+export function topicId(connections: Record<string, { type: string }>, name: string, topic: string): string[] {
+  const c = connections[name] as ConnectionConfig | undefined;
+  return c ? [`${c.brokers}|${topicName(c, topic)}`] : [];
 }

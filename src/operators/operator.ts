@@ -108,7 +108,7 @@ export interface SourceDef<C = any> {
   config: JsonSchema;
   plan(cfg: C, ctx: PlanContext): StreamInfo | undefined;
   /** Names of topics this source reads (to order connected flows). */
-  reads?(cfg: C): string[];
+  reads?(cfg: C, connections: PlanContext['connections']): string[];
   create(cfg: C, out: StreamInfo, ctx: RunContext): Source;
 }
 
@@ -125,7 +125,7 @@ export interface SinkDef<C = any> {
   doc: string;
   config: JsonSchema;
   plan(cfg: C, input: StreamInfo, ctx: PlanContext): void;
-  writes?(cfg: C): string[];
+  writes?(cfg: C, connections: PlanContext['connections']): string[];
   create(cfg: C, input: StreamInfo, ctx: RunContext): Sink;
 }
 

@@ -15,7 +15,7 @@
 import kafkajs from 'kafkajs';
 import type { SinkDef, Sink, StreamInfo, RunContext } from './operator.js';
 import { connectionField } from './operator.js';
-import { checkConnection, connection, kafkaClient, withRetry } from './connections.js';
+import { checkConnection, connection, kafkaClient, withRetry, topicId, topicName } from './connections.js';
 import { makeJsonEncoder, makeKeyEncoder } from './json-row.js';
 import { fieldOf } from '../types.js';
 
@@ -62,7 +62,7 @@ export const kafkaSink: SinkDef<Config> = {
       if (!fieldOf(input.schema, k)) ctx.error(Array.isArray(cfg.key) ? ['key', i] : ['key'], `unknown key column "${k}"; available: ${input.schema.map((f) => f.name).join(', ')}`, 'column.unknown');
     });
   },
-  writes: (cfg) => [cfg.topic],
+  writes: (cfg, conns) => topicId(conns, cfg.connection, cfg.topic),
   create(cfg, input, ctx) {
     return new KafkaSink(cfg, input, ctx);
   },
@@ -76,13 +76,15 @@ class KafkaSink implements Sink {
   private inflight: Promise<unknown> = Promise.resolve();
   private batchSize: number;
   private log;
+  private topic: string;
 
   constructor(private cfg: Config, private input: StreamInfo, private ctx: RunContext) {
     this.encode = makeJsonEncoder(input.schema);
     const keys = cfg.key === undefined ? input.key ?? [] : Array.isArray(cfg.key) ? cfg.key : [cfg.key];
     this.key = keys.length ? makeKeyEncoder(keys) : null;
     this.batchSize = cfg.batchSize ?? 2000;
-    this.log = ctx.log.child(`kafka:${cfg.topic}`);
+    this.topic = topicName(connection(ctx, cfg.connection), cfg.topic);
+    this.log = ctx.log.child(`kafka:${this.topic}`);
   }
 
   async open() {
@@ -96,18 +98,22 @@ class KafkaSink implements Sink {
         const created = await admin.createTopics({
           waitForLeaders: true,
           topics: [{
-            topic: this.cfg.topic,
+            topic: this.topic,
             numPartitions: this.cfg.partitions ?? 1,
             replicationFactor: this.cfg.replicationFactor ?? 1,
             configEntries: compact ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
           }],
         });
-        if (created) this.log.info(`created topic ${this.cfg.topic} (${this.cfg.partitions ?? 1} partition(s)${compact ? ', compacted' : ''})`);
+        if (created) this.log.info(`created topic ${this.topic} (${this.cfg.partitions ?? 1} partition(s)${compact ? ', compacted' : ''})`);
       } finally {
         await admin.disconnect();
       }
     }
-    this.producer = kafka.producer({ idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false });
+    // Idempotence holds only if the producer never gives up on a batch: retry (with backoff) until the broker is back.
+    this.producer = kafka.producer({
+      idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false,
+      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
+    });
     await withRetry('connecting producer', this.log, this.ctx.signal, () => this.producer.connect());
   }
 
@@ -123,7 +129,7 @@ class KafkaSink implements Sink {
     const messages = this.pending;
     this.pending = [];
     this.inflight = this.producer.send({
-      topic: this.cfg.topic,
+      topic: this.topic,
       acks: -1,
       compression: this.cfg.compression === 'gzip' ? kafkajs.CompressionTypes.GZIP : kafkajs.CompressionTypes.None,
       messages,

@@ -18,7 +18,7 @@ import kafkajs from 'kafkajs';
 import type { SourceDef, Source, SourceBatch, StreamInfo, RunContext, DeadLetter } from './operator.js';
 import { connectionField } from './operator.js';
 import { schemaConfig, planSchema, makeDecoder } from './record-schema.js';
-import { checkConnection, connection, kafkaClient, withRetry } from './connections.js';
+import { checkConnection, connection, kafkaClient, withRetry, topicId, topicName, sleep } from './connections.js';
 import { fieldOf } from '../types.js';
 
 interface Config {
@@ -64,7 +64,7 @@ export const kafkaSource: SourceDef<Config> = {
     }
     return { schema, mode: 'append', eventTime: cfg.eventTime };
   },
-  reads: (cfg) => [cfg.topic],
+  reads: (cfg, conns) => topicId(conns, cfg.connection, cfg.topic),
   create(cfg, out, ctx) {
     return new KafkaSource(cfg, out, ctx);
   },
@@ -89,12 +89,16 @@ class KafkaSource implements Source {
   private log;
   private endKnown: Promise<void> = Promise.resolve();
   private reseeked = new Set<string>();
+  private topic: string;
+  private absent = false;
 
   constructor(private cfg: Config, out: StreamInfo, private ctx: RunContext) {
     this.decode = makeDecoder(out.schema, { timeZone: ctx.timeZone, maxStringLength: cfg.maxStringLength });
     this.maxBytes = cfg.maxMessageBytes ?? 1_048_576;
-    this.group = cfg.group ?? `salespipe.${ctx.pipeline}.${ctx.flow}`;
-    this.log = ctx.log.child(`kafka:${cfg.topic}`);
+    const conn = connection(ctx, cfg.connection);
+    this.topic = topicName(conn, cfg.topic);
+    this.group = `${conn.topicPrefix ?? ''}${cfg.group ?? `salespipe.${ctx.pipeline}.${ctx.flow}`}`;
+    this.log = ctx.log.child(`kafka:${this.topic}`);
   }
 
   async open(position: unknown) {
@@ -103,12 +107,12 @@ class KafkaSource implements Source {
     const admin = this.kafka.admin();
     await withRetry('connecting to Kafka', this.log, this.ctx.signal, () => admin.connect());
     try {
-      const topics = await admin.listTopics();
-      if (!topics.includes(this.cfg.topic)) {
-        // Created here with defaults so the group can be assigned; producers usually create it first.
-        await admin.createTopics({ topics: [{ topic: this.cfg.topic }], waitForLeaders: true }).catch(() => undefined);
+      if (!(await this.waitForTopic(admin))) {
+        this.absent = true;
+        this.log.info(`topic ${this.topic} does not exist and nothing upstream created it: nothing to drain`);
+        return;
       }
-      const offs = await admin.fetchTopicOffsets(this.cfg.topic);
+      const offs = await admin.fetchTopicOffsets(this.topic);
       const saved = (position as { offsets?: Offsets } | undefined)?.offsets;
       for (const o of offs) {
         const p = String(o.partition);
@@ -120,29 +124,50 @@ class KafkaSource implements Source {
     }
     if (this.ctx.drain) this.endKnown = this.ctx.upstreamDone.then(() => this.snapshotEnd());
 
-    this.consumer = this.kafka.consumer({ groupId: this.group, maxBytesPerPartition: 4 << 20, maxBytes: 16 << 20, sessionTimeout: 30_000 });
+    this.consumer = this.kafka.consumer({ groupId: this.group, maxBytesPerPartition: 4 << 20, maxBytes: 16 << 20, sessionTimeout: 30_000, maxWaitTimeInMs: 500 });
     await withRetry('joining consumer group', this.log, this.ctx.signal, () => this.consumer.connect());
-    await this.consumer.subscribe({ topic: this.cfg.topic, fromBeginning: true });
+    await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
     await this.consumer.run({
       autoCommit: false,
       eachBatchAutoResolve: false,
       partitionsConsumedConcurrently: 1,
       eachBatch: (payload) => this.onBatch(payload),
     });
-    for (const [p, off] of Object.entries(this.next_)) this.consumer.seek({ topic: this.cfg.topic, partition: Number(p), offset: off });
+    for (const [p, off] of Object.entries(this.next_)) this.consumer.seek({ topic: this.topic, partition: Number(p), offset: off });
     this.consumer.on(this.consumer.events.CRASH, (e) => {
       this.failed = new Error(`Kafka consumer crashed: ${e.payload.error?.message}`);
       this.wake?.();
     });
   }
 
+  /** Waits for the topic to exist (an upstream flow or producer creates it); false if a drain finds none. */
+  private async waitForTopic(admin: kafkajs.Admin): Promise<boolean> {
+    let logged = false;
+    for (;;) {
+      if ((await admin.listTopics()).includes(this.topic)) {
+        // A new topic's partitions may still be electing leaders; fetchTopicOffsets needs them.
+        await withRetry(`reading offsets of ${this.topic}`, this.log, this.ctx.signal, () => admin.fetchTopicOffsets(this.topic));
+        return true;
+      }
+      if (this.ctx.drain) {
+        await this.ctx.upstreamDone;
+        if ((await admin.listTopics()).includes(this.topic)) continue;
+        return false;
+      }
+      if (this.ctx.signal.aborted) return false;
+      if (!logged) this.log.info(`waiting for topic ${this.topic} to be created`);
+      logged = true;
+      await sleep(2000, this.ctx.signal);
+    }
+  }
+
   private async snapshotEnd() {
     const admin = this.kafka.admin();
     await withRetry('reading end offsets', this.log, this.ctx.signal, () => admin.connect());
     try {
-      const offs = await admin.fetchTopicOffsets(this.cfg.topic);
+      const offs = await admin.fetchTopicOffsets(this.topic);
       this.end = Object.fromEntries(offs.map((o) => [String(o.partition), o.high]));
-      this.log.info(`drain: reading ${this.cfg.topic} up to offsets ${JSON.stringify(this.end)}`);
+      this.log.info(`drain: reading ${this.topic} up to offsets ${JSON.stringify(this.end)}`);
     } finally {
       await admin.disconnect();
     }
@@ -179,7 +204,7 @@ class KafkaSource implements Source {
   }
 
   private decodeMessage(m: kafkajs.KafkaMessage, p: string, out: SourceBatch) {
-    const origin = `${this.cfg.topic}/${p}@${m.offset}`;
+    const origin = `${this.topic}/${p}@${m.offset}`;
     const v = m.value;
     if (!v || v.length === 0) return void out.dead.push({ reason: 'empty message', payload: '', encoding: 'utf8', origin });
     if (v.length > this.maxBytes) return void out.dead.push({ reason: `message of ${v.length} bytes exceeds maxMessageBytes ${this.maxBytes}`, payload: v.subarray(0, 1024).toString('base64'), encoding: 'base64', origin });
@@ -206,6 +231,7 @@ class KafkaSource implements Source {
   }
 
   async next(): Promise<SourceBatch | null> {
+    if (this.absent) return null;
     for (;;) {
       if (this.failed) throw this.failed;
       const h = this.queue.shift();
@@ -236,9 +262,10 @@ class KafkaSource implements Source {
   }
 
   async commit(position: unknown) {
+    if (this.absent) return;
     const offsets = (position as { offsets: Offsets }).offsets;
     await this.consumer
-      .commitOffsets(Object.entries(offsets).map(([p, offset]) => ({ topic: this.cfg.topic, partition: Number(p), offset })))
+      .commitOffsets(Object.entries(offsets).map(([p, offset]) => ({ topic: this.topic, partition: Number(p), offset })))
       .catch((e) => this.log.debug(`group offset commit skipped: ${e.message}`));
   }
 

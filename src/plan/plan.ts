@@ -111,8 +111,8 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
       def.plan(flow.deadLetter, DEAD_LETTER_STREAM, ctxAt(path));
       deadLetter = { type: flow.deadLetter.type, cfg: flow.deadLetter, def, input: DEAD_LETTER_STREAM, path };
     }
-    const writes = [...sinks, ...(deadLetter ? [deadLetter] : [])].flatMap((s) => s.def.writes?.(s.cfg) ?? []);
-    flows.push({ name, source, steps, sinks, deadLetter, reads: sdef.reads?.(flow.source) ?? [], writes, upstream: [] });
+    const writes = [...sinks, ...(deadLetter ? [deadLetter] : [])].flatMap((s) => s.def.writes?.(s.cfg, connections) ?? []);
+    flows.push({ name, source, steps, sinks, deadLetter, reads: sdef.reads?.(flow.source, connections) ?? [], writes, upstream: [] });
   }
 
   for (const f of flows) {
