@@ -18,6 +18,7 @@ import { createLogger, Logger, redact } from './runtime/log.js';
 import { generate } from './gen/generate.js';
 import { parseTimestamp } from './time.js';
 import { runDemo } from './demo.js';
+import { pipelineSchema } from './spec/schema.js';
 
 export interface IO {
   stdout: (s: string) => void;
@@ -105,6 +106,11 @@ SALESPIPE_LOG_LEVEL (debug|info|warn|error).`);
       if (!plan) { code = 2; return; }
       io.stdout(explainText(plan) + '\n');
     });
+
+  program
+    .command('schema')
+    .description('print the JSON Schema of pipeline specs (the one in schemas/pipeline.schema.json)')
+    .action(() => io.stdout(JSON.stringify(pipelineSchema(), null, 2) + '\n'));
 
   program
     .command('run')

@@ -232,10 +232,22 @@ function compileCall(n: Extract<Node, { t: 'call' }>, schema: Schema, opts: Comp
     }
     case 'coalesce': {
       if (args.length < 2) throw new ExprError('coalesce() takes at least 2 arguments', n.pos);
-      const k = args[0].type.kind;
-      args.forEach((a, i) => { if (a.type.kind !== k && n.args[i].t !== 'null') throw new ExprError(`coalesce() arguments must share a type: ${typeName(args[0].type)} vs ${typeName(a.type)}`, n.args[i].pos); });
-      const fs = args.map((a) => a.fn);
-      return { type: { ...args[0].type, nullable: args.every((a) => a.type.nullable) }, fn: (r) => { for (const f of fs) { const v = f(r); if (v !== null) return v; } return null; } };
+      const typed = args.filter((_a, i) => n.args[i].t !== 'null');
+      const nullable = args[args.length - 1].type.nullable;
+      let type: ColumnType = { ...typed[0].type, nullable };
+      let fs = args.map((a) => a.fn);
+      if (typed.every((a) => isNumeric(a.type))) {
+        // Numbers meet at a common type: float if any is, else decimal at the widest scale.
+        if (typed.some((a) => a.type.kind === 'float')) { type = T('float', nullable); fs = args.map((a) => asFloat(a.type, a.fn)); }
+        else if (typed.some((a) => a.type.kind === 'decimal')) {
+          const s = Math.max(...typed.map((a) => (a.type.kind === 'decimal' ? a.type.scale ?? 0 : 0)));
+          type = T('decimal', nullable, s);
+          fs = args.map((a) => toScale(a.type, a.fn, s));
+        }
+      } else {
+        args.forEach((a, i) => { if (a.type.kind !== type.kind && n.args[i].t !== 'null') throw new ExprError(`coalesce() arguments must share a type: ${typeName(typed[0].type)} vs ${typeName(a.type)}`, n.args[i].pos); });
+      }
+      return { type, fn: (r) => { for (const f of fs) { const v = f(r); if (v !== null) return v; } return null; } };
     }
   }
   throw new ExprError(`unknown function ${n.name}(); known: lower, upper, length, abs, date, hour, coalesce`, n.pos);

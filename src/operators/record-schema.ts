@@ -33,19 +33,19 @@ export const MAX_STRING = 4096;
 type FieldDecoder = (v: unknown) => unknown; // returns value, or a Fail
 class Fail { constructor(readonly msg: string) {} }
 
-function fieldDecoder(t: ColumnType, zone: string, maxLen: number): FieldDecoder {
+function fieldDecoder(t: ColumnType, zone: string, maxLen: number, numericText: boolean): FieldDecoder {
   switch (t.kind) {
     case 'int':
       return (v) => {
         if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
         if (typeof v === 'bigint' && v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER)) return Number(v);
-        if (typeof v === 'string' && /^-?\d{1,15}$/.test(v)) return Number(v); // drivers return BIGINT as text
+        if (numericText && typeof v === 'string' && /^-?\d{1,15}$/.test(v)) return Number(v);
         return new Fail(typeof v === 'number' ? (Number.isInteger(v) ? `${v} is outside the exact integer range` : `${v} is not an integer`) : `expected int, got ${describe(v)}`);
       };
     case 'float':
       return (v) => {
         if (typeof v === 'number' && Number.isFinite(v)) return v;
-        if (typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v);
+        if (numericText && typeof v === 'string' && v.trim() !== '' && Number.isFinite(Number(v))) return Number(v);
         return new Fail(`expected float, got ${describe(v)}`);
       };
     case 'decimal': {
@@ -66,7 +66,7 @@ function fieldDecoder(t: ColumnType, zone: string, maxLen: number): FieldDecoder
         return v;
       };
     case 'bool':
-      return (v) => (typeof v === 'boolean' ? v : v === 0 || v === 1 ? v === 1 : new Fail(`expected bool, got ${describe(v)}`));
+      return (v) => (typeof v === 'boolean' ? v : numericText && (v === 0 || v === 1) ? v === 1 : new Fail(`expected bool, got ${describe(v)}`));
     case 'timestamp':
       return (v) => {
         const r = parseTimestamp(v, zone);
@@ -77,6 +77,8 @@ function fieldDecoder(t: ColumnType, zone: string, maxLen: number): FieldDecoder
 
 export interface DecodeOptions {
   timeZone: string;
+  /** Database drivers return BIGINT and DECIMAL as text: accept numeric text for numbers. JSON payloads must not. */
+  numericText?: boolean;
   maxStringLength?: number;
 }
 
@@ -87,7 +89,7 @@ export interface DecodeOptions {
  */
 export function makeDecoder(schema: Schema, opts: DecodeOptions): (obj: unknown) => Row | string {
   const names = schema.map((f) => f.name);
-  const decs = schema.map((f) => fieldDecoder(f.type, opts.timeZone, opts.maxStringLength ?? MAX_STRING));
+  const decs = schema.map((f) => fieldDecoder(f.type, opts.timeZone, opts.maxStringLength ?? MAX_STRING, opts.numericText ?? false));
   const nullable = schema.map((f) => f.type.nullable);
   const n = names.length;
   return (obj) => {

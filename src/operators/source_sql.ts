@@ -99,7 +99,7 @@ class SqlSource implements Source {
   private log;
 
   constructor(private cfg: Config, private out: StreamInfo, private ctx: RunContext) {
-    this.decode = makeDecoder(out.schema, { timeZone: ctx.timeZone });
+    this.decode = makeDecoder(out.schema, { timeZone: ctx.timeZone, numericText: true });
     this.batchSize = cfg.batchSize ?? 5000;
     this.pollMs = parseDuration(cfg.pollInterval ?? '1s')!;
     this.gapMs = parseDuration(cfg.gapTimeout ?? '60s')!;

@@ -35,7 +35,7 @@ export interface LoadedSpec {
 let validator: ValidateFunction | undefined;
 function validate() {
   if (!validator) {
-    const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true });
+    const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, verbose: true });
     validator = ajv.compile(pipelineSchema());
   }
   return validator;

@@ -1,0 +1,118 @@
+/**
+ * Test support: spawning the real CLI, temp dirs, and the independent
+ * readers used as oracles (kcat for Kafka, pyarrow for Parquet).
+ */
+import { spawn, spawnSync, ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { TestContext } from 'node:test';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const BIN = path.join(ROOT, 'bin/salespipe.js');
+
+export function tmpDir(prefix = 'salespipe-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+export const uniq = () => `t${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+
+export interface Result { code: number | null; stdout: string; stderr: string }
+
+/** Runs the salespipe binary to completion. */
+export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<Result> {
+  const child = startCli(args, env, cwd);
+  return finished(child);
+}
+
+export function startCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): ChildProcess & { out: { stdout: string; stderr: string } } {
+  const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, SALESPIPE_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const out = { stdout: '', stderr: '' };
+  child.stdout!.on('data', (d) => (out.stdout += d));
+  child.stderr!.on('data', (d) => (out.stderr += d));
+  return Object.assign(child, { out });
+}
+
+export function finished(child: ChildProcess & { out?: { stdout: string; stderr: string } }): Promise<Result> {
+  return new Promise((resolve) => {
+    const done = (code: number | null) => resolve({ code, stdout: child.out?.stdout ?? '', stderr: child.out?.stderr ?? '' });
+    if (child.exitCode !== null) return done(child.exitCode);
+    child.on('exit', (code) => setImmediate(() => done(code)));
+  });
+}
+
+/** Waits until `pred` holds (polling), or fails after `ms`. */
+export async function until(pred: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    if (await pred()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+}
+
+/** Reads Parquet with pyarrow (an independent reader); decimals come back as exact strings. */
+export function readParquet(dir: string): Record<string, unknown>[] {
+  const script = `
+import json, sys, decimal, datetime
+import pyarrow.dataset as ds
+t = ds.dataset(sys.argv[1], format='parquet', partitioning='hive').to_table()
+def conv(v):
+    if isinstance(v, decimal.Decimal): return str(v)
+    if isinstance(v, datetime.datetime): return v.isoformat()
+    return v
+print(json.dumps([{k: conv(v) for k, v in r.items()} for r in t.to_pylist()]))
+`;
+  const r = spawnSync('python3', ['-c', script, dir], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  if (r.status !== 0) throw new Error(`pyarrow could not read ${dir}: ${r.stderr}`);
+  return JSON.parse(r.stdout);
+}
+
+/** Every message of a topic, read by kcat (an independent client), read_committed. */
+export function readTopic(topic: string, brokers = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092'): { key: string; value: string }[] {
+  const r = spawnSync('kcat', ['-b', brokers, '-C', '-t', topic, '-e', '-q', '-X', 'isolation.level=read_committed', '-f', '%k\\t%s\\n'], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  if (r.status !== 0) throw new Error(`kcat could not read ${topic}: ${r.stderr}`);
+  return r.stdout.split('\n').filter(Boolean).map((l) => {
+    const i = l.indexOf('\t');
+    return { key: l.slice(0, i), value: l.slice(i + 1) };
+  });
+}
+
+/** Latest value per key, as a compacted topic's consumer sees it. */
+export function latestByKey(msgs: { key: string; value: string }[]): Map<string, string> {
+  const m = new Map<string, string>();
+  for (const x of msgs) m.set(x.key, x.value);
+  return m;
+}
+
+/** Parses JSON keeping every number's exact text (for money). */
+export function parseExact(text: string): Record<string, string | null> {
+  const quoted = text.replace(/([:\[,]\s*)(-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)(?=\s*[,}\]])/g, '$1"$2"');
+  return JSON.parse(quoted);
+}
+
+const CI = process.env.CI === 'true' || process.env.CI === '1';
+
+/**
+ * Integration tests need real services. Under CI a missing one is a failure;
+ * elsewhere the test is skipped with the command that starts them.
+ */
+export async function needServices(t: TestContext, check: () => Promise<void>): Promise<boolean> {
+  try {
+    await check();
+    return true;
+  } catch (e) {
+    const msg = `services not reachable (${(e as Error).message}); start them with: npm run services:up`;
+    if (CI) throw new Error(msg);
+    t.skip(msg);
+    return false;
+  }
+}
+
+/** Money as exact text, with two decimals: 100000 -> "100000.00". */
+export const money = (v: string | number) => {
+  const s = String(v);
+  const [i, f = ''] = s.split('.');
+  return `${i}.${f.padEnd(2, '0')}`;
+};

@@ -1,0 +1,157 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { cli } from '../../src/cli.js';
+import { pipelineSchema } from '../../src/spec/schema.js';
+import { ROOT, tmpDir } from '../support/helpers.js';
+
+async function call(args: string[], env: NodeJS.ProcessEnv = {}) {
+  let stdout = '', stderr = '';
+  const code = await cli(args, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), env });
+  return { code, stdout, stderr };
+}
+
+const BASE = `pipeline: t
+connections:
+  db: { type: sql, url: "sqlite:x.db" }
+flows:
+  main:
+    source:
+      type: sql
+      connection: db
+      table: product_sales
+      cursor: transaction_id
+      schema:
+        transaction_id: int
+        product_name: string
+        quantity_sold: int
+        price_per_unit: decimal(12,2)
+    steps:
+      - aggregate:
+          groupBy: [product_name]
+          compute:
+            revenue: sum(quantity_sold * price_per_unit)
+    sinks:
+      - type: console
+`;
+
+function specFile(text: string): string {
+  const f = path.join(tmpDir(), 'spec.yaml');
+  fs.writeFileSync(f, text);
+  return f;
+}
+
+/** Validates `text` and returns the `line:col: message` parts. */
+async function problems(text: string, env: NodeJS.ProcessEnv = {}) {
+  const f = specFile(text);
+  const r = await call(['validate', f], env);
+  const lines = r.stderr.split('\n').filter(Boolean).map((l) => l.slice(f.length + 1));
+  return { ...r, lines };
+}
+
+test('a valid spec validates with exit 0', async () => {
+  const r = await problems(BASE);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.lines, []);
+});
+
+test('unknown keys are reported at the key, with a suggestion', async () => {
+  const r = await problems(BASE.replace('groupBy:', 'grupBy:').replace('    sinks:', '    sinkz: []\n    sinks:'));
+  assert.equal(r.code, 2);
+  assert.ok(r.lines.some((l) => /^18:11: .*unknown key "grupBy" \(did you mean "groupBy"\?\)/.test(l)), r.lines.join('\n'));
+  assert.ok(r.lines.some((l) => /^21:5: .*unknown key "sinkz" \(did you mean "sinks"\?\)/.test(l)), r.lines.join('\n'));
+  assert.ok(!r.stderr.includes('    at '), 'no stack trace');
+});
+
+test('every problem is reported, sorted, with positions', async () => {
+  const text = BASE
+    .replace('sum(quantity_sold * price_per_unit)', 'sum(product_name)')
+    .replace('groupBy: [product_name]', 'groupBy: [product]')
+    .replace('connection: db', 'connection: nodb');
+  const r = await problems(text);
+  assert.equal(r.code, 2);
+  assert.deepEqual(r.lines.map((l) => l.replace(/ \[.*\]$/, '')), [
+    '8:19: unknown connection "nodb"; defined: db',
+    '18:21: unknown column "product"; available: transaction_id, product_name, quantity_sold, price_per_unit',
+    '20:26: sum() needs a number, got string',
+  ]);
+});
+
+test('expression errors point inside the expression', async () => {
+  const r = await problems(BASE.replace('sum(quantity_sold * price_per_unit)', 'sum(quantity_sold * price)'));
+  assert.equal(r.code, 2);
+  assert.match(r.lines[0], /^20:42: unknown column "price"/);
+});
+
+test('unset variables are named; defaults and numbers interpolate', async () => {
+  const r = await problems(BASE.replace('"sqlite:x.db"', '"${NO_SUCH_VAR}"'));
+  assert.equal(r.code, 2);
+  assert.match(r.lines[0], /^3:26: environment variable NO_SUCH_VAR is not set/);
+  const ok = await problems(BASE.replace('"sqlite:x.db"', '"${NO_SUCH_VAR:-sqlite:y.db}"').replace('cursor: transaction_id', 'cursor: transaction_id\n      batchSize: ${BATCH}'), { BATCH: '250' });
+  assert.equal(ok.code, 0, ok.stderr);
+});
+
+test('append on a running aggregate is refused', async () => {
+  const r = await problems(BASE.replace('revenue: sum(quantity_sold * price_per_unit)', 'revenue: sum(quantity_sold * price_per_unit)\n          mode: append'));
+  assert.equal(r.code, 2);
+  assert.match(r.lines.join('\n'), /21:17: append is not allowed for a running aggregate/);
+});
+
+test('YAML syntax errors have positions', async () => {
+  const r = await problems('pipeline: t\nflows:\n  main: {source: [\n');
+  assert.equal(r.code, 2);
+  assert.match(r.lines[0], /^\d+:\d+: /);
+});
+
+test('cycles between flows are errors', async () => {
+  const flow = (name: string, from: string, to: string) => `  ${name}:
+    source: { type: kafka, connection: k, topic: ${from}, schema: { a: int } }
+    sinks: [ { type: kafka, connection: k, topic: ${to} } ]
+`;
+  const r = await problems(`pipeline: c\nconnections:\n  k: { type: kafka, brokers: "127.0.0.1:9092" }\nflows:\n${flow('one', 'x', 'y')}${flow('two', 'y', 'x')}`);
+  assert.equal(r.code, 2);
+  assert.match(r.lines.join('\n'), /cycle through their topics: one -> two -> one/);
+});
+
+test('validate --format json prints parseable problems', async () => {
+  const f = specFile(BASE.replace('groupBy:', 'grupBy:'));
+  const r = await call(['validate', '--format', 'json', f]);
+  assert.equal(r.code, 2);
+  const parsed = JSON.parse(r.stdout);
+  assert.equal(parsed[0].file, f);
+  assert.ok(parsed.some((p: { line: number; col: number; code: string }) => p.line === 18 && p.col === 11 && p.code === 'schema.unknown-key'));
+});
+
+test('every shipped pipeline validates', async () => {
+  const r = await call(['validate', path.join(ROOT, 'pipelines')]);
+  assert.equal(r.code, 0, r.stderr);
+});
+
+test('schemas/pipeline.schema.json is generated from the operators (run npm run schema)', () => {
+  const committed = fs.readFileSync(path.join(ROOT, 'schemas/pipeline.schema.json'), 'utf8');
+  assert.equal(committed, JSON.stringify(pipelineSchema(), null, 2) + '\n');
+});
+
+test('explain prints flows, schemas and modes, with secrets redacted', async () => {
+  const r = await call(['explain', path.join(ROOT, 'pipelines/sales.yaml')], { SALES_DB_URL: 'mysql://u:hunter2secret@db:3306/s' });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /flow aggregate_sales\s+\(downstream of publish_sales\)/);
+  assert.match(r.stdout, /update keyed by \(product_name, brand, product_category\)/);
+  assert.match(r.stdout, /total_revenue decimal\(38,2\)/);
+  assert.ok(!r.stdout.includes('hunter2secret'), 'password printed');
+});
+
+test('usage errors exit 2; --version and --help exit 0', async () => {
+  assert.equal((await call(['frobnicate'])).code, 2);
+  assert.equal((await call(['validate'])).code, 2);
+  const v = await call(['--version']);
+  assert.equal(v.code, 0);
+  assert.match(v.stdout, /^\d+\.\d+\.\d+/);
+  const h = await call(['--help']);
+  assert.equal(h.code, 0);
+  assert.match(h.stdout, /Examples:/);
+  const missing = await call(['validate', '/nonexistent/spec.yaml']);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /\/nonexistent\/spec.yaml:1:1: no such file/);
+});
