@@ -1,0 +1,108 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { parquetSink } from '../../src/operators/sink_parquet.js';
+import type { StreamInfo } from '../../src/operators/operator.js';
+import { parseType } from '../../src/types.js';
+import { runContext } from '../support/run-ctx.js';
+import { readParquet, tmpDir } from '../support/helpers.js';
+
+const t = (s: string) => parseType(s) as Exclude<ReturnType<typeof parseType>, string>;
+const keyed: StreamInfo = {
+  mode: 'update',
+  key: ['product_name', 'product_category'],
+  schema: [
+    { name: 'product_name', type: t('string') },
+    { name: 'product_category', type: t('string') },
+    { name: 'units', type: t('int') },
+    { name: 'revenue', type: { kind: 'decimal', precision: 38, scale: 2, nullable: false } },
+  ],
+};
+const appendOnly: StreamInfo = {
+  mode: 'append',
+  schema: [
+    { name: 'id', type: t('int') },
+    { name: 'sold_at', type: t('timestamp') },
+    { name: 'price', type: t('decimal(12,2)?') },
+    { name: 'ok', type: t('bool') },
+    { name: 'sale_date', type: t('string') },
+  ],
+};
+
+function files(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => fs.readdirSync(d, { withFileTypes: true }).forEach((e) => (e.isDirectory() ? walk(path.join(d, e.name)) : out.push(path.relative(dir, path.join(d, e.name)))));
+  walk(dir);
+  return out.sort();
+}
+
+test('keyed stream: the dataset holds the latest row per key, readable by pyarrow, exact decimals', async () => {
+  const dir = tmpDir();
+  const cfg = { type: 'parquet' as const, path: dir, partitionBy: ['product_category'] };
+  const ctx = runContext({ specDir: dir });
+  const sink = parquetSink.create(cfg, keyed, ctx);
+  await sink.open(undefined);
+  await sink.write([
+    { product_name: 'Dell Inspiron', product_category: 'Laptop', units: 2, revenue: 10000000 },
+    { product_name: 'Apple iPhone 12', product_category: 'Smartphone', units: 3, revenue: 24000000 },
+  ]);
+  let st = await sink.preCommit(1);
+  await sink.commit(1, st);
+  await sink.write([{ product_name: 'Dell Inspiron', product_category: 'Laptop', units: 5, revenue: 2n ** 70n }]);
+  st = await sink.preCommit(2);
+  await sink.commit(2, st);
+  assert.deepEqual(files(dir), ['product_category=Laptop/data.parquet', 'product_category=Smartphone/data.parquet']);
+  const rows = readParquet(dir).sort((a, b) => String(a.product_name).localeCompare(String(b.product_name)));
+  assert.deepEqual(rows, [
+    { product_name: 'Apple iPhone 12', units: 3, revenue: '240000.00', product_category: 'Smartphone' },
+    { product_name: 'Dell Inspiron', units: 5, revenue: (2n ** 70n).toString().replace(/(\d\d)$/, '.$1'), product_category: 'Laptop' },
+  ]);
+  // A new sink over the same directory continues from what is there.
+  const reopened = parquetSink.create(cfg, keyed, ctx);
+  await reopened.open(st);
+  await reopened.write([{ product_name: 'Lenovo ThinkPad', product_category: 'Laptop', units: 1, revenue: 6500000 }]);
+  await reopened.commit(3, await reopened.preCommit(3));
+  assert.equal(readParquet(dir).length, 3);
+});
+
+test('append stream: one file per partition per epoch; a crash before commit leaves nothing visible', async () => {
+  const dir = tmpDir();
+  const cfg = { type: 'parquet' as const, path: dir, partitionBy: ['sale_date'] };
+  const ctx = runContext({ specDir: dir });
+  const row = (id: number, day: string) => ({ id, sold_at: Date.parse(`${day}T10:00:00Z`), price: id % 3 ? 1999 : null, ok: id % 2 === 0, sale_date: day });
+  const sink = parquetSink.create(cfg, appendOnly, ctx);
+  await sink.open(undefined);
+  await sink.write([row(1, '2026-01-15'), row(2, '2026-01-16'), row(3, '2026-01-15')]);
+  const st1 = await sink.preCommit(1);
+  await sink.commit(1, st1);
+  // epoch 2 is staged, then the process dies before its checkpoint
+  await sink.write([row(4, '2026-01-16')]);
+  await sink.preCommit(2);
+  assert.ok(files(dir).some((f) => f.endsWith('.staged')));
+  assert.equal(readParquet(dir).length, 3, 'staged files are invisible to readers');
+  // restart from the checkpoint of epoch 1: the staged file is discarded, epoch 2 replays
+  const again = parquetSink.create(cfg, appendOnly, ctx);
+  await again.open(st1);
+  assert.ok(!files(dir).some((f) => f.endsWith('.staged')));
+  await again.write([row(4, '2026-01-16')]);
+  await again.commit(2, await again.preCommit(2));
+  assert.deepEqual(files(dir), [
+    'sale_date=2026-01-15/part-0000000001.parquet',
+    'sale_date=2026-01-16/part-0000000001.parquet',
+    'sale_date=2026-01-16/part-0000000002.parquet',
+  ]);
+  const rows = readParquet(dir).sort((a, b) => (a.id as number) - (b.id as number));
+  assert.deepEqual(rows.map((r) => [r.id, r.price, r.ok, r.sale_date, r.sold_at]), [
+    [1, '19.99', false, '2026-01-15', '2026-01-15T10:00:00+00:00'],
+    [2, '19.99', true, '2026-01-16', '2026-01-16T10:00:00+00:00'],
+    [3, null, false, '2026-01-15', '2026-01-15T10:00:00+00:00'],
+    [4, '19.99', true, '2026-01-16', '2026-01-16T10:00:00+00:00'],
+  ]);
+});
+
+test('a keyed stream may be partitioned only by key columns', () => {
+  const errors: string[] = [];
+  parquetSink.plan({ type: 'parquet', path: 'x', partitionBy: ['units'] }, keyed, { error: (_p, m) => errors.push(m), warn: () => {}, connections: {}, timeZone: 'UTC' });
+  assert.match(errors.join(), /only by its key columns/);
+});
