@@ -79,6 +79,8 @@ export interface DecodeOptions {
   timeZone: string;
   /** Database drivers return BIGINT and DECIMAL as text: accept numeric text for numbers. JSON payloads must not. */
   numericText?: boolean;
+  /** Decode in place: the parsed object becomes the row (for parsed JSON nobody else holds). */
+  inPlace?: boolean;
   maxStringLength?: number;
 }
 
@@ -92,10 +94,13 @@ export function makeDecoder(schema: Schema, opts: DecodeOptions): (obj: unknown)
   const decs = schema.map((f) => fieldDecoder(f.type, opts.timeZone, opts.maxStringLength ?? MAX_STRING, opts.numericText ?? false));
   const nullable = schema.map((f) => f.type.nullable);
   const n = names.length;
+  const inPlace = opts.inPlace ?? false;
   return (obj) => {
     if (typeof obj !== 'object' || obj === null || Array.isArray(obj)) return `expected a JSON object, got ${describe(obj)}`;
+    // In place, columns outside the schema stay on the object, but every operator
+    // reads by schema, so they never travel on.
     const src = obj as Record<string, unknown>;
-    const row: Row = {};
+    const row: Row = inPlace ? (src as Row) : {};
     for (let i = 0; i < n; i++) {
       const name = names[i];
       const v = src[name];

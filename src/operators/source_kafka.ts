@@ -14,6 +14,7 @@
  *   runtime has taken it.
  * - Drain mode reads up to the end offsets seen once upstream flows are done.
  */
+import { isUtf8 } from 'node:buffer';
 import kafkajs from 'kafkajs';
 import type { SourceDef, Source, SourceBatch, StreamInfo, RunContext, DeadLetter } from './operator.js';
 import { connectionField } from './operator.js';
@@ -70,9 +71,10 @@ export const kafkaSource: SourceDef<Config> = {
   },
 };
 
-interface Handoff { batch: SourceBatch; partition: string; next: string; taken: () => void }
+interface Handoff { batch: SourceBatch; partition: string; next: string }
 
-const utf8 = new TextDecoder('utf-8', { fatal: true });
+const MAX_QUEUED = 4;
+
 
 class KafkaSource implements Source {
   private kafka!: kafkajs.Kafka;
@@ -89,11 +91,14 @@ class KafkaSource implements Source {
   private log;
   private endKnown: Promise<void> = Promise.resolve();
   private reseeked = new Set<string>();
+  /** Next offset after the last message handed over, per partition (ahead of next_ while queued). */
+  private fetched: Record<string, number> = {};
+  private spaceWaiters: (() => void)[] = [];
   private topic: string;
   private absent = false;
 
   constructor(private cfg: Config, out: StreamInfo, private ctx: RunContext) {
-    this.decode = makeDecoder(out.schema, { timeZone: ctx.timeZone, maxStringLength: cfg.maxStringLength });
+    this.decode = makeDecoder(out.schema, { timeZone: ctx.timeZone, maxStringLength: cfg.maxStringLength, inPlace: true });
     this.maxBytes = cfg.maxMessageBytes ?? 1_048_576;
     const conn = connection(ctx, cfg.connection);
     this.topic = topicName(conn, cfg.topic);
@@ -176,30 +181,30 @@ class KafkaSource implements Source {
   private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: kafkajs.EachBatchPayload) {
     const p = String(batch.partition);
     this.high[p] = batch.highWatermark;
-    const expected = BigInt(this.next_[p] ?? '0');
-    const out: SourceBatch = { rows: [], dead: [] };
-    let last: bigint | null = null;
-    for (const m of batch.messages) {
-      const off = BigInt(m.offset);
-      if (off < expected) continue; // already in the checkpointed state
-      if (last === null && off > expected && !this.reseeked.has(`${p}@${expected}`)) {
-        // A fetch issued before our start-up seek took effect (group offsets ahead of the
-        // checkpoint): seek again, once. A second fetch from here that still skips offsets
-        // skips only transaction markers or compacted records, which is fine.
-        this.reseeked.add(`${p}@${expected}`);
-        this.consumer.seek({ topic: batch.topic, partition: batch.partition, offset: expected.toString() });
-        return;
-      }
-      last = off;
-      this.decodeMessage(m, p, out);
+    // Offsets stay far below 2^53, so plain numbers compare them exactly and cheaply.
+    const expected = this.fetched[p] ?? Number(this.next_[p] ?? 0);
+    const msgs = batch.messages;
+    let i = 0;
+    while (i < msgs.length && Number(msgs[i].offset) < expected) i++; // already in the checkpointed state
+    if (i === msgs.length) return;
+    if (Number(msgs[i].offset) > expected && !this.reseeked.has(`${p}@${expected}`)) {
+      // A fetch issued before our start-up seek took effect (group offsets ahead of the
+      // checkpoint): seek again, once. A second fetch from here that still skips offsets
+      // skips only transaction markers or compacted records, which is fine.
+      this.reseeked.add(`${p}@${expected}`);
+      this.consumer.seek({ topic: batch.topic, partition: batch.partition, offset: String(expected) });
+      return;
     }
-    if (last === null) return;
-    await new Promise<void>((taken) => {
-      this.queue.push({ batch: out, partition: p, next: (last! + 1n).toString(), taken });
-      this.wake?.();
-    });
+    const out: SourceBatch = { rows: [], dead: [] };
+    for (; i < msgs.length; i++) this.decodeMessage(msgs[i], p, out);
+    const last = Number(msgs[msgs.length - 1].offset);
+    this.fetched[p] = last + 1;
+    // Bounded hand-over: kafkajs may fetch ahead while the runtime works, up to MAX_QUEUED batches.
+    while (this.queue.length >= MAX_QUEUED) await new Promise<void>((r) => this.spaceWaiters.push(r));
+    this.queue.push({ batch: out, partition: p, next: String(last + 1) });
+    this.wake?.();
     if (!isRunning() || isStale()) return;
-    resolveOffset(last.toString());
+    resolveOffset(String(last));
     await heartbeat();
   }
 
@@ -208,12 +213,8 @@ class KafkaSource implements Source {
     const v = m.value;
     if (!v || v.length === 0) return void out.dead.push({ reason: 'empty message', payload: '', encoding: 'utf8', origin });
     if (v.length > this.maxBytes) return void out.dead.push({ reason: `message of ${v.length} bytes exceeds maxMessageBytes ${this.maxBytes}`, payload: v.subarray(0, 1024).toString('base64'), encoding: 'base64', origin });
-    let text: string;
-    try {
-      text = utf8.decode(v);
-    } catch {
-      return void out.dead.push({ reason: 'payload is not valid UTF-8', payload: v.toString('base64'), encoding: 'base64', origin });
-    }
+    if (!isUtf8(v)) return void out.dead.push({ reason: 'payload is not valid UTF-8', payload: v.toString('base64'), encoding: 'base64', origin });
+    const text = v.toString('utf8');
     let obj: unknown;
     try {
       obj = JSON.parse(text);
@@ -237,7 +238,7 @@ class KafkaSource implements Source {
       const h = this.queue.shift();
       if (h) {
         this.next_[h.partition] = h.next; // the position now covers this batch
-        h.taken();
+        this.spaceWaiters.shift()?.();
         return h.batch;
       }
       if (this.ctx.signal.aborted) return null;
@@ -271,8 +272,9 @@ class KafkaSource implements Source {
 
   async close() {
     await this.endKnown.catch(() => undefined);
-    // Release a batch kafkajs may be waiting on, then leave the group.
-    for (const h of this.queue.splice(0)) h.taken();
+    // Release kafkajs if it waits for room, then leave the group.
+    this.queue.length = 0;
+    for (const w of this.spaceWaiters.splice(0)) w();
     await this.consumer?.disconnect().catch(() => undefined);
   }
 }

@@ -1,0 +1,102 @@
+/**
+ * `npm run bench [-- N]`: throughput and memory of the aggregation, as a
+ * ratio to the ceiling — the same kafkajs client reading the same topic
+ * with no processing at all.
+ *
+ * 1. Produces N sales (default 1,000,000) as JSON to a fresh 3-partition topic.
+ * 2. Ceiling: a kafkajs consumer in a new group reads all N, doing nothing.
+ * 3. salespipe runs bench/aggregate.yaml with --drain in its own process;
+ *    its own summary gives records/s (from start to last commit) and peak RSS.
+ * The last line printed is JSON.
+ */
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import kafkajs from 'kafkajs';
+import { randomSale, rng } from '../src/gen/generate.js';
+import { formatTimestamp } from '../src/time.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const N = Number(process.argv[2] ?? process.env.BENCH_RECORDS ?? 1_000_000);
+const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
+const kafka = new kafkajs.Kafka({ brokers, clientId: 'salespipe-bench', logLevel: kafkajs.logLevel.ERROR });
+const id = `bench.${Date.now().toString(36)}`;
+const topic = `${id}.product_sales`;
+const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
+
+async function produce() {
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: 3 }], waitForLeaders: true });
+  await admin.disconnect();
+  const p = kafka.producer({ allowAutoTopicCreation: false });
+  await p.connect();
+  const rand = rng(7);
+  const t0 = Date.now();
+  const start = Date.UTC(2026, 0, 1);
+  const inflight: Promise<unknown>[] = [];
+  for (let i = 0; i < N; i += 10_000) {
+    const messages = [];
+    for (let j = i; j < Math.min(N, i + 10_000); j++) {
+      const s = randomSale(rand, start + j * 1000);
+      messages.push({ key: String(j + 1), value: JSON.stringify({ transaction_id: j + 1, ...s, price_per_unit: Number(s.price_per_unit), transaction_date: formatTimestamp(start + j * 1000) }) });
+    }
+    inflight.push(p.send({ topic, acks: 1, messages }));
+    if (inflight.length >= 4) await inflight.shift();
+  }
+  await Promise.all(inflight);
+  await p.disconnect();
+  log(`produced ${N} messages to ${topic} in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
+}
+
+/** The ceiling: same client, same topic, no processing. */
+async function ceiling(): Promise<number> {
+  const c = kafka.consumer({ groupId: `${id}.ceiling`, maxBytesPerPartition: 4 << 20, maxBytes: 16 << 20, maxWaitTimeInMs: 500 });
+  const t0 = Date.now();
+  await c.connect();
+  await c.subscribe({ topic, fromBeginning: true });
+  let n = 0;
+  let done!: () => void;
+  const finished = new Promise<void>((r) => (done = r));
+  await c.run({ autoCommit: false, eachBatch: async ({ batch }) => { n += batch.messages.length; if (n >= N) done(); } });
+  await finished;
+  const secs = (Date.now() - t0) / 1000;
+  await c.disconnect();
+  log(`ceiling: kafkajs read ${n} messages in ${secs.toFixed(2)} s`);
+  return n / secs;
+}
+
+async function pipeline(): Promise<{ rate: number; rss: number; secs: number }> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'salespipe-bench-'));
+  const env = { ...process.env, BENCH_TOPIC: topic, BENCH_GROUP: `${id}.salespipe`, BENCH_DIR: dir, SALESPIPE_STATE_DIR: path.join(dir, 'state') };
+  // BENCH_NODE_ARGS passes flags to the measured process, e.g. --cpu-prof for profiling.
+  const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin/salespipe.js'), 'run', path.join(ROOT, 'bench/aggregate.yaml'), '--drain'], { env, stdio: ['ignore', 'inherit', 'pipe'] });
+  let err = '';
+  child.stderr.on('data', (d) => { err += d; process.stderr.write(d); });
+  const code = await new Promise<number | null>((r) => child.on('exit', r));
+  if (code !== 0) throw new Error(`salespipe exited ${code}`);
+  const m = /aggregate_sales: ([\d,]+) records in, .* in ([\d.]+) s/.exec(err);
+  const rss = /peak RSS (\d+) MB/.exec(err);
+  if (!m || !rss) throw new Error('could not read salespipe summary');
+  const records = Number(m[1].replace(/,/g, ''));
+  if (records !== N) throw new Error(`salespipe read ${records} records, expected ${N}`);
+  fs.rmSync(dir, { recursive: true, force: true });
+  return { rate: records / Number(m[2]), rss: Number(rss[1]), secs: Number(m[2]) };
+}
+
+async function cleanup() {
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.deleteTopics({ topics: [topic, `${topic}.aggregated`] }).catch(() => undefined);
+  await admin.disconnect();
+}
+
+await produce();
+const ceil = await ceiling();
+const run = await pipeline();
+await cleanup();
+log(`salespipe: ${Math.round(run.rate)} records/s over ${run.secs} s, peak RSS ${run.rss} MB`);
+console.log(JSON.stringify({ records: N, records_per_s: Math.round(run.rate), ceiling_records_per_s: Math.round(ceil), ratio: Number((run.rate / ceil).toFixed(3)), peak_rss_mb: run.rss }));
