@@ -41,6 +41,17 @@ install_packages() {
   fi
 }
 
+# The tests' independent readers: kcat (Kafka, a Debian package above) and pyarrow (Parquet).
+install_oracles() {
+  if ! python3 -c 'import pyarrow' 2>/dev/null; then
+    command -v python3 >/dev/null || { sudo_maybe apt-get update -qq; DEBIAN_FRONTEND=noninteractive sudo_maybe apt-get install -y -qq python3 >/dev/null; }
+    python3 -m pip --version >/dev/null 2>&1 || { sudo_maybe apt-get update -qq; DEBIAN_FRONTEND=noninteractive sudo_maybe apt-get install -y -qq python3-pip >/dev/null; }
+    log "installing pyarrow (PyPI), the independent Parquet reader of the tests"
+    python3 -m pip install --quiet --disable-pip-version-check pyarrow 2>/dev/null ||
+      python3 -m pip install --quiet --disable-pip-version-check --break-system-packages pyarrow
+  fi
+}
+
 install_kafka() {
   if [ ! -f "$kafka_home/.complete" ]; then
     log "fetching Kafka $kafka_version from Maven Central (cached in ~/.m2)"
@@ -128,7 +139,7 @@ kafka_down() {
 
 case "${1:-}" in
   up)
-    install_packages; install_kafka
+    install_packages; install_oracles; install_kafka
     mariadb_up; postgres_up; kafka_up
     ;;
   down)
