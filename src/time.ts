@@ -32,6 +32,29 @@ export function isValidZone(zone: string): boolean {
   try { new Intl.DateTimeFormat('en-US', { timeZone: zone }); return true; } catch { return false; }
 }
 
+const d = (s: string, i: number) => s.charCodeAt(i) - 48;
+
+/** Date.UTC and Date.parse roll 2026-02-30 over to March 2; a timestamp like that is an error instead. */
+function validFields(y: number, mo: number, day: number, h: number, mi: number, sec: number): boolean {
+  if (mo < 1 || mo > 12 || day < 1 || h > 23 || mi > 59 || sec > 59) return false;
+  const dim = mo === 2 ? (y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0) ? 29 : 28) : [4, 6, 9, 11].includes(mo) ? 30 : 31;
+  return day <= dim;
+}
+const FIELDS = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?/;
+const DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22];
+
+/** YYYY-MM-DDTHH:MM:SS.mmmZ without a regex; undefined when anything is off (the slow path decides). */
+function isoMillisUtc(s: string): number | undefined {
+  const y = d(s, 0) * 1000 + d(s, 1) * 100 + d(s, 2) * 10 + d(s, 3);
+  const mo = d(s, 5) * 10 + d(s, 6), day = d(s, 8) * 10 + d(s, 9);
+  const h = d(s, 11) * 10 + d(s, 12), mi = d(s, 14) * 10 + d(s, 15), sec = d(s, 17) * 10 + d(s, 18);
+  const ms = d(s, 20) * 100 + d(s, 21) * 10 + d(s, 22);
+  if (!validFields(y, mo, day, h, mi, sec)) return undefined;
+  if (s[4] !== '-' || s[7] !== '-' || s[13] !== ':' || s[16] !== ':' || s[19] !== '.') return undefined;
+  for (const i of DIGITS) { const c = s.charCodeAt(i); if (c < 48 || c > 57) return undefined; }
+  return Date.UTC(y, mo - 1, day, h, mi, sec, ms);
+}
+
 /** Parses a timestamp (text or epoch ms number or Date) or returns an error message. */
 export function parseTimestamp(v: unknown, zone = 'UTC'): number | string {
   if (typeof v === 'number') return Number.isFinite(v) ? Math.trunc(v) : `not a timestamp: ${v}`;
@@ -39,11 +62,12 @@ export function parseTimestamp(v: unknown, zone = 'UTC'): number | string {
   if (typeof v !== 'string') return `expected a timestamp, got ${v === null ? 'null' : typeof v}`;
   // Fast path for what our own sinks write: 2026-01-15T10:00:00.000Z
   if (v.length === 24 && v.charCodeAt(23) === 90 /* Z */ && v.charCodeAt(10) === 84 /* T */) {
-    const t = Date.parse(v);
-    if (!Number.isNaN(t)) return t;
+    const t = isoMillisUtc(v);
+    if (t !== undefined) return t;
   }
   const m = NAIVE.exec(v);
   if (m) {
+    if (!validFields(+m[1], +m[2], +m[3], +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0))) return `not a valid date or time: ${JSON.stringify(v)}`;
     const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0;
     const local = Date.UTC(+m[1], +m[2] - 1, +m[3], +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0), ms);
     if (Number.isNaN(local)) return `not a timestamp: ${JSON.stringify(v)}`;
@@ -54,6 +78,8 @@ export function parseTimestamp(v: unknown, zone = 'UTC'): number | string {
     return t;
   }
   if (ZONED.test(v)) {
+    const f = FIELDS.exec(v);
+    if (f && !validFields(+f[1], +f[2], +f[3], +(f[4] ?? 0), +(f[5] ?? 0), +(f[6] ?? 0))) return `not a valid date or time: ${JSON.stringify(v)}`;
     const t = Date.parse(v);
     if (!Number.isNaN(t)) return t;
   }

@@ -10,12 +10,16 @@
  * - Each message must be a JSON object fitting the declared schema; anything
  *   else (empty, oversized, invalid UTF-8, not JSON, wrong or missing fields)
  *   becomes a dead letter with the reason and the original bytes.
- * - Backpressure: kafkajs hands over one batch at a time and waits until the
- *   runtime has taken it.
+ * - kafkajs runs on a fetch thread (kafka-fetcher.ts) that hands over packed
+ *   batches; decoding and everything after it run here, in parallel with the
+ *   next fetch. Backpressure: at most MAX_QUEUED batches wait here, and the
+ *   fetch thread stops fetching until the runtime takes one.
  * - Drain mode reads up to the end offsets seen once upstream flows are done.
  */
 import { isUtf8 } from 'node:buffer';
+import { Worker } from 'node:worker_threads';
 import kafkajs from 'kafkajs';
+import type { FetcherInit, FromFetcher, ToFetcher } from './kafka-fetcher.js';
 import type { SourceDef, Source, SourceBatch, StreamInfo, RunContext, DeadLetter } from './operator.js';
 import { connectionField } from './operator.js';
 import { schemaConfig, planSchema, makeDecoder } from './record-schema.js';
@@ -71,29 +75,25 @@ export const kafkaSource: SourceDef<Config> = {
   },
 };
 
-interface Handoff { batch: SourceBatch; partition: string; next: string }
-
 const MAX_QUEUED = 4;
 
+type RawBatch = Extract<FromFetcher, { type: 'batch' }>;
 
 class KafkaSource implements Source {
   private kafka!: kafkajs.Kafka;
-  private consumer!: kafkajs.Consumer;
+  private fetcher: Worker | null = null;
   private next_: Offsets = {};
   private end: Offsets | null = null;
   private high: Record<string, string> = {};
-  private queue: Handoff[] = [];
+  private queue: RawBatch[] = [];
   private wake: (() => void) | null = null;
   private failed: Error | null = null;
+  private closed: Promise<void> = Promise.resolve();
   private decode;
   private maxBytes: number;
   private group: string;
   private log;
   private endKnown: Promise<void> = Promise.resolve();
-  private reseeked = new Set<string>();
-  /** Next offset after the last message handed over, per partition (ahead of next_ while queued). */
-  private fetched: Record<string, number> = {};
-  private spaceWaiters: (() => void)[] = [];
   private topic: string;
   private absent = false;
 
@@ -128,20 +128,32 @@ class KafkaSource implements Source {
       await admin.disconnect();
     }
     if (this.ctx.drain) this.endKnown = this.ctx.upstreamDone.then(() => this.snapshotEnd());
+    await this.startFetcher(conn);
+  }
 
-    this.consumer = this.kafka.consumer({ groupId: this.group, maxBytesPerPartition: 4 << 20, maxBytes: 16 << 20, sessionTimeout: 30_000, maxWaitTimeInMs: 500 });
-    await withRetry('joining consumer group', this.log, this.ctx.signal, () => this.consumer.connect());
-    await this.consumer.subscribe({ topic: this.topic, fromBeginning: true });
-    await this.consumer.run({
-      autoCommit: false,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
-      eachBatch: (payload) => this.onBatch(payload),
-    });
-    for (const [p, off] of Object.entries(this.next_)) this.consumer.seek({ topic: this.topic, partition: Number(p), offset: off });
-    this.consumer.on(this.consumer.events.CRASH, (e) => {
-      this.failed = new Error(`Kafka consumer crashed: ${e.payload.error?.message}`);
-      this.wake?.();
+  /** Fetching runs on its own thread, so kafkajs's decoding overlaps ours (fetcher.ts). */
+  private startFetcher(conn: { brokers?: string; clientId?: string }): Promise<void> {
+    const init: FetcherInit = { brokers: conn.brokers!, clientId: conn.clientId, topic: this.topic, group: this.group, positions: { ...this.next_ }, maxQueued: MAX_QUEUED };
+    const w = new Worker(new URL('./kafka-fetcher.js', import.meta.url), { workerData: init });
+    this.fetcher = w;
+    let closed!: () => void;
+    this.closed = new Promise<void>((r) => (closed = r));
+    return new Promise<void>((ready, fail) => {
+      w.on('message', (m: FromFetcher) => {
+        switch (m.type) {
+          case 'batch': this.queue.push(m); this.wake?.(); break;
+          case 'log': this.log[m.level](m.message); break;
+          case 'ready': ready(); break;
+          case 'closed': closed(); break;
+          case 'error':
+            this.failed = new Error(m.message);
+            fail(this.failed);
+            this.wake?.();
+            break;
+        }
+      });
+      w.on('error', (e) => { this.failed = e; fail(e); this.wake?.(); closed(); });
+      w.on('exit', () => closed());
     });
   }
 
@@ -178,43 +190,29 @@ class KafkaSource implements Source {
     }
   }
 
-  private async onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: kafkajs.EachBatchPayload) {
-    const p = String(batch.partition);
-    this.high[p] = batch.highWatermark;
-    // Offsets stay far below 2^53, so plain numbers compare them exactly and cheaply.
-    const expected = this.fetched[p] ?? Number(this.next_[p] ?? 0);
-    const msgs = batch.messages;
-    let i = 0;
-    while (i < msgs.length && Number(msgs[i].offset) < expected) i++; // already in the checkpointed state
-    if (i === msgs.length) return;
-    if (Number(msgs[i].offset) > expected && !this.reseeked.has(`${p}@${expected}`)) {
-      // A fetch issued before our start-up seek took effect (group offsets ahead of the
-      // checkpoint): seek again, once. A second fetch from here that still skips offsets
-      // skips only transaction markers or compacted records, which is fine.
-      this.reseeked.add(`${p}@${expected}`);
-      this.consumer.seek({ topic: batch.topic, partition: batch.partition, offset: String(expected) });
-      return;
-    }
+  /** Decodes one packed batch from the fetch thread into rows and dead letters. */
+  private decodeBatch(b: RawBatch): SourceBatch {
     const out: SourceBatch = { rows: [], dead: [] };
-    for (; i < msgs.length; i++) this.decodeMessage(msgs[i], p, out);
-    const last = Number(msgs[msgs.length - 1].offset);
-    this.fetched[p] = last + 1;
-    // Bounded hand-over: kafkajs may fetch ahead while the runtime works, up to MAX_QUEUED batches.
-    while (this.queue.length >= MAX_QUEUED) await new Promise<void>((r) => this.spaceWaiters.push(r));
-    this.queue.push({ batch: out, partition: p, next: String(last + 1) });
-    this.wake?.();
-    if (!isRunning() || isStale()) return;
-    resolveOffset(String(last));
-    await heartbeat();
+    const data = Buffer.from(b.data);
+    const ends = new Uint32Array(b.ends);
+    const offsets = new Float64Array(b.offsets);
+    // One UTF-8 check for the whole batch; per message only when it fails.
+    const allUtf8 = isUtf8(data);
+    let start = 0;
+    for (let i = 0; i < ends.length; i++) {
+      const end = ends[i];
+      const len = end - start;
+      const origin = `${this.topic}/${b.partition}@${offsets[i]}`;
+      if (len === 0) out.dead.push({ reason: 'empty message', payload: '', encoding: 'utf8', origin });
+      else if (len > this.maxBytes) out.dead.push({ reason: `message of ${len} bytes exceeds maxMessageBytes ${this.maxBytes}`, payload: data.toString('base64', start, start + 1024), encoding: 'base64', origin });
+      else if (!allUtf8 && !isUtf8(data.subarray(start, end))) out.dead.push({ reason: 'payload is not valid UTF-8', payload: data.toString('base64', start, end), encoding: 'base64', origin });
+      else this.decodeText(data.toString('utf8', start, end), origin, out);
+      start = end;
+    }
+    return out;
   }
 
-  private decodeMessage(m: kafkajs.KafkaMessage, p: string, out: SourceBatch) {
-    const origin = `${this.topic}/${p}@${m.offset}`;
-    const v = m.value;
-    if (!v || v.length === 0) return void out.dead.push({ reason: 'empty message', payload: '', encoding: 'utf8', origin });
-    if (v.length > this.maxBytes) return void out.dead.push({ reason: `message of ${v.length} bytes exceeds maxMessageBytes ${this.maxBytes}`, payload: v.subarray(0, 1024).toString('base64'), encoding: 'base64', origin });
-    if (!isUtf8(v)) return void out.dead.push({ reason: 'payload is not valid UTF-8', payload: v.toString('base64'), encoding: 'base64', origin });
-    const text = v.toString('utf8');
+  private decodeText(text: string, origin: string, out: SourceBatch) {
     let obj: unknown;
     try {
       obj = JSON.parse(text);
@@ -235,11 +233,13 @@ class KafkaSource implements Source {
     if (this.absent) return null;
     for (;;) {
       if (this.failed) throw this.failed;
-      const h = this.queue.shift();
-      if (h) {
-        this.next_[h.partition] = h.next; // the position now covers this batch
-        this.spaceWaiters.shift()?.();
-        return h.batch;
+      const b = this.queue.shift();
+      if (b) {
+        this.fetcher!.postMessage({ type: 'taken' } satisfies ToFetcher);
+        this.high[b.partition] = b.high;
+        const batch = this.decodeBatch(b);
+        this.next_[b.partition] = b.next; // the position now covers this batch
+        return batch;
       }
       if (this.ctx.signal.aborted) return null;
       if (this.ctx.drain && this.end && this.drained()) return null;
@@ -257,24 +257,23 @@ class KafkaSource implements Source {
   }
 
   lag() {
-    let lag = 0n;
-    for (const [p, h] of Object.entries(this.high)) lag += BigInt(h) - BigInt(this.next_[p] ?? h) > 0n ? BigInt(h) - BigInt(this.next_[p] ?? h) : 0n;
-    return Number(lag);
+    let lag = 0;
+    for (const [p, h] of Object.entries(this.high)) lag += Math.max(0, Number(h) - Number(this.next_[p] ?? h));
+    return lag;
   }
 
   async commit(position: unknown) {
-    if (this.absent) return;
-    const offsets = (position as { offsets: Offsets }).offsets;
-    await this.consumer
-      .commitOffsets(Object.entries(offsets).map(([p, offset]) => ({ topic: this.topic, partition: Number(p), offset })))
-      .catch((e) => this.log.debug(`group offset commit skipped: ${e.message}`));
+    if (this.absent || !this.fetcher) return;
+    this.fetcher.postMessage({ type: 'commit', offsets: (position as { offsets: Offsets }).offsets } satisfies ToFetcher);
   }
 
   async close() {
     await this.endKnown.catch(() => undefined);
-    // Release kafkajs if it waits for room, then leave the group.
-    this.queue.length = 0;
-    for (const w of this.spaceWaiters.splice(0)) w();
-    await this.consumer?.disconnect().catch(() => undefined);
+    if (!this.fetcher) return;
+    // Leave the group cleanly, then end the thread (also if it hangs).
+    this.fetcher.postMessage({ type: 'stop' } satisfies ToFetcher);
+    await Promise.race([this.closed, new Promise((r) => setTimeout(r, 10_000).unref())]);
+    await this.fetcher.terminate();
+    this.fetcher = null;
   }
 }

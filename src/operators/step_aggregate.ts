@@ -137,29 +137,51 @@ function addExact(a: number | bigint, b: number): number | bigint {
   return a + BigInt(b);
 }
 
-interface Group { key: Value[]; acc: (Value | [number | bigint, number])[] }
+interface Group { key: Value[]; acc: (Value | [number | bigint, number])[]; dirty: boolean }
+
+/** Groups are found through one Map per group-by column: no key strings are built per row. */
+type Level = Map<Value, Level | Group>;
 
 class Aggregate {
-  private groups = new Map<string, Group>();
-  private changed = new Set<string>();
+  private root: Level = new Map();
+  private all: Group[] = [];
+  private changed: Group[] = [];
   private specs: AggSpec[];
+  private args: Value[];
   private mode: 'update' | 'complete';
   private origin: string;
 
   constructor(private cfg: Config, schema: Schema, ctx: RunContext) {
     this.specs = Object.entries(cfg.compute).map(([n, s]) => planAggregate(n, s, schema, ctx, [])!);
+    this.args = new Array(this.specs.length);
     this.mode = cfg.mode === 'complete' ? 'complete' : 'update';
     this.origin = `${ctx.flow}/aggregate`;
   }
 
-  process(rows: Row[], dead: DeadLetter[]): Row[] {
+  private group(key: Value[] | null, r: Row | null): Group {
     const by = this.cfg.groupBy;
+    let level = this.root;
+    for (let i = 0; i < by.length - 1; i++) {
+      const v = (r ? r[by[i]] : key![i]) ?? null;
+      let next = level.get(v) as Level | undefined;
+      if (!next) level.set(v, (next = new Map()));
+      level = next;
+    }
+    const v = by.length ? (r ? r[by[by.length - 1]] : key![by.length - 1]) ?? null : null;
+    let g = level.get(v) as Group | undefined;
+    if (!g) {
+      g = { key: key ?? by.map((c) => r![c] ?? null), acc: this.specs.map((s) => (s.fn === 'avg' ? [0, 0] as [number, number] : s.fn === 'count' ? 0 : null)), dirty: false };
+      level.set(v, g);
+      this.all.push(g);
+    }
+    return g;
+  }
+
+  process(rows: Row[], dead: DeadLetter[]): Row[] {
     const specs = this.specs;
+    const args = this.args;
     for (const r of rows) {
-      let k = '';
-      for (let i = 0; i < by.length; i++) { const v = r[by[i]]; k += (v === null ? '\u0000' : String(v)) + '\u0001'; }
       // Evaluate every argument first, so a failing row changes nothing.
-      const args: Value[] = new Array(specs.length);
       try {
         for (let i = 0; i < specs.length; i++) args[i] = specs[i].arg ? specs[i].arg!(r) : 1;
       } catch (e) {
@@ -167,15 +189,11 @@ class Aggregate {
         dead.push(deadRow(r, `aggregate: ${e.message}`, this.origin));
         continue;
       }
-      let g = this.groups.get(k);
-      if (!g) {
-        g = { key: by.map((c) => r[c]), acc: specs.map((s) => (s.fn === 'avg' ? [0, 0] as [number, number] : s.fn === 'count' ? 0 : null)) };
-        this.groups.set(k, g);
-      }
+      const g = this.group(null, r);
+      const acc = g.acc;
       for (let i = 0; i < specs.length; i++) {
         const v = args[i];
         if (v === null) continue;
-        const acc = g.acc;
         switch (specs[i].fn) {
           case 'sum':
             acc[i] = specs[i].out.kind === 'float' ? ((acc[i] as number | null) ?? 0) + (v as number) : addExact((acc[i] as number | bigint | null) ?? 0, v as number);
@@ -186,7 +204,7 @@ class Aggregate {
           case 'avg': { const a = acc[i] as [number | bigint, number]; a[0] = addExact(a[0], v as number); a[1]++; break; }
         }
       }
-      this.changed.add(k);
+      if (!g.dirty) { g.dirty = true; this.changed.push(g); }
     }
     return [];
   }
@@ -206,24 +224,20 @@ class Aggregate {
   }
 
   flush(): Row[] {
-    const keys = this.mode === 'complete' ? this.groups.keys() : this.changed.values();
-    const out: Row[] = [];
-    for (const k of keys) out.push(this.row(this.groups.get(k)!));
-    this.changed.clear();
+    const out = (this.mode === 'complete' ? this.all : this.changed).map((g) => this.row(g));
+    for (const g of this.changed) g.dirty = false;
+    this.changed = [];
     return out;
   }
 
   snapshot(): unknown {
-    return [...this.groups.values()].map((g) => [g.key, g.acc]);
+    return this.all.map((g) => [g.key, g.acc]);
   }
 
   restore(state: unknown): void {
-    this.groups.clear();
-    const by = this.cfg.groupBy;
-    for (const [key, acc] of state as [Value[], Group['acc']][]) {
-      let k = '';
-      for (let i = 0; i < by.length; i++) { const v = key[i]; k += (v === null ? '\u0000' : String(v)) + '\u0001'; }
-      this.groups.set(k, { key, acc });
-    }
+    this.root = new Map();
+    this.all = [];
+    this.changed = [];
+    for (const [key, acc] of state as [Value[], Group['acc']][]) this.group(key, null).acc = acc;
   }
 }

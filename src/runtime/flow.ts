@@ -91,9 +91,8 @@ export class FlowRunner {
       : new FileSink(defaultDeadLetterFile(this.opts.stateDir, this.plan.pipeline, flow.name), DEAD_LETTER_STREAM);
     this.source = flow.source.def.create(flow.source.cfg, flow.source.out, ctx);
     try {
-      await Promise.all(this.sinks.map((s, i) => s.open(cp?.sinks[i])));
-      await this.dlq.open(cp?.deadLetter);
-      await this.source.open(cp?.source);
+      // Opened together: connecting and joining a consumer group overlap with the sinks' set-up.
+      await Promise.all([...this.sinks.map((s, i) => s.open(cp?.sinks[i])), this.dlq.open(cp?.deadLetter), this.source.open(cp?.source)]);
       await this.loop();
     } finally {
       await Promise.allSettled([this.source.close(), ...this.sinks.map((s) => s.close()), this.dlq.close()]);

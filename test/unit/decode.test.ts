@@ -52,3 +52,13 @@ test('timestamps without a zone are read in the configured zone', () => {
   assert.equal((berlin(good) as Record<string, number>).transaction_date, Date.UTC(2026, 0, 15, 9)); // CET = UTC+1
   assert.equal((berlin({ ...good, transaction_date: '2026-07-15 10:00:00' }) as Record<string, number>).transaction_date, Date.UTC(2026, 6, 15, 8)); // CEST
 });
+
+test('ISO timestamps: the fast path agrees with Date.parse and rejects what it must', () => {
+  const dec = makeDecoder([{ name: 'at', type: t('timestamp') }], { timeZone: 'UTC' });
+  for (const s of ['2026-01-15T10:00:00.000Z', '2024-02-29T23:59:59.999Z', '2026-12-31T00:00:00.123Z', '1999-03-28T01:02:03.004Z']) {
+    assert.equal((dec({ at: s }) as Record<string, number>).at, Date.parse(s), s);
+  }
+  for (const s of ['2026-13-15T10:00:00.000Z', '20x6-01-15T10:00:00.000Z', '2026-02-30T10:00:00.000Z', '2026-01-15T24:00:00.000Z']) {
+    assert.equal(typeof dec({ at: s }), 'string', s);
+  }
+});
