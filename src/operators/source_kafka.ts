@@ -75,7 +75,7 @@ export const kafkaSource: SourceDef<Config> = {
   },
 };
 
-const MAX_QUEUED = 4;
+const MAX_QUEUED = 3;
 
 type RawBatch = Extract<FromFetcher, { type: 'batch' }>;
 
@@ -202,25 +202,29 @@ class KafkaSource implements Source {
     for (let i = 0; i < ends.length; i++) {
       const end = ends[i];
       const len = end - start;
-      const origin = `${this.topic}/${b.partition}@${offsets[i]}`;
-      if (len === 0) out.dead.push({ reason: 'empty message', payload: '', encoding: 'utf8', origin });
-      else if (len > this.maxBytes) out.dead.push({ reason: `message of ${len} bytes exceeds maxMessageBytes ${this.maxBytes}`, payload: data.toString('base64', start, start + 1024), encoding: 'base64', origin });
-      else if (!allUtf8 && !isUtf8(data.subarray(start, end))) out.dead.push({ reason: 'payload is not valid UTF-8', payload: data.toString('base64', start, end), encoding: 'base64', origin });
-      else this.decodeText(data.toString('utf8', start, end), origin, out);
+      if (len === 0) out.dead.push({ reason: 'empty message', payload: '', encoding: 'utf8', origin: this.origin(b, i) });
+      else if (len > this.maxBytes) out.dead.push({ reason: `message of ${len} bytes exceeds maxMessageBytes ${this.maxBytes}`, payload: data.toString('base64', start, start + 1024), encoding: 'base64', origin: this.origin(b, i) });
+      else if (!allUtf8 && !isUtf8(data.subarray(start, end))) out.dead.push({ reason: 'payload is not valid UTF-8', payload: data.toString('base64', start, end), encoding: 'base64', origin: this.origin(b, i) });
+      else this.decodeText(data.toString('utf8', start, end), b, i, out);
       start = end;
     }
     return out;
   }
 
-  private decodeText(text: string, origin: string, out: SourceBatch) {
+  /** Where a message came from, built only for dead letters. */
+  private origin(b: RawBatch, i: number): string {
+    return `${this.topic}/${b.partition}@${new Float64Array(b.offsets)[i]}`;
+  }
+
+  private decodeText(text: string, b: RawBatch, i: number, out: SourceBatch) {
     let obj: unknown;
     try {
       obj = JSON.parse(text);
     } catch (e) {
-      return void out.dead.push({ reason: `not JSON: ${(e as Error).message}`, payload: text, encoding: 'utf8', origin });
+      return void out.dead.push({ reason: `not JSON: ${(e as Error).message}`, payload: text, encoding: 'utf8', origin: this.origin(b, i) });
     }
     const r = this.decode(obj);
-    if (typeof r === 'string') out.dead.push({ reason: r, payload: text, encoding: 'utf8', origin } satisfies DeadLetter);
+    if (typeof r === 'string') out.dead.push({ reason: r, payload: text, encoding: 'utf8', origin: this.origin(b, i) } satisfies DeadLetter);
     else out.rows.push(r);
   }
 

@@ -30,6 +30,8 @@ export interface FlowStats {
   epochs: number;
   lag?: number;
   startedAt: number;
+  /** When the last epoch committed (closing connections comes after). */
+  finishedAt?: number;
 }
 
 export interface FlowOptions {
@@ -119,6 +121,7 @@ export class FlowRunner {
       }
     }
     if (dirty) await this.endEpoch();
+    this.stats.finishedAt = Date.now();
   }
 
   /** Runs rows through steps[from..] into the sinks; dead letters go to the dead-letter sink. */

@@ -47,7 +47,7 @@ export class Progress {
     if (!this.enabled) return;
     this.log.info(`peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`);
     for (const f of this.flows) {
-      const secs = (Date.now() - f.startedAt) / 1000;
+      const secs = ((f.finishedAt ?? Date.now()) - f.startedAt) / 1000;
       this.log.info(`${f.flow}: ${fmt(f.recordsIn)} records in, ${fmt(f.recordsOut)} out, ${fmt(f.deadLetters)} dead letters, ${f.epochs} epoch(s) in ${secs.toFixed(2)} s (${fmt(f.recordsIn / Math.max(secs, 0.001))}/s)`);
     }
   }
