@@ -16,6 +16,13 @@ db_pass=salespipe
 db_name=salespipe
 
 log() { printf 'services: %s\n' "$*"; }
+
+# True if the pid file names a live Kafka broker (a stale pid may belong to another process by now).
+kafka_alive() {
+  [ -f "$state/kafka.pid" ] || return 1
+  local pid; pid=$(cat "$state/kafka.pid")
+  kill -0 "$pid" 2>/dev/null && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka'
+}
 sudo_maybe() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 wait_port() { # host port seconds name
@@ -93,9 +100,7 @@ postgres_up() {
 }
 
 kafka_up() {
-  if [ -f "$state/kafka.pid" ] && kill -0 "$(cat "$state/kafka.pid")" 2>/dev/null; then
-    log "Kafka already running"; return 0
-  fi
+  if kafka_alive; then log "Kafka already running"; return 0; fi
   mkdir -p "$state"
   cat > "$state/kafka.properties" <<PROPS
 process.roles=broker,controller
@@ -120,7 +125,8 @@ PROPS
     local id; id=$(java -cp "$cp" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1)
     java -cp "$cp" kafka.tools.StorageTool format -t "$id" -c "$state/kafka.properties" >/dev/null
   fi
-  nohup java -Xms256m -Xmx768m -Dlog4j2.level=WARN -cp "$cp" kafka.Kafka "$state/kafka.properties" \
+  # setsid: the broker outlives the shell that started it.
+  setsid nohup java -Xms256m -Xmx768m -Dlog4j2.level=WARN -cp "$cp" kafka.Kafka "$state/kafka.properties" \
     > "$state/kafka.log" 2>&1 &
   echo $! > "$state/kafka.pid"
   wait_port 127.0.0.1 9092 90 Kafka || { tail -30 "$state/kafka.log"; return 1; }
@@ -128,7 +134,7 @@ PROPS
 }
 
 kafka_down() {
-  if [ -f "$state/kafka.pid" ] && kill -0 "$(cat "$state/kafka.pid")" 2>/dev/null; then
+  if kafka_alive; then
     local pid; pid=$(cat "$state/kafka.pid"); kill "$pid"
     local i; for ((i = 0; i < 150; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
     kill -9 "$pid" 2>/dev/null || true
@@ -155,7 +161,7 @@ case "${1:-}" in
   status)
     mariadb-admin ping 2>/dev/null || echo "MariaDB down"
     pg_lsclusters 2>/dev/null || true
-    if [ -f "$state/kafka.pid" ] && kill -0 "$(cat "$state/kafka.pid")" 2>/dev/null; then echo "Kafka running"; else echo "Kafka down"; fi
+    if kafka_alive; then echo "Kafka running"; else echo "Kafka down"; fi
     ;;
   *) echo "usage: $0 up|down|status|reset-kafka" >&2; exit 2 ;;
 esac

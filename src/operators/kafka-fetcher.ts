@@ -54,7 +54,7 @@ const fetched: Record<string, number> = Object.fromEntries(Object.entries(init.p
 const reseeked = new Set<string>();
 
 const kafka = kafkaClient({ brokers: init.brokers, clientId: init.clientId }, log);
-const consumer = kafka.consumer({ groupId: init.group, maxBytesPerPartition: 2 << 20, maxBytes: 8 << 20, sessionTimeout: 30_000, maxWaitTimeInMs: 500 });
+const consumer = kafka.consumer({ groupId: init.group, maxBytesPerPartition: 2 << 20, maxBytes: 8 << 20, sessionTimeout: 10_000, heartbeatInterval: 3_000, maxWaitTimeInMs: 500 });
 
 port.on('message', (m: ToFetcher) => {
   if (m.type === 'taken') {

@@ -95,7 +95,8 @@ class KafkaSink implements Sink {
       await withRetry('connecting to Kafka', this.log, this.ctx.signal, () => admin.connect());
       try {
         const compact = this.cfg.compact ?? this.input.mode !== 'append';
-        const created = await admin.createTopics({
+        const exists = (await admin.listTopics()).includes(this.topic);
+        const created = !exists && await admin.createTopics({
           waitForLeaders: true,
           topics: [{
             topic: this.topic,

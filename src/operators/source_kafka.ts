@@ -96,6 +96,7 @@ class KafkaSource implements Source {
   private endKnown: Promise<void> = Promise.resolve();
   private topic: string;
   private absent = false;
+  private ready = false;
 
   constructor(private cfg: Config, out: StreamInfo, private ctx: RunContext) {
     this.decode = makeDecoder(out.schema, { timeZone: ctx.timeZone, maxStringLength: cfg.maxStringLength, inPlace: true });
@@ -143,7 +144,7 @@ class KafkaSource implements Source {
         switch (m.type) {
           case 'batch': this.queue.push(m); this.wake?.(); break;
           case 'log': this.log[m.level](m.message); break;
-          case 'ready': ready(); break;
+          case 'ready': this.ready = true; ready(); break;
           case 'closed': closed(); break;
           case 'error':
             this.failed = new Error(m.message);
@@ -274,9 +275,10 @@ class KafkaSource implements Source {
   async close() {
     await this.endKnown.catch(() => undefined);
     if (!this.fetcher) return;
-    // Leave the group cleanly, then end the thread (also if it hangs).
+    // Leave the group cleanly, then end the thread (also if it hangs). A fetcher that never
+    // finished joining (stopped during start-up) has nothing to leave cleanly.
     this.fetcher.postMessage({ type: 'stop' } satisfies ToFetcher);
-    await Promise.race([this.closed, new Promise((r) => setTimeout(r, 10_000).unref())]);
+    if (this.ready) await Promise.race([this.closed, new Promise((r) => setTimeout(r, 10_000).unref())]);
     await this.fetcher.terminate();
     this.fetcher = null;
   }

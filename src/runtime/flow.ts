@@ -94,10 +94,18 @@ export class FlowRunner {
     this.source = flow.source.def.create(flow.source.cfg, flow.source.out, ctx);
     try {
       // Opened together: connecting and joining a consumer group overlap with the sinks' set-up.
-      await Promise.all([...this.sinks.map((s, i) => s.open(cp?.sinks[i])), this.dlq.open(cp?.deadLetter), this.source.open(cp?.source)]);
+      const opened = Promise.all([...this.sinks.map((s, i) => s.open(cp?.sinks[i])), this.dlq.open(cp?.deadLetter), this.source.open(cp?.source)]);
+      if ((await Promise.race([opened.then(() => 'open' as const), abortion(ctx.signal)])) === 'aborted') {
+        // Stopped while still connecting (e.g. a server is down): nothing was read, nothing to commit.
+        opened.catch(() => undefined);
+        ctx.log.info('stopped before the flow had opened its connections');
+        return this.stats;
+      }
       await this.loop();
     } finally {
-      await Promise.allSettled([this.source.close(), ...this.sinks.map((s) => s.close()), this.dlq.close()]);
+      // Bounded: a client still retrying a dead server must not hold the shutdown forever.
+      const closing = Promise.allSettled([this.source.close(), ...this.sinks.map((s) => s.close()), this.dlq.close()]);
+      await Promise.race([closing, new Promise((r) => setTimeout(r, 15_000).unref())]);
     }
     return this.stats;
   }
@@ -165,4 +173,11 @@ export class FlowRunner {
     this.epoch++;
     this.ctx.log.debug(`epoch ${epoch} committed`);
   }
+}
+
+function abortion(signal: AbortSignal): Promise<'aborted'> {
+  return new Promise((resolve) => {
+    if (signal.aborted) resolve('aborted');
+    else signal.addEventListener('abort', () => resolve('aborted'), { once: true });
+  });
 }

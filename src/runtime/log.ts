@@ -18,6 +18,9 @@ export interface Logger {
 
 const secrets = new Set<string>();
 
+/** Lets a live spinner step aside while a log line is written (progress.ts). */
+export const logHooks: { around: ((write: () => void) => void) | null } = { around: null };
+
 /** Registers a value (e.g. from `${PASSWORD}`) that must never be printed. */
 export function addSecret(v: string): void {
   if (v.length >= 3) secrets.add(v);
@@ -33,7 +36,9 @@ export function redact(text: string): string {
 export function createLogger(write: (line: string) => void = (l) => process.stderr.write(l + '\n'), level: Level = (process.env.SALESPIPE_LOG_LEVEL as Level) || 'info', scope = ''): Logger {
   const emit = (lv: Level, msg: string) => {
     if (ORDER[lv] < ORDER[level]) return;
-    write(redact(`${new Date().toISOString()} ${lv.toUpperCase().padEnd(5)} ${scope ? `[${scope}] ` : ''}${msg}`));
+    const line = redact(`${new Date().toISOString()} ${lv.toUpperCase().padEnd(5)} ${scope ? `[${scope}] ` : ''}${msg}`);
+    if (logHooks.around) logHooks.around(() => write(line));
+    else write(line);
   };
   return {
     debug: (m) => emit('debug', m),

@@ -7,7 +7,7 @@
  */
 import ora, { Ora } from 'ora';
 import type { FlowStats } from './flow.js';
-import type { Logger } from './log.js';
+import { logHooks, Logger } from './log.js';
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 
@@ -30,10 +30,17 @@ export class Progress {
 
   start() {
     if (!this.enabled) return;
-    const tty = process.stderr.isTTY && !process.env.CI;
+    // A terminal that reports no width (some pseudo-terminals) gets log lines: ora cannot lay out a line there.
+    const width = process.stderr.columns ?? 0;
+    const tty = process.stderr.isTTY && !process.env.CI && width >= 20;
     if (tty) {
-      this.spinner = ora({ text: 'starting', stream: process.stderr }).start();
-      this.timer = setInterval(() => { if (this.spinner) this.spinner.text = this.line(); }, 500);
+      // discardStdin would put the terminal in raw mode, where Ctrl-C stops reaching us as SIGINT.
+      const spinner = ora({ text: 'starting', stream: process.stderr, discardStdin: false }).start();
+      this.spinner = spinner;
+      logHooks.around = (write) => { spinner.clear(); write(); spinner.render(); };
+      // One line only: a wrapped spinner line leaves copies of itself behind.
+      const fit = (s: string) => { const w = (process.stderr.columns ?? width) - 3; return s.length > w ? s.slice(0, Math.max(0, w - 1)) + '…' : s; };
+      this.timer = setInterval(() => { if (this.spinner) this.spinner.text = fit(this.line()); }, 500);
     } else {
       this.timer = setInterval(() => this.log.info(this.line()), 10_000);
     }
@@ -44,6 +51,7 @@ export class Progress {
     if (this.timer) clearInterval(this.timer);
     this.spinner?.stop();
     this.spinner = null;
+    logHooks.around = null;
     if (!this.enabled) return;
     this.log.info(`peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`);
     for (const f of this.flows) {
