@@ -80,7 +80,9 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
   const flows: FlowPlan[] = [];
   for (const [name, flow] of Object.entries<any>(spec.flows ?? {})) {
     const base: Path = ['flows', name];
-    if (schemaBroken(base) || !flow || typeof flow !== 'object') continue;
+    // Plan as far as the JSON Schema allows: a broken source stops the flow, a broken
+    // step stops it there, a broken sink is skipped; the rest is still checked.
+    if (!flow || typeof flow !== 'object' || !flow.source || schemaBroken([...base, 'source'])) continue;
     const sdef = SOURCES[flow.source.type];
     const spath = [...base, 'source'];
     let stream = sdef.plan(flow.source, ctxAt(spath));
@@ -88,7 +90,8 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
     const source: SourceNode = { type: flow.source.type, cfg: flow.source, def: sdef, out: stream, path: spath };
     const steps: StepNode[] = [];
     let ok = true;
-    for (const [i, step] of (flow.steps ?? []).entries()) {
+    for (const [i, step] of (Array.isArray(flow.steps) ? flow.steps : []).entries()) {
+      if (schemaBroken([...base, 'steps', i]) || schemaBroken([...base, 'steps'])) { ok = false; break; }
       const key = Object.keys(step)[0];
       const path = [...base, 'steps', i, key];
       const def = STEPS[key];
@@ -98,14 +101,16 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
       stream = out;
     }
     if (!ok) continue;
-    const sinks: SinkNode[] = flow.sinks.map((s: any, i: number) => {
+    const sinks: SinkNode[] = [];
+    for (const [i, s] of (Array.isArray(flow.sinks) ? flow.sinks : []).entries()) {
       const path = [...base, 'sinks', i];
+      if (schemaBroken(path) || !SINKS[s?.type]) continue;
       const def = SINKS[s.type];
-      def.plan(s, stream!, ctxAt(path));
-      return { type: s.type, cfg: s, def, input: stream!, path };
-    });
+      def.plan(s, stream, ctxAt(path));
+      sinks.push({ type: s.type, cfg: s, def, input: stream, path });
+    }
     let deadLetter: SinkNode | undefined;
-    if (flow.deadLetter) {
+    if (flow.deadLetter && !schemaBroken([...base, 'deadLetter'])) {
       const path = [...base, 'deadLetter'];
       const def = SINKS[flow.deadLetter.type];
       def.plan(flow.deadLetter, DEAD_LETTER_STREAM, ctxAt(path));
