@@ -155,3 +155,12 @@ test('usage errors exit 2; --version and --help exit 0', async () => {
   assert.equal(missing.code, 2);
   assert.match(missing.stderr, /\/nonexistent\/spec.yaml:1:1: no such file/);
 });
+
+test('a broken sink does not hide the problems of the steps before it', async () => {
+  const r = await problems(BASE.replace('revenue: sum(quantity_sold * price_per_unit)', 'revenue: sum(product_name)').replace('      - type: console', '      - type: console\n        colour: red'));
+  assert.equal(r.code, 2);
+  assert.deepEqual(r.lines.map((l) => l.replace(/ \[.*\]$/, '').replace(/;.*$/, '')), [
+    '20:26: sum() needs a number, got string',
+    '23:9: flows.main.sinks[0]: unknown key "colour"',
+  ]);
+});
