@@ -58,8 +58,6 @@ export interface RunContext {
   connections: Record<string, { type: string; [k: string]: unknown }>;
   /** Resolves when every upstream flow of a drain run has finished. */
   upstreamDone: Promise<void>;
-  /** Incremented at each checkpoint; the one being built now. */
-  epoch(): number;
 }
 
 export interface SourceBatch {

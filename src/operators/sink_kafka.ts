@@ -146,10 +146,6 @@ class KafkaSink implements Sink {
 
   async commit() {}
 
-  full() {
-    return false;
-  }
-
   async close() {
     await this.producer?.disconnect().catch(() => undefined);
   }

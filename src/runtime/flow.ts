@@ -74,7 +74,6 @@ export class FlowRunner {
       signal: opts.signal,
       connections: plan.connections,
       upstreamDone: opts.upstreamDone,
-      epoch: () => this.epoch,
     };
   }
 

@@ -6,7 +6,7 @@ export function runContext(over: Partial<RunContext> = {}): RunContext {
   return {
     pipeline: 'test', flow: 'f', stateDir: '/tmp', specDir: process.cwd(), timeZone: 'UTC', drain: true,
     log: createLogger(() => undefined), signal: new AbortController().signal, connections: {},
-    upstreamDone: Promise.resolve(), epoch: () => 1,
+    upstreamDone: Promise.resolve(),
     ...over,
   };
 }
