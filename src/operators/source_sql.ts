@@ -96,6 +96,8 @@ class SqlSource implements Source {
   private lastGapQuery = 0;
   private drained = false;
   private lagEstimate: number | undefined;
+  private lagCheckedAt = 0;
+  private maxSeen: number | null = null;
   private log;
 
   constructor(private cfg: Config, private out: StreamInfo, private ctx: RunContext) {
@@ -132,9 +134,17 @@ class SqlSource implements Source {
     if (this.drained || this.ctx.signal.aborted) return null;
     const batch: SourceBatch = { rows: [], dead: [] };
     await withRetry(`polling ${this.cfg.table}`, this.log, this.ctx.signal, async () => {
+      // One attempt is all or nothing: a failure half-way must not drop the gaps it found.
+      const before: Position = { hwm: this.pos.hwm, gaps: this.pos.gaps.slice() };
       batch.rows.length = 0; batch.dead.length = 0;
-      await this.pollGaps(batch);
-      await this.pollNew(batch);
+      try {
+        await this.pollGaps(batch);
+        await this.pollNew(batch);
+        await this.refreshLag();
+      } catch (e) {
+        this.pos = before;
+        throw e;
+      }
     }, 30_000);
     const empty = batch.rows.length === 0 && batch.dead.length === 0;
     if (empty && this.reachedTarget()) {
@@ -189,7 +199,17 @@ class SqlSource implements Source {
       this.emit(raw, batch);
     }
     if (rows.length) this.pos.hwm = Number(rows[rows.length - 1][this.cfg.cursor]);
-    if (this.target !== null && this.pos.hwm !== null) this.lagEstimate = Math.max(0, this.target - this.pos.hwm);
+  }
+
+  /** Rows not read yet, estimated from ids (the table's max id, checked at most every 5 s). */
+  private async refreshLag() {
+    if (!this.ctx.drain && Date.now() - this.lagCheckedAt >= 5000) {
+      this.lagCheckedAt = Date.now();
+      const r = await this.db(this.cfg.table).max({ m: this.cfg.cursor });
+      this.maxSeen = r[0]?.m === null || r[0]?.m === undefined ? null : Number(r[0].m);
+    }
+    const top = this.ctx.drain ? this.target : this.maxSeen;
+    this.lagEstimate = top === null ? 0 : Math.max(0, top - (this.pos.hwm ?? 0));
   }
 
   private openGaps(from: number, to: number, now: number) {
