@@ -103,14 +103,31 @@ export async function openKnex(url: string, specDir: string, pool = 4): Promise<
   throw new Error(`unsupported database URL ${redact(url)} (expected mysql://, mariadb://, postgres:// or sqlite:)`);
 }
 
-/** Retries `fn` with exponential backoff while `signal` is not aborted. */
+const TRANSIENT_CODES = new Set([
+  'ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN',
+  'PROTOCOL_CONNECTION_LOST', 'ER_CON_COUNT_ERROR', 'ER_SERVER_SHUTDOWN', 'ER_LOCK_DEADLOCK', 'ER_LOCK_WAIT_TIMEOUT',
+  '57P01', '57P02', '57P03', '53300', '40001', '40P01', 'SQLITE_BUSY',
+]);
+
+/**
+ * Whether an error may go away by itself (a server restarting, a connection
+ * dropped, a deadlock); a missing table or a syntax error will not.
+ */
+export function isTransient(e: unknown): boolean {
+  const err = e as { code?: string; errno?: string; message?: string } | null;
+  if (!err) return false;
+  if (err.code && TRANSIENT_CODES.has(err.code)) return true;
+  return /connect|connection|timeout|terminated|not available|leader|coordinator|broker/i.test(err.message ?? '');
+}
+
+/** Retries `fn` with exponential backoff while the error is transient and `signal` is not aborted. */
 export async function withRetry<T>(what: string, log: Logger, signal: AbortSignal, fn: () => Promise<T>, maxDelay = 10_000): Promise<T> {
   let delay = 250;
   for (let attempt = 1; ; attempt++) {
     try {
       return await fn();
     } catch (e) {
-      if (signal.aborted || attempt >= 8) throw e;
+      if (signal.aborted || attempt >= 8 || !isTransient(e)) throw e;
       log.warn(`${what} failed (${redact((e as Error).message)}); retrying in ${delay} ms`);
       await sleep(delay, signal);
       delay = Math.min(delay * 2, maxDelay);
@@ -139,8 +156,9 @@ export function kafkaClient(conn: { brokers: string; clientId?: string }, log: L
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
     logCreator: () => ({ level, log: entry }) => {
       const msg = `kafka: ${entry.message}${entry.error ? ` (${entry.error})` : ''}`;
-      // The coordinator-loading chatter at start-up is retried by kafkajs itself.
-      if (level <= logLevel.ERROR && !/coordinator is (loading|not available)|not the correct coordinator/i.test(msg)) log.warn(msg);
+      // Chatter kafkajs handles itself: the coordinator loading at start-up, a second line
+      // repeating a connection error, a socket closed while we shut down.
+      if (level <= logLevel.ERROR && !/coordinator is (loading|not available)|not the correct coordinator|Failed to connect to seed broker|write after end/i.test(msg)) log.warn(msg);
       else log.debug(msg);
     },
   });

@@ -20,6 +20,7 @@ import { schemaConfig, planSchema, makeDecoder, deadRow } from './record-schema.
 import { checkConnection, openKnex, connection, withRetry, sleep } from './connections.js';
 import { parseDuration } from '../time.js';
 import { fieldOf } from '../types.js';
+import { redact } from '../runtime/log.js';
 
 interface Config {
   type: 'sql';
@@ -114,6 +115,18 @@ class SqlSource implements Source {
     const c = connection(this.ctx, this.cfg.connection);
     this.db = (await openKnex(c.url!, this.ctx.specDir, c.pool)).db;
     if (position) this.pos = structuredClone(position as Position);
+    try {
+      await withRetry(`connecting to ${redact(c.url!)}`, this.log, this.ctx.signal, () => this.db(this.cfg.table).select(this.columns).limit(0));
+    } catch (e) {
+      const msg = (e as Error).message;
+      if (/doesn't exist|does not exist|no such table/i.test(msg)) {
+        throw new Error(`table ${this.cfg.table} not found at ${redact(c.url!)}: create it with sql/<database>.sql or \`salespipe generate --create-tables\``);
+      }
+      if (/unknown column|column .* does not exist|no such column/i.test(msg)) {
+        throw new Error(`table ${this.cfg.table} lacks a column the spec declares (${msg.replace(/^.* - /, '')})`);
+      }
+      throw e;
+    }
     if (this.ctx.drain) {
       const r = await withRetry('reading max cursor', this.log, this.ctx.signal, () => this.db(this.cfg.table).max({ m: this.cfg.cursor }));
       const m = r[0]?.m;
