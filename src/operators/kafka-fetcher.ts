@@ -114,7 +114,12 @@ async function onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: 
 try {
   await consumer.connect();
   await consumer.subscribe({ topic: init.topic, fromBeginning: true });
-  consumer.on(consumer.events.CRASH, (e) => post({ type: 'error', message: `Kafka consumer crashed: ${e.payload.error?.message}` }));
+  consumer.on(consumer.events.CRASH, (e) => {
+    // kafkajs restarts the consumer itself after a retriable error (e.g. the group
+    // coordinator still loading on a fresh broker); only a final crash is ours to report.
+    if (e.payload.restart) log.warn(`Kafka consumer restarting after: ${e.payload.error?.message}`);
+    else post({ type: 'error', message: `Kafka consumer crashed: ${e.payload.error?.message}` });
+  });
   await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch: onBatch });
   for (const [p, off] of Object.entries(init.positions)) consumer.seek({ topic: init.topic, partition: Number(p), offset: off });
   post({ type: 'ready' });
