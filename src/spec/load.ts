@@ -197,8 +197,12 @@ function reportAjv(e: ErrorObject, spec: LoadedSpec) {
       return spec.problem(path, `${at}: must be one of ${((e.params as { allowedValues: unknown[] }).allowedValues).map((v) => JSON.stringify(v)).join(', ')}`, 'schema.enum');
     case 'const':
       return spec.problem(path, `${at}: must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`, 'schema.enum');
-    case 'type':
-      return spec.problem(path, `${at}: must be ${(e.params as { type: string }).type}`, 'schema.type');
+    case 'type': {
+      // `{ price: decimal(12,2) }` in a YAML flow mapping splits at the comma into a key "2)".
+      const last = path[path.length - 1];
+      const hint = typeof last === 'string' && /^\s*\d+\s*\)$/.test(last) ? ' (a type with a comma inside { } must be quoted: "decimal(12,2)")' : '';
+      return spec.problem(path, `${at}: must be ${(e.params as { type: string }).type}${hint}`, 'schema.type');
+    }
     case 'maxProperties':
       if (e.parentSchema && (e.parentSchema as { description?: string }).description?.startsWith('One step')) {
         return spec.problem(path, `${at}: a step is a single key naming it (e.g. "- filter: …"); split this into separate steps`, 'schema.step');

@@ -164,3 +164,9 @@ test('a broken sink does not hide the problems of the steps before it', async ()
     '23:9: flows.main.sinks[0]: unknown key "colour"',
   ]);
 });
+
+test('an unquoted decimal(p,s) inside a flow mapping gets a hint', async () => {
+  const r = await problems(BASE.replace(/      schema:\n(        .*\n)+/, '      schema: { transaction_id: int, product_name: string, quantity_sold: int, price_per_unit: decimal(12,2) }\n'));
+  assert.equal(r.code, 2);
+  assert.match(r.lines.join('\n'), /must be quoted: "decimal\(12,2\)"/);
+});
