@@ -197,15 +197,18 @@ class KafkaSource implements Source {
     const data = Buffer.from(b.data);
     const ends = new Uint32Array(b.ends);
     const offsets = new Float64Array(b.offsets);
-    // One UTF-8 check for the whole batch; per message only when it fails.
+    // One UTF-8 check for the whole batch. In valid UTF-8 a character boundary is any byte
+    // that is not a continuation byte (10xxxxxx), so a message whose both ends sit on such
+    // boundaries is valid by itself; any other message is checked on its own.
     const allUtf8 = isUtf8(data);
+    const boundary = (p: number) => p >= data.length || (data[p] & 0xc0) !== 0x80;
     let start = 0;
     for (let i = 0; i < ends.length; i++) {
       const end = ends[i];
       const len = end - start;
       if (len === 0) out.dead.push({ reason: 'empty message', payload: '', encoding: 'utf8', origin: this.origin(b, i) });
       else if (len > this.maxBytes) out.dead.push({ reason: `message of ${len} bytes exceeds maxMessageBytes ${this.maxBytes}`, payload: data.toString('base64', start, start + 1024), encoding: 'base64', origin: this.origin(b, i) });
-      else if (!allUtf8 && !isUtf8(data.subarray(start, end))) out.dead.push({ reason: 'payload is not valid UTF-8', payload: data.toString('base64', start, end), encoding: 'base64', origin: this.origin(b, i) });
+      else if (!(allUtf8 && boundary(start) && boundary(end)) && !isUtf8(data.subarray(start, end))) out.dead.push({ reason: 'payload is not valid UTF-8', payload: data.toString('base64', start, end), encoding: 'base64', origin: this.origin(b, i) });
       else this.decodeText(data.toString('utf8', start, end), b, i, out);
       start = end;
     }

@@ -148,9 +148,18 @@ test('malformed messages go to the dead-letter topic with reasons; valid sales s
   assert.equal(g.code, 0, g.stderr);
   r = await runCli(['run', SPEC, '--drain', '--no-progress'], e);
   assert.equal(r.code, 0, r.stderr);
+  // Round 3, on its own so that nothing else shares the fetch: a character split across two
+  // messages of one partition. Together the bytes are valid UTF-8; apart, neither message is.
+  const split: Buffer[] = [Buffer.from('{"a":"caf\xc3', 'latin1'), Buffer.from('\xa9"}', 'latin1')];
+  await produceRaw(`${prefix}product_sales`, split, 'split');
+  r = await runCli(['run', SPEC, '--drain', '--no-progress'], e);
+  assert.equal(r.code, 0, r.stderr);
 
   const dead = readTopic(`${prefix}product_sales_dead_letters`).map((m) => JSON.parse(m.value));
-  assert.equal(dead.length, bad.length * 2, dead.map((d) => d.reason).join('\n'));
+  assert.equal(dead.length, bad.length * 2 + split.length, dead.map((d) => d.reason).join('\n'));
+  for (const half of split) {
+    assert.ok(dead.some((d) => d.reason === 'payload is not valid UTF-8' && Buffer.from(d.payload, 'base64').equals(half)), 'a split character is not valid UTF-8 on either side');
+  }
   for (const [payload, reason] of bad) {
     const expected = payload === null ? '' : Buffer.isBuffer(payload) && !/UTF-8/.test(String(reason)) ? payload.toString() : payload;
     const hits = dead.filter((d) => reason.test(d.reason));

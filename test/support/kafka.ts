@@ -25,12 +25,13 @@ export async function createTopic(topic: string, partitions = 3): Promise<void> 
   }
 }
 
-export async function produceRaw(topic: string, values: (Buffer | string | null)[]): Promise<void> {
+/** Produces raw values; with `key`, all to one partition, in order. */
+export async function produceRaw(topic: string, values: (Buffer | string | null)[], key?: string): Promise<void> {
   const p = kafka().producer({ allowAutoTopicCreation: false });
   await p.connect();
   try {
     for (let i = 0; i < values.length; i += 500) {
-      await p.send({ topic, acks: -1, messages: values.slice(i, i + 500).map((value, j) => ({ key: `bad-${i + j}`, value })) });
+      await p.send({ topic, acks: -1, messages: values.slice(i, i + 500).map((value, j) => ({ key: key ?? `bad-${i + j}`, value })) });
     }
   } finally {
     await p.disconnect();
