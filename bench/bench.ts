@@ -13,12 +13,12 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import kafkajs from 'kafkajs';
 import { randomSale, rng } from '../src/gen/generate.js';
 import { formatTimestamp } from '../src/time.js';
+import { PACKAGE_ROOT } from '../src/paths.js';
 
-const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const ROOT = PACKAGE_ROOT;
 const N = Number(process.argv[2] ?? process.env.BENCH_RECORDS ?? 1_000_000);
 const brokers = (process.env.KAFKA_BROKERS ?? '127.0.0.1:9092').split(',');
 const kafka = new kafkajs.Kafka({ brokers, clientId: 'salespipe-bench', logLevel: kafkajs.logLevel.ERROR });

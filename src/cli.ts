@@ -7,7 +7,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Command, CommanderError, Option } from 'commander';
 import { loadSpec } from './spec/load.js';
 import { formatProblem, sortProblems, Problem } from './spec/errors.js';
@@ -19,6 +18,7 @@ import { generate } from './gen/generate.js';
 import { parseTimestamp } from './time.js';
 import { runDemo } from './demo.js';
 import { pipelineSchema } from './spec/schema.js';
+import { PACKAGE_ROOT } from './paths.js';
 
 export interface IO {
   stdout: (s: string) => void;
@@ -28,8 +28,7 @@ export interface IO {
   signal?: AbortSignal;
 }
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const pkg = JSON.parse(fs.readFileSync([path.resolve(here, '../package.json'), path.resolve(here, '../../package.json')].find((p) => fs.existsSync(p))!, 'utf8'));
+const pkg = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8'));
 
 /** Expands directories into their .yaml/.yml files, sorted. */
 function specFiles(inputs: string[]): string[] {

@@ -7,7 +7,6 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { IO } from './cli.js';
 import type { Logger } from './runtime/log.js';
 import { generate } from './gen/generate.js';
@@ -15,9 +14,9 @@ import { loadSpec } from './spec/load.js';
 import { planSpec } from './plan/plan.js';
 import { formatProblem } from './spec/errors.js';
 import { runPlan } from './runtime/run.js';
+import { PACKAGE_ROOT } from './paths.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-const DEMO_SPEC = [path.resolve(here, '../pipelines/demo.yaml'), path.resolve(here, '../../pipelines/demo.yaml')].find((p) => fs.existsSync(p))!;
+const DEMO_SPEC = path.join(PACKAGE_ROOT, 'pipelines/demo.yaml');
 
 export async function runDemo(opts: { dir: string; count: number }, io: IO, log: Logger): Promise<number> {
   const db = path.join(opts.dir, 'sales.db');

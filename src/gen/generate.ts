@@ -9,10 +9,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Knex } from 'knex';
 import { openKnex, Dialect, sleep } from '../operators/connections.js';
 import type { Logger } from '../runtime/log.js';
+import { PACKAGE_ROOT } from '../paths.js';
 
 export interface Product { name: string; category: string; brand: string; price: number; id: number }
 
@@ -49,8 +49,7 @@ export function rng(seed: number): () => number {
   };
 }
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-export const SQL_DIR = [path.resolve(here, '../../sql'), path.resolve(here, '../../../sql')].find((d) => fs.existsSync(d))!;
+export const SQL_DIR = path.join(PACKAGE_ROOT, 'sql');
 
 export async function createTables(db: Knex, dialect: Dialect): Promise<void> {
   const file = path.join(SQL_DIR, `${dialect === 'mysql' ? 'mariadb' : dialect}.sql`);

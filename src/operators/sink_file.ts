@@ -8,7 +8,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { SinkDef, Sink, StreamInfo, RunContext } from './operator.js';
+import type { SinkDef, Sink, StreamInfo } from './operator.js';
 import type { Row } from '../types.js';
 import { makeJsonEncoder } from './json-row.js';
 

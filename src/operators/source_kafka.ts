@@ -196,7 +196,6 @@ class KafkaSource implements Source {
     const out: SourceBatch = { rows: [], dead: [] };
     const data = Buffer.from(b.data);
     const ends = new Uint32Array(b.ends);
-    const offsets = new Float64Array(b.offsets);
     // One UTF-8 check for the whole batch. In valid UTF-8 a character boundary is any byte
     // that is not a continuation byte (10xxxxxx), so a message whose both ends sit on such
     // boundaries is valid by itself; any other message is checked on its own.

@@ -101,7 +101,7 @@ class SqlSource implements Source {
   private maxSeen: number | null = null;
   private log;
 
-  constructor(private cfg: Config, private out: StreamInfo, private ctx: RunContext) {
+  constructor(private cfg: Config, out: StreamInfo, private ctx: RunContext) {
     this.decode = makeDecoder(out.schema, { timeZone: ctx.timeZone, numericText: true });
     this.batchSize = cfg.batchSize ?? 5000;
     this.pollMs = parseDuration(cfg.pollInterval ?? '1s')!;

@@ -6,10 +6,10 @@ import { spawn, spawnSync, ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { TestContext } from 'node:test';
+import { PACKAGE_ROOT } from '../../src/paths.js';
 
-export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export const ROOT = PACKAGE_ROOT;
 export const BIN = path.join(ROOT, 'bin/salespipe.js');
 
 export function tmpDir(prefix = 'salespipe-test-'): string {

@@ -1,12 +1,13 @@
 import { test } from 'node:test';
+import { colType } from '../support/types.js';
 import assert from 'node:assert/strict';
 import { aggregateStep } from '../../src/operators/step_aggregate.js';
 import type { StreamInfo, DeadLetter } from '../../src/operators/operator.js';
-import { Row, parseType, formatDecimal } from '../../src/types.js';
+import { Row, formatDecimal } from '../../src/types.js';
 import { rng } from '../../src/gen/generate.js';
 import { runContext } from '../support/run-ctx.js';
 
-const t = (s: string) => parseType(s) as Exclude<ReturnType<typeof parseType>, string>;
+const t = colType;
 const input: StreamInfo = {
   mode: 'append',
   schema: [

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
+import { colType } from '../support/types.js';
 import assert from 'node:assert/strict';
 import { makeDecoder } from '../../src/operators/record-schema.js';
-import { Schema, parseType } from '../../src/types.js';
+import type { Schema } from '../../src/types.js';
 
-const t = (s: string) => parseType(s) as Exclude<ReturnType<typeof parseType>, string>;
+const t = colType;
 const schema: Schema = [
   { name: 'transaction_id', type: t('int') },
   { name: 'product_name', type: t('string') },

@@ -1,10 +1,11 @@
 import { test } from 'node:test';
+import { colType } from '../support/types.js';
 import assert from 'node:assert/strict';
 import { compileExpr, RecordError } from '../../src/expr/compile.js';
 import { ExprError } from '../../src/expr/parse.js';
-import { Schema, parseType, formatDecimal, toScaled } from '../../src/types.js';
+import { Schema, formatDecimal, toScaled } from '../../src/types.js';
 
-const t = (s: string) => parseType(s) as Exclude<ReturnType<typeof parseType>, string>;
+const t = colType;
 const schema: Schema = [
   { name: 'quantity_sold', type: t('int') },
   { name: 'price_per_unit', type: t('decimal(12,2)') },

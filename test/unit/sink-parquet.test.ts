@@ -1,14 +1,14 @@
 import { test } from 'node:test';
+import { colType } from '../support/types.js';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { parquetSink } from '../../src/operators/sink_parquet.js';
 import type { StreamInfo } from '../../src/operators/operator.js';
-import { parseType } from '../../src/types.js';
 import { runContext } from '../support/run-ctx.js';
 import { readParquet, tmpDir } from '../support/helpers.js';
 
-const t = (s: string) => parseType(s) as Exclude<ReturnType<typeof parseType>, string>;
+const t = colType;
 const keyed: StreamInfo = {
   mode: 'update',
   key: ['product_name', 'product_category'],
