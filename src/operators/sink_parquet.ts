@@ -91,7 +91,7 @@ class ParquetSink implements Sink {
   private key;
   private kinds: Map<string, string>;
 
-  constructor(private cfg: Config, private input: StreamInfo, private ctx: RunContext) {
+  constructor(private cfg: Config, input: StreamInfo, private ctx: RunContext) {
     this.dir = path.resolve(ctx.specDir, cfg.path);
     this.parts = cfg.partitionBy ?? [];
     this.fileSchema = input.schema.filter((f) => !this.parts.includes(f.name));
@@ -111,17 +111,16 @@ class ParquetSink implements Sink {
       // The checkpoint names these files: finish publishing them (idempotent).
       if (fs.existsSync(s.staged)) fs.renameSync(s.staged, s.final);
     }
-    for (const f of walk(this.dir)) {
+    const files = [...walk(this.dir)];
+    for (const f of files) {
       if (path.basename(f).startsWith('.') && f.endsWith('.staged')) fs.rmSync(f, { force: true });
     }
-    if (this.keyed) this.load();
+    if (this.keyed) this.load(files.filter((f) => path.basename(f) === 'data.parquet'));
   }
 
   /** Keyed datasets are their own state: read the latest rows back. */
-  private load() {
-    const fields = this.input.schema;
-    for (const f of walk(this.dir)) {
-      if (path.basename(f) !== 'data.parquet') continue;
+  private load(files: string[]) {
+    for (const f of files) {
       const rel = path.relative(this.dir, path.dirname(f));
       const partVals: Record<string, string | null> = {};
       for (const seg of rel ? rel.split(path.sep) : []) {
@@ -131,7 +130,7 @@ class ParquetSink implements Sink {
       for (const r of fromParquet(fs.readFileSync(f), this.fileSchema)) {
         for (const c of this.parts) {
           const v = partVals[c];
-          const kind = fields.find((x) => x.name === c)!.type.kind;
+          const kind = this.kinds.get(c);
           r[c] = v === null || v === undefined ? null : kind === 'int' || kind === 'decimal' ? Number(v) : kind === 'bool' ? v === 'true' : v;
         }
         this.table.set(this.key(r), r);
