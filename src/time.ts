@@ -71,11 +71,7 @@ export function parseTimestamp(v: unknown, zone = 'UTC'): number | string {
     const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0;
     const local = Date.UTC(+m[1], +m[2] - 1, +m[3], +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0), ms);
     if (Number.isNaN(local)) return `not a timestamp: ${JSON.stringify(v)}`;
-    if (zone === 'UTC') return local;
-    // Two passes settle the offset across a DST change.
-    let t = local - zoneOffset(zone, local);
-    t = local - zoneOffset(zone, t);
-    return t;
+    return localToUtc(local, zone);
   }
   if (ZONED.test(v)) {
     const f = FIELDS.exec(v);
@@ -101,3 +97,56 @@ export function parseDuration(text: string | number): number | undefined {
   if (!m) return undefined;
   return Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[m[2] as 'ms']!;
 }
+
+/** The instant whose wall-clock time in `zone` is `local` (ms as if UTC). Two passes settle the offset across a DST change. */
+export function localToUtc(local: number, zone: string): number {
+  if (zone === 'UTC') return local;
+  let t = local - zoneOffset(zone, local);
+  t = local - zoneOffset(zone, t);
+  return t;
+}
+
+/**
+ * Event-time windows aligned to `zone`'s wall clock (hours and midnights):
+ * tumbling when `slide` equals `size`, hopping when it is smaller.
+ */
+export class WindowAssigner {
+  private offsets = new Map<number, number>();
+  constructor(readonly size: number, readonly slide: number, readonly zone: string) {}
+
+  /** Offset at `utc`, cached per quarter hour (zone transitions fall on those). */
+  private offset(utc: number): number {
+    if (this.zone === 'UTC') return 0;
+    const q = Math.floor(utc / 900_000);
+    let o = this.offsets.get(q);
+    if (o === undefined) {
+      if (this.offsets.size > 10_000) this.offsets.clear();
+      o = zoneOffset(this.zone, utc);
+      this.offsets.set(q, o);
+    }
+    return o;
+  }
+
+  private toUtc(local: number): number {
+    if (this.zone === 'UTC') return local;
+    let t = local - this.offset(local);
+    t = local - this.offset(t);
+    return t;
+  }
+
+  /** Starts (UTC ms) of every window containing `t`, latest first. */
+  starts(t: number, out: number[]): number[] {
+    out.length = 0;
+    const local = t + this.offset(t);
+    let s = local - mod(local, this.slide);
+    for (; s > local - this.size; s -= this.slide) out.push(this.toUtc(s));
+    return out;
+  }
+
+  /** End (exclusive, UTC ms) of the window starting at `start`. */
+  end(start: number): number {
+    return this.toUtc(start + this.offset(start) + this.size);
+  }
+}
+
+const mod = (a: number, b: number) => ((a % b) + b) % b;

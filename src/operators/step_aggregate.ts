@@ -11,6 +11,16 @@
  *   end, the groups that changed in it; `complete` emits every group. Rows
  *   are never appended: they are the latest value per key.
  * - State (every group's accumulators) is snapshotted into the checkpoint.
+ * - With `window`, groups are per event-time window as well (tumbling, or
+ *   hopping with `slide`), aligned to the pipeline's time zone. The
+ *   watermark is the largest event time seen minus `lateness`; it advances
+ *   after each batch, and a window is final once the watermark reaches its
+ *   end. A row for a final window is late: it goes to the flow's late
+ *   output (or its dead-letter output) with the reason and counts nowhere;
+ *   a hopping row still counts in its windows that are open. Modes: append
+ *   emits each window once, when final; update emits changed windows each
+ *   epoch; complete emits every open window each epoch. Final windows are
+ *   released from state after their last emission.
  *
  * @example
  *   - aggregate:
@@ -24,13 +34,26 @@ import type { StepDef, StreamInfo, PlanContext, RunContext, DeadLetter } from '.
 import { ExprError, parseExpr, Node } from '../expr/parse.js';
 import { compileNode, RecordError, AGGREGATES, Eval } from '../expr/compile.js';
 import { ColumnType, Row, Schema, Value, fieldOf, isNumeric, typeName, POW10 } from '../types.js';
+import { WindowAssigner, formatTimestamp, parseDuration } from '../time.js';
+import { makeJsonEncoder } from './json-row.js';
 import { deadRow } from './record-schema.js';
+
+interface WindowConfig {
+  size: string;
+  slide?: string;
+  on?: string;
+  lateness?: string;
+}
 
 interface Config {
   groupBy: string[];
   compute: Record<string, string>;
-  mode?: 'update' | 'complete';
+  mode?: 'update' | 'complete' | 'append';
+  window?: WindowConfig;
 }
+
+export const WINDOW_START = 'window_start';
+export const WINDOW_END = 'window_end';
 
 type Fn = 'sum' | 'count' | 'min' | 'max' | 'avg';
 
@@ -52,31 +75,70 @@ export const aggregateStep: StepDef<Config> = {
         additionalProperties: { type: 'string', description: 'One aggregate call, e.g. sum(quantity_sold * price_per_unit) or count(*).' },
         description: 'Output column -> aggregate expression.',
       },
-      mode: { enum: ['update', 'complete', 'append'], description: 'update (changed groups each epoch, default) or complete (all groups each epoch). append is refused: a running aggregate changes.' },
+      mode: { enum: ['update', 'complete', 'append'], description: 'update (changed groups each epoch, default), complete (all groups each epoch) or append (windowed only: each window once, when the watermark has passed it).' },
+      window: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['size'],
+        description: 'Event-time windows: adds window_start and window_end columns; groups are per window.',
+        properties: {
+          size: { type: 'string', description: 'Window length, e.g. 15m, 1h, 1d. Windows align to the time zone\'s hours and midnights.' },
+          slide: { type: 'string', description: 'Hopping windows: a new window starts this often (default: size, i.e. tumbling).' },
+          on: { type: 'string', description: 'Event-time column (default: the source\'s eventTime).' },
+          lateness: { type: 'string', description: 'Allowed lateness: watermark = largest event time seen - lateness (default 0s).' },
+        },
+      },
     },
   },
   plan(cfg, input, ctx) {
     const schema: Schema = [];
+    const win = cfg.window ? planWindow(cfg.window, input, ctx) : undefined;
+    if (cfg.window) {
+      schema.push({ name: WINDOW_START, type: { kind: 'timestamp', nullable: false } }, { name: WINDOW_END, type: { kind: 'timestamp', nullable: false } });
+    }
     for (const [i, g] of cfg.groupBy.entries()) {
       const f = fieldOf(input.schema, g);
       if (!f) ctx.error(['groupBy', i], `unknown column "${g}"; available: ${input.schema.map((x) => x.name).join(', ')}`, 'column.unknown');
+      else if (cfg.window && (g === WINDOW_START || g === WINDOW_END)) ctx.error(['groupBy', i], `"${g}" is the window's own column`, 'column.duplicate');
       else schema.push(f);
     }
     for (const [name, src] of Object.entries(cfg.compute)) {
-      if (cfg.groupBy.includes(name)) ctx.error(['compute', name], `"${name}" is already a group-by column`, 'column.duplicate');
+      if (cfg.groupBy.includes(name) || (cfg.window && (name === WINDOW_START || name === WINDOW_END))) ctx.error(['compute', name], `"${name}" is already a group-by or window column`, 'column.duplicate');
       const a = planAggregate(name, src, input.schema, ctx, ['compute', name]);
       if (a) schema.push({ name, type: a.out });
     }
-    if ((cfg.mode as string) === 'append') {
-      ctx.error(['mode'], 'append is not allowed for a running aggregate: its rows are updated, not final. Use update or complete (or a windowed aggregate with a watermark)', 'mode.invalid');
+    if (cfg.mode === 'append' && !cfg.window) {
+      ctx.error(['mode'], 'append is not allowed for a running aggregate: its rows are updated, not final. Use update or complete, or add a window (rows of a window are final once the watermark passes its end)', 'mode.invalid');
     }
     if (input.mode !== 'append') ctx.error([], `aggregate needs an append stream as input, got ${input.mode}`, 'mode.invalid');
+    if (cfg.window) {
+      return { schema, mode: cfg.mode ?? 'update', key: [WINDOW_START, ...cfg.groupBy], eventTime: WINDOW_START, watermark: win } satisfies StreamInfo;
+    }
     return { schema, mode: cfg.mode === 'complete' ? 'complete' : 'update', key: cfg.groupBy } satisfies StreamInfo;
   },
   create(cfg, input, _out, ctx) {
-    return new Aggregate(cfg, input.schema, ctx);
+    return cfg.window ? new WindowedAggregate(cfg, input, ctx) : new Aggregate(cfg, input.schema, ctx);
   },
 };
+
+function planWindow(w: WindowConfig, input: StreamInfo, ctx: PlanContext): StreamInfo['watermark'] {
+  let ok = true;
+  const dur = (k: 'size' | 'slide' | 'lateness', d: string) => {
+    const v = parseDuration(w[k] ?? d);
+    if (v === undefined || (k !== 'lateness' && v <= 0)) { ctx.error(['window', k], `invalid duration "${w[k]}" (e.g. 15m, 1h, 1d)`, 'value.duration'); ok = false; }
+    return v ?? 0;
+  };
+  const size = dur('size', ''), slide = w.slide === undefined ? size : dur('slide', ''), lateness = dur('lateness', '0s');
+  if (ok && slide > size) { ctx.error(['window', 'slide'], `slide (${w.slide}) must not exceed size (${w.size}): rows between windows would be lost`, 'value.window'); ok = false; }
+  const on = w.on ?? input.eventTime;
+  if (!on) { ctx.error(['window'], 'a window needs an event-time column: set window.on, or eventTime on the source', 'window.eventTime'); ok = false; }
+  else {
+    const f = fieldOf(input.schema, on);
+    if (!f) { ctx.error(w.on ? ['window', 'on'] : ['window'], `unknown event-time column "${on}"; available: ${input.schema.map((x) => x.name).join(', ')}`, 'column.unknown'); ok = false; }
+    else if (f.type.kind !== 'timestamp') { ctx.error(w.on ? ['window', 'on'] : ['window'], `event-time column "${on}" must be a timestamp, got ${typeName(f.type)}`, 'type.mismatch'); ok = false; }
+  }
+  return ok ? { on: on!, lateness, size, slide } : undefined;
+}
 
 function planAggregate(name: string, src: string, schema: Schema, ctx: PlanContext | RunContext, path: (string | number)[]): AggSpec | undefined {
   const report = (msg: string, code: string, offset: number) => {
@@ -137,29 +199,22 @@ function addExact(a: number | bigint, b: number): number | bigint {
   return a + BigInt(b);
 }
 
-interface Group { key: Value[]; acc: (Value | [number | bigint, number])[]; dirty: boolean }
+type Acc = Value | [number | bigint, number];
+interface Group { key: Value[]; acc: Acc[]; dirty: boolean }
 
 /** Groups are found through one Map per group-by column: no key strings are built per row. */
 type Level = Map<Value, Level | Group>;
 
-class Aggregate {
+/** The groups of one aggregate (or of one window), with the accumulators' arithmetic. */
+class Groups {
   private root: Level = new Map();
-  private all: Group[] = [];
-  private changed: Group[] = [];
-  private specs: AggSpec[];
-  private args: Value[];
-  private mode: 'update' | 'complete';
-  private origin: string;
+  all: Group[] = [];
+  changed: Group[] = [];
 
-  constructor(private cfg: Config, schema: Schema, ctx: RunContext) {
-    this.specs = Object.entries(cfg.compute).map(([n, s]) => planAggregate(n, s, schema, ctx, [])!);
-    this.args = new Array(this.specs.length);
-    this.mode = cfg.mode === 'complete' ? 'complete' : 'update';
-    this.origin = `${ctx.flow}/aggregate`;
-  }
+  constructor(private by: string[], private specs: AggSpec[]) {}
 
-  private group(key: Value[] | null, r: Row | null): Group {
-    const by = this.cfg.groupBy;
+  find(key: Value[] | null, r: Row | null): Group {
+    const by = this.by;
     let level = this.root;
     for (let i = 0; i < by.length - 1; i++) {
       const v = (r ? r[by[i]] : key![i]) ?? null;
@@ -177,41 +232,29 @@ class Aggregate {
     return g;
   }
 
-  process(rows: Row[], dead: DeadLetter[]): Row[] {
+  /** Adds one row's evaluated arguments to its group. */
+  add(r: Row, args: Value[]): void {
     const specs = this.specs;
-    const args = this.args;
-    for (const r of rows) {
-      // Evaluate every argument first, so a failing row changes nothing.
-      try {
-        for (let i = 0; i < specs.length; i++) args[i] = specs[i].arg ? specs[i].arg!(r) : 1;
-      } catch (e) {
-        if (!(e instanceof RecordError)) throw e;
-        dead.push(deadRow(r, `aggregate: ${e.message}`, this.origin));
-        continue;
+    const g = this.find(null, r);
+    const acc = g.acc;
+    for (let i = 0; i < specs.length; i++) {
+      const v = args[i];
+      if (v === null) continue;
+      switch (specs[i].fn) {
+        case 'sum':
+          acc[i] = specs[i].out.kind === 'float' ? ((acc[i] as number | null) ?? 0) + (v as number) : addExact((acc[i] as number | bigint | null) ?? 0, v as number);
+          break;
+        case 'count': acc[i] = (acc[i] as number) + 1; break;
+        case 'min': if (acc[i] === null || (v as number) < (acc[i] as number)) acc[i] = v; break;
+        case 'max': if (acc[i] === null || (v as number) > (acc[i] as number)) acc[i] = v; break;
+        case 'avg': { const a = acc[i] as [number | bigint, number]; a[0] = addExact(a[0], v as number); a[1]++; break; }
       }
-      const g = this.group(null, r);
-      const acc = g.acc;
-      for (let i = 0; i < specs.length; i++) {
-        const v = args[i];
-        if (v === null) continue;
-        switch (specs[i].fn) {
-          case 'sum':
-            acc[i] = specs[i].out.kind === 'float' ? ((acc[i] as number | null) ?? 0) + (v as number) : addExact((acc[i] as number | bigint | null) ?? 0, v as number);
-            break;
-          case 'count': acc[i] = (acc[i] as number) + 1; break;
-          case 'min': if (acc[i] === null || (v as number) < (acc[i] as number)) acc[i] = v; break;
-          case 'max': if (acc[i] === null || (v as number) > (acc[i] as number)) acc[i] = v; break;
-          case 'avg': { const a = acc[i] as [number | bigint, number]; a[0] = addExact(a[0], v as number); a[1]++; break; }
-        }
-      }
-      if (!g.dirty) { g.dirty = true; this.changed.push(g); }
     }
-    return [];
+    if (!g.dirty) { g.dirty = true; this.changed.push(g); }
   }
 
-  private row(g: Group): Row {
-    const o: Row = {};
-    this.cfg.groupBy.forEach((c, i) => { o[c] = g.key[i]; });
+  row(g: Group, o: Row = {}): Row {
+    this.by.forEach((c, i) => { o[c] = g.key[i]; });
     this.specs.forEach((s, i) => {
       const a = g.acc[i];
       if (s.fn === 'avg') {
@@ -223,21 +266,186 @@ class Aggregate {
     return o;
   }
 
-  flush(): Row[] {
-    const out = (this.mode === 'complete' ? this.all : this.changed).map((g) => this.row(g));
-    for (const g of this.changed) g.dirty = false;
+  /** Marks every group unchanged; returns the ones that had changed. */
+  takeChanged(): Group[] {
+    const c = this.changed;
+    for (const g of c) g.dirty = false;
     this.changed = [];
-    return out;
+    return c;
   }
 
-  snapshot(): unknown {
+  snapshot(): [Value[], Acc[]][] {
     return this.all.map((g) => [g.key, g.acc]);
   }
 
+  restore(state: [Value[], Acc[]][]): void {
+    for (const [key, acc] of state) this.find(key, null).acc = acc;
+  }
+}
+
+/** Evaluates every aggregate argument of a row first, so that a failing row changes nothing. */
+function evalArgs(specs: AggSpec[], args: Value[], r: Row): void {
+  for (let i = 0; i < specs.length; i++) args[i] = specs[i].arg ? specs[i].arg!(r) : 1;
+}
+
+class Aggregate {
+  private groups: Groups;
+  private specs: AggSpec[];
+  private args: Value[];
+  private mode: 'update' | 'complete';
+  private origin: string;
+
+  constructor(private cfg: Config, schema: Schema, ctx: RunContext) {
+    this.specs = Object.entries(cfg.compute).map(([n, s]) => planAggregate(n, s, schema, ctx, [])!);
+    this.args = new Array(this.specs.length);
+    this.mode = cfg.mode === 'complete' ? 'complete' : 'update';
+    this.origin = `${ctx.flow}/aggregate`;
+    this.groups = new Groups(cfg.groupBy, this.specs);
+  }
+
+  process(rows: Row[], dead: DeadLetter[]): Row[] {
+    const { specs, args, groups } = this;
+    for (const r of rows) {
+      try {
+        evalArgs(specs, args, r);
+      } catch (e) {
+        if (!(e instanceof RecordError)) throw e;
+        dead.push(deadRow(r, `aggregate: ${e.message}`, this.origin));
+        continue;
+      }
+      groups.add(r, args);
+    }
+    return [];
+  }
+
+  flush(): Row[] {
+    const changed = this.groups.takeChanged();
+    return (this.mode === 'complete' ? this.groups.all : changed).map((g) => this.groups.row(g));
+  }
+
+  snapshot(): unknown {
+    return this.groups.snapshot();
+  }
+
   restore(state: unknown): void {
-    this.root = new Map();
-    this.all = [];
-    this.changed = [];
-    for (const [key, acc] of state as [Value[], Group['acc']][]) this.group(key, null).acc = acc;
+    this.groups = new Groups(this.cfg.groupBy, this.specs);
+    this.groups.restore(state as [Value[], Acc[]][]);
+  }
+}
+
+interface WindowState { start: number; end: number; groups: Groups }
+
+interface WindowSnapshot { maxEventTime: number | null; windows: [number, [Value[], Acc[]][]][] }
+
+class WindowedAggregate {
+  private windows = new Map<number, WindowState>();
+  private maxEventTime = -Infinity;
+  private watermark = -Infinity;
+  private specs: AggSpec[];
+  private args: Value[];
+  private starts: number[] = [];
+  private missed: number[] = [];
+  private assign: WindowAssigner;
+  private on: string;
+  private lateness: number;
+  private mode: 'append' | 'update' | 'complete';
+  private origin: string;
+  private encode: (r: Row) => string;
+
+  constructor(private cfg: Config, input: StreamInfo, ctx: RunContext) {
+    this.specs = Object.entries(cfg.compute).map(([n, s]) => planAggregate(n, s, input.schema, ctx, [])!);
+    this.args = new Array(this.specs.length);
+    const w = cfg.window!;
+    const size = parseDuration(w.size)!;
+    this.assign = new WindowAssigner(size, w.slide ? parseDuration(w.slide)! : size, ctx.timeZone);
+    this.on = w.on ?? input.eventTime!;
+    this.lateness = parseDuration(w.lateness ?? '0s')!;
+    this.mode = cfg.mode ?? 'update';
+    this.origin = `${ctx.flow}/aggregate`;
+    this.encode = makeJsonEncoder(input.schema);
+  }
+
+  private window(start: number): WindowState {
+    let w = this.windows.get(start);
+    if (!w) {
+      w = { start, end: this.assign.end(start), groups: new Groups(this.cfg.groupBy, this.specs) };
+      this.windows.set(start, w);
+    }
+    return w;
+  }
+
+  process(rows: Row[], dead: DeadLetter[]): Row[] {
+    const { specs, args, on, starts, missed } = this;
+    const wm = this.watermark;
+    let max = this.maxEventTime;
+    for (const r of rows) {
+      const t = r[on] as number | null;
+      if (t === null || t === undefined) {
+        dead.push(deadRow(r, `aggregate: event-time column ${on} is null`, this.origin));
+        continue;
+      }
+      try {
+        evalArgs(specs, args, r);
+      } catch (e) {
+        if (!(e instanceof RecordError)) throw e;
+        dead.push(deadRow(r, `aggregate: ${e.message}`, this.origin));
+        continue;
+      }
+      this.assign.starts(t, starts);
+      missed.length = 0;
+      for (const s of starts) {
+        const end = this.assign.end(s);
+        if (end <= wm) missed.push(s);
+        else this.window(s).groups.add(r, args);
+      }
+      if (missed.length) dead.push(this.late(r, t, wm, missed));
+      if (t > max) max = t;
+    }
+    this.maxEventTime = max;
+    // The watermark never goes back.
+    if (max - this.lateness > this.watermark) this.watermark = max - this.lateness;
+    return [];
+  }
+
+  private late(r: Row, t: number, wm: number, missed: number[]): DeadLetter {
+    const ws = missed.map((s) => `[${formatTimestamp(s)}, ${formatTimestamp(this.assign.end(s))})`).join(', ');
+    return {
+      reason: `late: event time ${formatTimestamp(t)} is behind the watermark ${formatTimestamp(wm)}; window ${ws} already final`,
+      payload: this.encode(r), encoding: 'json', origin: this.origin, late: true,
+    };
+  }
+
+  flush(): Row[] {
+    const out: Row[] = [];
+    const wm = this.watermark;
+    const ordered = [...this.windows.values()].sort((a, b) => a.start - b.start);
+    for (const w of ordered) {
+      const final = w.end <= wm;
+      const changed = w.groups.takeChanged();
+      const emit = this.mode === 'append' ? (final ? w.groups.all : []) : this.mode === 'complete' ? w.groups.all : changed;
+      for (const g of emit) out.push(w.groups.row(g, { [WINDOW_START]: w.start, [WINDOW_END]: w.end }));
+      if (final) this.windows.delete(w.start); // released: a later row for it is late
+    }
+    return out;
+  }
+
+  /** Open windows held in state (for tests and progress). */
+  openWindows(): number {
+    return this.windows.size;
+  }
+
+  snapshot(): unknown {
+    return {
+      maxEventTime: Number.isFinite(this.maxEventTime) ? this.maxEventTime : null,
+      windows: [...this.windows.values()].map((w) => [w.start, w.groups.snapshot()]),
+    } satisfies WindowSnapshot;
+  }
+
+  restore(state: unknown): void {
+    const s = state as WindowSnapshot;
+    this.windows = new Map();
+    this.maxEventTime = s.maxEventTime ?? -Infinity;
+    this.watermark = this.maxEventTime - this.lateness;
+    for (const [start, groups] of s.windows) this.window(start).groups.restore(groups);
   }
 }
