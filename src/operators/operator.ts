@@ -27,6 +27,8 @@ export interface StreamInfo {
   key?: string[];
   /** Column carrying event time, if the stream has one. */
   eventTime?: string;
+  /** Windowed streams: how their rows were cut (for explain). */
+  watermark?: { on: string; lateness: number; size: number; slide: number };
 }
 
 /** Everything a planner may need, and where it reports problems. */
@@ -44,6 +46,8 @@ export interface DeadLetter {
   payload: string;
   encoding: 'utf8' | 'base64' | 'json';
   origin: string;
+  /** A record behind the watermark: goes to the flow's late output when it has one. */
+  late?: boolean;
 }
 
 export interface RunContext {
@@ -86,6 +90,13 @@ export interface Step {
   flush?(): Row[];
   snapshot?(): unknown;
   restore?(state: unknown): void;
+  /** Connects what the step needs (a lookup table); opened with the sources and sinks. */
+  open?(): Promise<void>;
+  close?(): Promise<void>;
+  /** True when the step has output to flush although no record came in (a table changed). */
+  pending?(): boolean;
+  /** Counts shown in progress and in the run summary, e.g. join misses. */
+  counters?(): Record<string, number>;
 }
 
 export interface Sink {

@@ -10,10 +10,14 @@ import { deriveStep } from './step_derive.js';
 import { assertStep } from './step_assert.js';
 import { selectStep } from './step_select.js';
 import { aggregateStep } from './step_aggregate.js';
+import { joinStep } from './step_join.js';
+import { balanceStep } from './step_balance.js';
+import { thresholdStep } from './step_threshold.js';
 import { kafkaSink } from './sink_kafka.js';
 import { parquetSink } from './sink_parquet.js';
 import { fileSink } from './sink_file.js';
 import { consoleSink } from './sink_console.js';
+import { sqlSink } from './sink_sql.js';
 
 export const SOURCES: Record<string, SourceDef> = {
   sql: sqlSource,
@@ -26,6 +30,9 @@ export const STEPS: Record<string, StepDef> = {
   assert: assertStep,
   select: selectStep,
   aggregate: aggregateStep,
+  join: joinStep,
+  balance: balanceStep,
+  threshold: thresholdStep,
 };
 
 export const SINKS: Record<string, SinkDef> = {
@@ -33,6 +40,7 @@ export const SINKS: Record<string, SinkDef> = {
   parquet: parquetSink,
   file: fileSink,
   console: consoleSink,
+  sql: sqlSink,
 };
 
 /** Sinks that can take dead letters. */

@@ -33,6 +33,7 @@ interface Config {
   group?: string;
   startFrom?: 'earliest' | 'latest';
   eventTime?: string;
+  key?: string[];
   schema: Record<string, string>;
   maxMessageBytes?: number;
   maxStringLength?: number;
@@ -54,6 +55,7 @@ export const kafkaSource: SourceDef<Config> = {
       group: { type: 'string', description: 'Consumer group id (default salespipe.<pipeline>.<flow>).' },
       startFrom: { enum: ['earliest', 'latest'], description: 'Where a first run (no checkpoint) starts (default earliest).' },
       eventTime: { type: 'string', description: 'Timestamp column carrying event time.' },
+      key: { type: 'array', items: { type: 'string' }, minItems: 1, uniqueItems: true, description: 'For a topic of latest values per key (e.g. another flow\'s aggregate): its key columns; the stream is then an update stream.' },
       schema: schemaConfig,
       maxMessageBytes: { type: 'integer', minimum: 1, description: 'Larger messages are dead-lettered (default 1048576).' },
       maxStringLength: { type: 'integer', minimum: 1, description: 'Longer string fields are dead-lettered (default 4096).' },
@@ -67,6 +69,10 @@ export const kafkaSource: SourceDef<Config> = {
       if (!et) ctx.error(['eventTime'], `event-time column "${cfg.eventTime}" is not declared in schema`, 'column.unknown');
       else if (et.type.kind !== 'timestamp') ctx.error(['eventTime'], `event-time column "${cfg.eventTime}" must be a timestamp`, 'type.mismatch');
     }
+    for (const [i, k] of (cfg.key ?? []).entries()) {
+      if (!fieldOf(schema, k)) ctx.error(['key', i], `key column "${k}" is not declared in schema`, 'column.unknown');
+    }
+    if (cfg.key) return { schema, mode: 'update', key: cfg.key, eventTime: cfg.eventTime };
     return { schema, mode: 'append', eventTime: cfg.eventTime };
   },
   reads: (cfg, conns) => topicId(conns, cfg.connection, cfg.topic),

@@ -27,6 +27,8 @@ export interface FlowPlan {
   sinks: SinkNode[];
   /** Explicit dead-letter sink; the runtime supplies a file when absent. */
   deadLetter?: SinkNode;
+  /** Explicit output for late records; they go to the dead-letter output otherwise. */
+  late?: SinkNode;
   reads: string[];
   writes: string[];
   /** Flows that feed this one through a topic. */
@@ -109,15 +111,18 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
       def.plan(s, stream, ctxAt(path));
       sinks.push({ type: s.type, cfg: s, def, input: stream, path });
     }
-    let deadLetter: SinkNode | undefined;
-    if (flow.deadLetter && !schemaBroken([...base, 'deadLetter'])) {
-      const path = [...base, 'deadLetter'];
-      const def = SINKS[flow.deadLetter.type];
-      def.plan(flow.deadLetter, DEAD_LETTER_STREAM, ctxAt(path));
-      deadLetter = { type: flow.deadLetter.type, cfg: flow.deadLetter, def, input: DEAD_LETTER_STREAM, path };
-    }
-    const writes = [...sinks, ...(deadLetter ? [deadLetter] : [])].flatMap((s) => s.def.writes?.(s.cfg, connections) ?? []);
-    flows.push({ name, source, steps, sinks, deadLetter, reads: sdef.reads?.(flow.source, connections) ?? [], writes, upstream: [] });
+    const sideOutput = (k: 'deadLetter' | 'late'): SinkNode | undefined => {
+      if (!flow[k] || schemaBroken([...base, k])) return undefined;
+      const path = [...base, k];
+      const def = SINKS[flow[k].type];
+      def.plan(flow[k], DEAD_LETTER_STREAM, ctxAt(path));
+      return { type: flow[k].type, cfg: flow[k], def, input: DEAD_LETTER_STREAM, path };
+    };
+    const deadLetter = sideOutput('deadLetter');
+    const late = sideOutput('late');
+    if (late && !steps.some((s) => s.out.watermark)) ctxAt([...base, 'late']).warn([], 'no step of this flow has a watermark, so no record can be late', 'option.unused');
+    const writes = [...sinks, ...(deadLetter ? [deadLetter] : []), ...(late ? [late] : [])].flatMap((s) => s.def.writes?.(s.cfg, connections) ?? []);
+    flows.push({ name, source, steps, sinks, deadLetter, late, reads: sdef.reads?.(flow.source, connections) ?? [], writes, upstream: [] });
   }
 
   for (const f of flows) {

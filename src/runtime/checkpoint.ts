@@ -15,6 +15,7 @@ export interface Checkpoint {
   steps: unknown[];
   sinks: unknown[];
   deadLetter: unknown;
+  late?: unknown;
   at: string;
 }
 

@@ -27,9 +27,13 @@ export interface FlowStats {
   recordsIn: number;
   recordsOut: number;
   deadLetters: number;
+  /** Records behind the watermark (also counted in deadLetters when they went there). */
+  late: number;
   epochs: number;
   lag?: number;
   startedAt: number;
+  /** Step counters (join misses, ...), by step. */
+  counters: Record<string, number>;
   /** When the last epoch committed (closing connections comes after). */
   finishedAt?: number;
 }
@@ -56,12 +60,13 @@ export class FlowRunner {
   private steps: Step[] = [];
   private sinks: Sink[] = [];
   private dlq!: Sink;
+  private late?: Sink;
   private epoch = 1;
   private cpFile: string;
   private ctx: RunContext;
 
   constructor(private plan: Plan, private flow: FlowPlan, private opts: FlowOptions) {
-    this.stats = { flow: flow.name, recordsIn: 0, recordsOut: 0, deadLetters: 0, epochs: 0, startedAt: Date.now() };
+    this.stats = { flow: flow.name, recordsIn: 0, recordsOut: 0, deadLetters: 0, late: 0, epochs: 0, counters: {}, startedAt: Date.now() };
     this.cpFile = checkpointFile(opts.stateDir, plan.pipeline, flow.name);
     this.ctx = {
       pipeline: plan.pipeline,
@@ -90,10 +95,11 @@ export class FlowRunner {
     this.dlq = flow.deadLetter
       ? flow.deadLetter.def.create(flow.deadLetter.cfg, DEAD_LETTER_STREAM, ctx)
       : new FileSink(defaultDeadLetterFile(this.opts.stateDir, this.plan.pipeline, flow.name), DEAD_LETTER_STREAM);
+    if (flow.late) this.late = flow.late.def.create(flow.late.cfg, DEAD_LETTER_STREAM, ctx);
     this.source = flow.source.def.create(flow.source.cfg, flow.source.out, ctx);
     try {
       // Opened together: connecting and joining a consumer group overlap with the sinks' set-up.
-      const opened = Promise.all([...this.sinks.map((s, i) => s.open(cp?.sinks[i])), this.dlq.open(cp?.deadLetter), this.source.open(cp?.source)]);
+      const opened = Promise.all([...this.steps.map((s) => s.open?.()), ...this.sinks.map((s, i) => s.open(cp?.sinks[i])), this.dlq.open(cp?.deadLetter), ...(this.late ? [this.late.open(cp?.late)] : []), this.source.open(cp?.source)]);
       if ((await Promise.race([opened.then(() => 'open' as const), abortion(ctx.signal)])) === 'aborted') {
         // Stopped while still connecting (e.g. a server is down): nothing was read, nothing to commit.
         opened.catch(() => undefined);
@@ -103,7 +109,7 @@ export class FlowRunner {
       await this.loop();
     } finally {
       // Bounded: a client still retrying a dead server must not hold the shutdown forever.
-      const closing = Promise.allSettled([this.source.close(), ...this.sinks.map((s) => s.close()), this.dlq.close()]);
+      const closing = Promise.allSettled([this.source.close(), ...this.steps.map((s) => s.close?.()), ...this.sinks.map((s) => s.close()), this.dlq.close(), ...(this.late ? [this.late.close()] : [])]);
       await Promise.race([closing, new Promise((r) => setTimeout(r, 15_000).unref())]);
     }
     return this.stats;
@@ -122,12 +128,12 @@ export class FlowRunner {
         await this.push(batch.rows, 0, batch.dead);
       }
       if (Date.now() - epochStart >= this.plan.checkpointMs || this.sinks.some((s) => s.full?.())) {
-        if (dirty) await this.endEpoch();
+        if (dirty || this.steps.some((s) => s.pending?.())) await this.endEpoch();
         dirty = false;
         epochStart = Date.now();
       }
     }
-    if (dirty) await this.endEpoch();
+    if (dirty || this.steps.some((s) => s.pending?.())) await this.endEpoch();
     this.stats.finishedAt = Date.now();
   }
 
@@ -139,11 +145,22 @@ export class FlowRunner {
       await Promise.all(this.sinks.map((s) => s.write(rows)));
     }
     if (dead.length) {
-      this.stats.deadLetters += dead.length;
       const at = Date.now();
-      await this.dlq.write(dead.map((d) => ({ ...d, pipeline: this.plan.pipeline, flow: this.flow.name, at })));
+      const stamp = ({ late: _late, ...d }: DeadLetter) => ({ ...d, pipeline: this.plan.pipeline, flow: this.flow.name, at });
+      const late = this.late ? dead.filter((d) => d.late) : [];
+      const rest = late.length ? dead.filter((d) => !d.late) : dead;
+      this.stats.deadLetters += rest.length;
+      for (const d of dead) if (d.late) this.stats.late++;
+      if (late.length) await this.late!.write(late.map(stamp));
+      if (rest.length) await this.dlq.write(rest.map(stamp));
       dead.length = 0;
     }
+  }
+
+  private collectCounters() {
+    this.flow.steps.forEach((node, i) => {
+      for (const [k, v] of Object.entries(this.steps[i].counters?.() ?? {})) this.stats.counters[`${node.key} ${k}`] = v;
+    });
   }
 
   private async endEpoch() {
@@ -154,6 +171,7 @@ export class FlowRunner {
     }
     const sinkStates = await Promise.all(this.sinks.map((s) => s.preCommit(epoch)));
     const dlqState = await this.dlq.preCommit(epoch);
+    const lateState = await this.late?.preCommit(epoch);
     const position = this.source.position();
     const cp: Checkpoint = {
       version: 1,
@@ -162,13 +180,16 @@ export class FlowRunner {
       steps: this.steps.map((s) => s.snapshot?.() ?? null),
       sinks: sinkStates,
       deadLetter: dlqState,
+      late: lateState,
       at: new Date().toISOString(),
     };
     writeCheckpoint(this.cpFile, cp);
     await Promise.all(this.sinks.map((s, i) => s.commit(epoch, sinkStates[i])));
     await this.dlq.commit(epoch, dlqState);
+    await this.late?.commit(epoch, lateState);
     await this.source.commit(position);
     this.stats.epochs++;
+    this.collectCounters();
     this.epoch++;
     this.ctx.log.debug(`epoch ${epoch} committed`);
   }

@@ -24,7 +24,7 @@ export class Progress {
       const prev = this.last.get(f.flow) ?? { at: f.startedAt, n: 0 };
       const rate = ((f.recordsIn - prev.n) * 1000) / Math.max(1, now - prev.at);
       this.last.set(f.flow, { at: now, n: f.recordsIn });
-      return `${f.flow}: ${fmt(f.recordsIn)} in, ${fmt(rate)}/s${f.lag !== undefined ? `, lag ${fmt(f.lag)}` : ''}${f.deadLetters ? `, ${fmt(f.deadLetters)} dead` : ''}`;
+      return `${f.flow}: ${fmt(f.recordsIn)} in, ${fmt(rate)}/s${f.lag !== undefined ? `, lag ${fmt(f.lag)}` : ''}${f.deadLetters ? `, ${fmt(f.deadLetters)} dead` : ''}${f.late ? `, ${fmt(f.late)} late` : ''}`;
     }).join(' | ');
   }
 
@@ -56,7 +56,7 @@ export class Progress {
     this.log.info(`peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`);
     for (const f of this.flows) {
       const secs = ((f.finishedAt ?? Date.now()) - f.startedAt) / 1000;
-      this.log.info(`${f.flow}: ${fmt(f.recordsIn)} records in, ${fmt(f.recordsOut)} out, ${fmt(f.deadLetters)} dead letters, ${f.epochs} epoch(s) in ${secs.toFixed(2)} s (${fmt(f.recordsIn / Math.max(secs, 0.001))}/s)`);
+      this.log.info(`${f.flow}: ${fmt(f.recordsIn)} records in, ${fmt(f.recordsOut)} out, ${fmt(f.deadLetters)} dead letters, ${f.late ? `${fmt(f.late)} late, ` : ''}${f.epochs} epoch(s) in ${secs.toFixed(2)} s (${fmt(f.recordsIn / Math.max(secs, 0.001))}/s)${Object.entries(f.counters).map(([k, v]) => `; ${k}: ${fmt(v)}`).join('')}`);
     }
   }
 }

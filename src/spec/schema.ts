@@ -26,6 +26,7 @@ export function pipelineSchema(): JsonSchema {
   $defs.source = byType('source', SOURCES);
   $defs.sink = byType('sink', SINKS);
   $defs.deadLetter = { ...byType('sink', SINKS, DEAD_LETTER_SINKS), description: 'Where records that cannot be parsed or processed go, with the reason (default: a JSON-lines file in the state directory).' };
+  $defs.late = { ...byType('sink', SINKS, DEAD_LETTER_SINKS), description: 'Where records behind the watermark (too late for their window) go, with the reason (default: the dead-letter output).' };
   $defs.step = {
     type: 'object',
     description: 'One step, written as a single key naming it.',
@@ -44,6 +45,7 @@ export function pipelineSchema(): JsonSchema {
       steps: { type: 'array', items: { $ref: '#/$defs/step' }, description: 'Steps applied in order.' },
       sinks: { type: 'array', minItems: 1, items: { $ref: '#/$defs/sink' }, description: 'Where the flow\'s output goes.' },
       deadLetter: { $ref: '#/$defs/deadLetter' },
+      late: { $ref: '#/$defs/late' },
     },
   };
   return {

@@ -1,0 +1,194 @@
+/**
+ * @module A relational table held in memory by key and kept fresh: the table
+ * side of stream-table joins (`join`, `balance`).
+ *
+ * Rules:
+ * - Loaded in full when the flow opens (retrying while the database is
+ *   unreachable), then refreshed every `refresh` interval. With `updatedAt`
+ *   a refresh reads only rows changed since the newest change seen (minus a
+ *   settle margin, for rows committed late with an earlier timestamp) and a
+ *   full reload every `fullRefresh` picks up deletions; without it every
+ *   refresh is a full reload. A change is thus visible within `refresh`
+ *   plus the query time.
+ * - A failed refresh keeps the last good table, logs one warning per
+ *   outage, and is retried on the next tick: the stream keeps flowing.
+ * - A row that does not fit the declared schema is skipped with a warning
+ *   naming its key; the other rows are unaffected.
+ * - Keys are the `on` columns' values, compared by their text; the planner
+ *   allows only columns of one kind (and decimals of one scale) on both sides.
+ */
+import type { Knex } from 'knex';
+import type { JsonSchema, PlanContext, RunContext } from './operator.js';
+import { connectionField } from './operator.js';
+import { schemaConfig, planSchema, makeDecoder } from './record-schema.js';
+import { checkConnection, connection, openKnex, withRetry } from './connections.js';
+import { parseDuration, zoneOffset } from '../time.js';
+import { Row, Schema, Value, fieldOf } from '../types.js';
+import { redact } from '../runtime/log.js';
+
+export interface TableConfig {
+  connection: string;
+  table: string;
+  schema: Record<string, string>;
+  refresh?: string;
+  updatedAt?: string;
+  fullRefresh?: string;
+}
+
+export const tableConfig: JsonSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['connection', 'table', 'schema'],
+  description: 'A relational table held in memory and kept fresh.',
+  properties: {
+    connection: connectionField('sql'),
+    table: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)?$', description: 'Table to read, optionally schema-qualified.' },
+    schema: schemaConfig,
+    refresh: { type: 'string', description: 'How often the table is re-read; a change is visible to the join within this bound (default 30s).' },
+    updatedAt: { type: 'string', description: 'Timestamp column set on every insert and update: refreshes then read only changed rows.' },
+    fullRefresh: { type: 'string', description: 'With updatedAt: how often the whole table is re-read, to see deleted rows (default 10m).' },
+  },
+};
+
+/** Settle margin of incremental refreshes: a row committed this long after its updated_at is still seen. */
+const SETTLE_MS = 60_000;
+
+export function planTable(cfg: TableConfig, ctx: PlanContext, path: (string | number)[]): Schema {
+  checkConnection(ctx, [...path, 'connection'], cfg.connection, 'sql');
+  const schema = planSchema(cfg.schema, ctx, [...path, 'schema']);
+  for (const k of ['refresh', 'fullRefresh'] as const) {
+    if (cfg[k] !== undefined && !(parseDuration(cfg[k]!)! > 0)) ctx.error([...path, k], `invalid duration "${cfg[k]}" (e.g. 5s, 1m)`, 'value.duration');
+  }
+  if (cfg.updatedAt) {
+    const f = fieldOf(schema, cfg.updatedAt);
+    if (!f) ctx.error([...path, 'updatedAt'], `column "${cfg.updatedAt}" is not declared in the table's schema`, 'column.unknown');
+    else if (f.type.kind !== 'timestamp') ctx.error([...path, 'updatedAt'], `updatedAt column "${cfg.updatedAt}" must be a timestamp`, 'type.mismatch');
+  }
+  return schema;
+}
+
+/** The text two key values are compared by. */
+export function keyText(values: Value[]): string | null {
+  if (values.length === 1) return values[0] === null ? null : String(values[0]);
+  if (values.some((v) => v === null)) return null;
+  return JSON.stringify(values.map(String));
+}
+
+export class LookupTable {
+  private db!: Knex;
+  private rows = new Map<string, Row>();
+  private decode;
+  private columns: string[];
+  private refreshMs: number;
+  private fullMs: number;
+  private lastFull = 0;
+  private newest = -Infinity;
+  private timer?: NodeJS.Timeout;
+  private refreshing?: Promise<void>;
+  private failing = false;
+  private log;
+  /** Keys whose row changed in refreshes not yet taken (see takeChanged). */
+  private changed = new Set<string>();
+  /** Increments on every refresh that changed something. */
+  version = 0;
+  loadedAt = 0;
+
+  /** `trackChanges`: remember changed keys for takeChanged (every key counts as changed by the first load). */
+  constructor(private cfg: TableConfig, readonly schema: Schema, private keyColumns: string[], private ctx: RunContext, private trackChanges = false) {
+    this.decode = makeDecoder(schema, { timeZone: ctx.timeZone, numericText: true });
+    this.columns = schema.map((f) => f.name);
+    this.refreshMs = parseDuration(cfg.refresh ?? '30s')!;
+    this.fullMs = parseDuration(cfg.fullRefresh ?? '10m')!;
+    this.log = ctx.log.child(`table ${cfg.table}`);
+  }
+
+  get size(): number {
+    return this.rows.size;
+  }
+
+  async open(): Promise<void> {
+    const c = connection(this.ctx, this.cfg.connection);
+    this.db = (await openKnex(c.url!, this.ctx.specDir, 2)).db;
+    await withRetry(`loading ${this.cfg.table} from ${redact(c.url!)}`, this.log, this.ctx.signal, () => this.refresh(true));
+    this.log.info(`${this.rows.size} row(s) loaded; refreshed every ${this.refreshMs} ms${this.cfg.updatedAt ? ` by ${this.cfg.updatedAt}` : ''}`);
+    this.schedule();
+  }
+
+  private schedule() {
+    if (this.ctx.signal.aborted) return;
+    this.timer = setTimeout(() => {
+      const full = !this.cfg.updatedAt || Date.now() - this.lastFull >= this.fullMs;
+      this.refreshing = this.refresh(full)
+        .then(() => {
+          if (this.failing) this.log.info('refresh works again');
+          this.failing = false;
+        })
+        .catch((e) => {
+          if (!this.failing) this.log.warn(`refresh failed (${redact((e as Error).message)}); keeping the last loaded rows and retrying every ${this.refreshMs} ms`);
+          this.failing = true;
+        })
+        .finally(() => { this.refreshing = undefined; this.schedule(); });
+    }, this.refreshMs);
+    this.timer.unref();
+  }
+
+  /** Reads the table (all of it, or what changed) and applies it; all or nothing. */
+  async refresh(full: boolean): Promise<void> {
+    let q = this.db(this.cfg.table).select(this.columns);
+    if (!full && Number.isFinite(this.newest)) q = q.where(this.cfg.updatedAt!, '>=', this.naive(this.newest - SETTLE_MS));
+    const raw = (await q) as Record<string, unknown>[];
+    const next = full ? new Map<string, Row>() : this.rows;
+    let skipped = 0;
+    let newest = this.newest;
+    for (const r of raw) {
+      const row = this.decode(r);
+      if (typeof row === 'string') {
+        if (++skipped <= 3) this.log.warn(`row with key ${this.keyColumns.map((k) => String(r[k])).join(', ')} skipped: ${row}`);
+        continue;
+      }
+      const k = keyText(this.keyColumns.map((c) => row[c]));
+      if (k === null) continue;
+      if (this.trackChanges && !sameRow(this.rows.get(k), row, this.columns)) this.changed.add(k);
+      next.set(k, row);
+      if (this.cfg.updatedAt) {
+        const u = row[this.cfg.updatedAt] as number | null;
+        if (u !== null && u > newest) newest = u;
+      }
+    }
+    if (skipped > 3) this.log.warn(`${skipped} row(s) of ${this.cfg.table} skipped in all`);
+    if (full) {
+      if (this.trackChanges) for (const k of this.rows.keys()) if (!next.has(k)) this.changed.add(k);
+      this.rows = next;
+      this.lastFull = Date.now();
+    }
+    this.newest = newest;
+    if (this.changed.size) this.version++;
+    this.loadedAt = Date.now();
+  }
+
+  /** A timestamp as zone-less text in the pipeline's zone, as the column holds it. */
+  private naive(ms: number): string {
+    return new Date(ms + zoneOffset(this.ctx.timeZone, ms)).toISOString().replace('T', ' ').replace('Z', '');
+  }
+
+  get(key: string): Row | undefined {
+    return this.rows.get(key);
+  }
+
+  /** Keys changed (added, updated, deleted) since the last call. */
+  takeChanged(): string[] {
+    const c = [...this.changed];
+    this.changed.clear();
+    return c;
+  }
+
+  async close(): Promise<void> {
+    clearTimeout(this.timer);
+    await this.refreshing;
+    await this.db?.destroy();
+  }
+}
+
+function sameRow(a: Row | undefined, b: Row, columns: string[]): boolean {
+  return !!a && columns.every((c) => a[c] === b[c]);
+}
