@@ -15,7 +15,7 @@ import { explainText } from './plan/explain.js';
 import { runPlan } from './runtime/run.js';
 import { createLogger, Logger, redact } from './runtime/log.js';
 import { generate } from './gen/generate.js';
-import { parseTimestamp } from './time.js';
+import { parseDuration, parseTimestamp } from './time.js';
 import { runDemo } from './demo.js';
 import { pipelineSchema } from './spec/schema.js';
 import { PACKAGE_ROOT } from './paths.js';
@@ -140,12 +140,16 @@ SALESPIPE_LOG_LEVEL (debug|info|warn|error).`);
     .option('--rollback <fraction>', 'fraction of transactions to roll back (leaves id gaps)', parseFloat, 0)
     .option('--create-tables', 'create the tables from sql/<dialect>.sql first')
     .option('--worked-example', 'also insert the worked example (transactions 3001-3003)')
+    .option('--reference-data [customers]', 'also insert customers (default 500, with segment and region) and an inventory row per product, where missing', (v) => intArg(v, '--reference-data'))
+    .option('--restock-every <duration>', 'restock a random product this often while inserting, e.g. 10s')
     .action(async (o) => {
+      const restockEvery = o.restockEvery === undefined ? undefined : parseDuration(o.restockEvery);
+      if (restockEvery === undefined && o.restockEvery !== undefined) throw new UsageError(`--restock-every: invalid duration "${o.restockEvery}"`);
       const from = o.from !== undefined ? parseTimestamp(o.from) : undefined;
       const to = o.to !== undefined ? parseTimestamp(o.to) : undefined;
       if (typeof from === 'string' || typeof to === 'string') throw new UsageError(`--from/--to: ${from ?? to}`);
       if ((from === undefined) !== (to === undefined)) throw new UsageError('--from and --to go together');
-      await generate({ url: o.db, count: o.count, rate: o.rate, writers: o.writers, batch: o.batch, seed: o.seed, from, to, rollback: o.rollback, createTables: o.createTables, workedExample: o.workedExample }, log, io.signal);
+      await generate({ url: o.db, count: o.count, rate: o.rate, writers: o.writers, batch: o.batch, seed: o.seed, from, to, rollback: o.rollback, createTables: o.createTables, workedExample: o.workedExample, referenceData: o.referenceData === true ? 500 : o.referenceData, restockEvery }, log, io.signal);
     });
 
   program

@@ -98,7 +98,55 @@ export interface GenerateOptions {
   rollback?: number;
   createTables?: boolean;
   workedExample?: boolean;
+  /** Customers (1..n, with segment and region) and an inventory row per product, if missing. */
+  referenceData?: number;
+  /** Restock a random product this often (ms) while inserting. */
+  restockEvery?: number;
   specDir?: string;
+}
+
+export const SEGMENTS = ['Premium', 'Standard', 'Budget'] as const;
+export const REGIONS = ['North', 'South', 'East', 'West', 'Online'] as const;
+
+export interface Customer { customer_id: number; customer_name: string; customer_segment: string; region: string | null; updated_at: string }
+
+/** Customers 1..n: a fifth Premium, half Standard, the rest Budget; a few without region. */
+export function customers(n: number, seed: number, now = Date.now()): Customer[] {
+  const rand = rng(seed * 7919 + 17);
+  const first = ['Ana', 'Ben', 'Chen', 'Dara', 'Eli', 'Fatima', 'Goran', 'Hana', 'Ivo', 'Jun', 'Kofi', 'Lena'];
+  const last = ['Novak', 'Okafor', 'Silva', 'Tanaka', 'Weber', 'Yilmaz', 'Kowalski', 'Haddad', 'Moreau', 'Park'];
+  return Array.from({ length: n }, (_, i) => {
+    const s = rand();
+    return {
+      customer_id: i + 1,
+      customer_name: `${first[Math.floor(rand() * first.length)]} ${last[Math.floor(rand() * last.length)]}`,
+      customer_segment: s < 0.2 ? 'Premium' : s < 0.7 ? 'Standard' : 'Budget',
+      region: rand() < 0.05 ? null : REGIONS[Math.floor(rand() * REGIONS.length)],
+      updated_at: sqlTimestamp(now),
+    };
+  });
+}
+
+export interface InventoryRow { product_name: string; brand: string; stock_level: number; reorder_threshold: number; updated_at: string }
+
+/** One inventory row per catalog product: 20 to 400 units on hand; pricier products reorder at 5, the rest at 10 or 20. */
+export function inventoryRows(seed: number, now = Date.now()): InventoryRow[] {
+  const rand = rng(seed * 104729 + 3);
+  return CATALOG.map((p) => ({
+    product_name: p.name, brand: p.brand, stock_level: 20 + Math.floor(rand() * 381),
+    reorder_threshold: p.price > 100000 ? 5 : rand() < 0.5 ? 10 : 20, updated_at: sqlTimestamp(now),
+  }));
+}
+
+/** Inserts customers and inventory rows that are not there yet. */
+export async function insertReferenceData(db: Knex, n: number, seed: number): Promise<void> {
+  for (let i = 0; i < n; i += 500) await db('customer_data').insert(customers(n, seed).slice(i, i + 500)).onConflict('customer_id').ignore();
+  await db('inventory').insert(inventoryRows(seed)).onConflict(['product_name', 'brand']).ignore();
+}
+
+/** A restock: the product's stock is counted again (a new absolute level) now. */
+export async function restock(db: Knex, product: string, brand: string, level: number, at = Date.now()): Promise<void> {
+  await db('inventory').where({ product_name: product, brand }).update({ stock_level: level, updated_at: sqlTimestamp(at) });
 }
 
 export async function generate(opts: GenerateOptions, log: Logger, signal?: AbortSignal): Promise<{ inserted: number; rolledBack: number }> {
@@ -107,8 +155,19 @@ export async function generate(opts: GenerateOptions, log: Logger, signal?: Abor
   try {
     if (opts.createTables) await createTables(db, dialect);
     if (opts.workedExample) await insertWorkedExample(db, dialect);
+    if (opts.referenceData) await insertReferenceData(db, opts.referenceData, opts.seed);
     let next = 0;
+    let restocks = 0;
     const started = Date.now();
+    const restocking = opts.restockEvery ? (async () => {
+      const rand = rng(opts.seed * 31 + 5);
+      while (next < opts.count && !signal?.aborted) {
+        await sleep(opts.restockEvery!, signal);
+        const p = CATALOG[Math.floor(rand() * CATALOG.length)];
+        await restock(db, p.name, p.brand, 100 + Math.floor(rand() * 400));
+        restocks++;
+      }
+    })() : Promise.resolve();
     const writer = async (w: number) => {
       const rand = rng(opts.seed * 1000 + w);
       for (;;) {
@@ -136,7 +195,8 @@ export async function generate(opts: GenerateOptions, log: Logger, signal?: Abor
       }
     };
     await Promise.all(Array.from({ length: Math.max(1, opts.writers) }, (_, w) => writer(w)));
-    log.info(`inserted ${inserted} sale(s) with ${opts.writers} writer(s) in ${((Date.now() - started) / 1000).toFixed(1)} s${rolledBack ? `; ${rolledBack} rolled back` : ''}`);
+    await restocking;
+    log.info(`inserted ${inserted} sale(s) with ${opts.writers} writer(s) in ${((Date.now() - started) / 1000).toFixed(1)} s${rolledBack ? `; ${rolledBack} rolled back` : ''}${restocks ? `; ${restocks} restock(s)` : ''}`);
   } finally {
     await db.destroy();
   }

@@ -78,6 +78,13 @@ export interface Source {
   position(): unknown;
   /** Called after a checkpoint holding `position` is durable. */
   commit(position: unknown): Promise<void>;
+  /**
+   * Event time the source has reached in every partition it reads (the
+   * smallest of the partitions' largest event times), if it tracks one.
+   * Windows derive their watermark from it, so one partition read ahead of
+   * another does not make the other's records late.
+   */
+  eventTimeProgress?(): number | undefined;
   /** Lag in records, if the source can tell. */
   lag?(): number | undefined;
   close(): Promise<void>;
@@ -86,6 +93,11 @@ export interface Source {
 export interface Step {
   /** Transforms one batch; rows that fail go to `dead`. */
   process(rows: Row[], dead: DeadLetter[]): Row[];
+  /**
+   * After each batch: the source's event-time progress (undefined when the
+   * source does not track one, or it does not apply to this step's input).
+   */
+  advance?(progress: number | undefined): void;
   /** Epoch end: rows this step holds back until then (aggregates). */
   flush?(): Row[];
   snapshot?(): unknown;

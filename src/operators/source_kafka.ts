@@ -91,6 +91,8 @@ class KafkaSource implements Source {
   private next_: Offsets = {};
   private end: Offsets | null = null;
   private high: Record<string, string> = {};
+  /** Largest event time seen per partition (part of the position). */
+  private maxEt: Record<string, number> = {};
   private queue: RawBatch[] = [];
   private wake: (() => void) | null = null;
   private failed: Error | null = null;
@@ -126,6 +128,7 @@ class KafkaSource implements Source {
       }
       const offs = await admin.fetchTopicOffsets(this.topic);
       const saved = (position as { offsets?: Offsets } | undefined)?.offsets;
+      Object.assign(this.maxEt, (position as { eventTimes?: Record<string, number> } | undefined)?.eventTimes);
       for (const o of offs) {
         const p = String(o.partition);
         this.next_[p] = saved?.[p] ?? (this.cfg.startFrom === 'latest' ? o.high : o.low);
@@ -252,6 +255,12 @@ class KafkaSource implements Source {
         this.high[b.partition] = b.high;
         const batch = this.decodeBatch(b);
         this.next_[b.partition] = b.next; // the position now covers this batch
+        const et = this.cfg.eventTime;
+        if (et) {
+          let max = this.maxEt[b.partition] ?? -Infinity;
+          for (const r of batch.rows) { const t = r[et] as number | null; if (t !== null && t > max) max = t; }
+          if (max > -Infinity) this.maxEt[b.partition] = max;
+        }
         return batch;
       }
       if (this.ctx.signal.aborted) return null;
@@ -266,7 +275,23 @@ class KafkaSource implements Source {
   }
 
   position() {
-    return { offsets: { ...this.next_ } };
+    return { offsets: { ...this.next_ }, eventTimes: { ...this.maxEt } };
+  }
+
+  /**
+   * The smallest of the partitions' largest event times. A partition with no
+   * record seen yet holds it back while it has records to read; an empty one
+   * (read to its end) does not.
+   */
+  eventTimeProgress(): number | undefined {
+    if (!this.cfg.eventTime) return undefined;
+    let min = Infinity;
+    for (const [p, next] of Object.entries(this.next_)) {
+      const t = this.maxEt[p];
+      if (t !== undefined) { if (t < min) min = t; }
+      else if (BigInt(next) < BigInt(this.high[p] ?? next)) return undefined;
+    }
+    return min === Infinity ? undefined : min;
   }
 
   lag() {

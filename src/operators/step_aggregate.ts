@@ -13,9 +13,11 @@
  * - State (every group's accumulators) is snapshotted into the checkpoint.
  * - With `window`, groups are per event-time window as well (tumbling, or
  *   hopping with `slide`), aligned to the pipeline's time zone. The
- *   watermark is the largest event time seen minus `lateness`; it advances
- *   after each batch, and a window is final once the watermark reaches its
- *   end. A row for a final window is late: it goes to the flow's late
+ *   watermark is the event time reached minus `lateness`, where the event
+ *   time reached is the source's progress (for Kafka: the smallest of the
+ *   partitions' largest event times) or else the largest event time seen.
+ *   It advances after each batch and never goes back; a window is final
+ *   once the watermark reaches its end. A row for a final window is late: it goes to the flow's late
  *   output (or its dead-letter output) with the reason and counts nowhere;
  *   a hopping row still counts in its windows that are open. Modes: append
  *   emits each window once, when final; update emits changed windows each
@@ -340,6 +342,7 @@ interface WindowSnapshot { maxEventTime: number | null; windows: [number, [Value
 class WindowedAggregate {
   private windows = new Map<number, WindowState>();
   private maxEventTime = -Infinity;
+  private batchMax = -Infinity;
   private watermark = -Infinity;
   private specs: AggSpec[];
   private args: Value[];
@@ -377,7 +380,7 @@ class WindowedAggregate {
   process(rows: Row[], dead: DeadLetter[]): Row[] {
     const { specs, args, on, starts, missed } = this;
     const wm = this.watermark;
-    let max = this.maxEventTime;
+    let max = this.batchMax;
     for (const r of rows) {
       const t = r[on] as number | null;
       if (t === null || t === undefined) {
@@ -401,10 +404,17 @@ class WindowedAggregate {
       if (missed.length) dead.push(this.late(r, t, wm, missed));
       if (t > max) max = t;
     }
-    this.maxEventTime = max;
-    // The watermark never goes back.
-    if (max - this.lateness > this.watermark) this.watermark = max - this.lateness;
+    this.batchMax = max;
     return [];
+  }
+
+  /** After a batch: the event time reached is the source's progress, or the largest seen. */
+  advance(progress: number | undefined): void {
+    const reached = progress ?? this.batchMax;
+    this.batchMax = -Infinity;
+    if (reached > this.maxEventTime) this.maxEventTime = reached;
+    // The watermark never goes back.
+    if (this.maxEventTime - this.lateness > this.watermark) this.watermark = this.maxEventTime - this.lateness;
   }
 
   private late(r: Row, t: number, wm: number, missed: number[]): DeadLetter {

@@ -8,8 +8,11 @@ import { redact } from '../runtime/log.js';
 
 const schemaText = (s: StreamInfo) => s.schema.map((f) => `${f.name} ${typeName(f.type)}`).join(', ');
 
+const dur = (ms: number) => (ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : ms % 3_600_000 === 0 ? `${ms / 3_600_000}h` : ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
+
 const streamText = (s: StreamInfo) =>
-  `${s.mode}${s.key ? ` keyed by (${s.key.join(', ')})` : ''}${s.eventTime ? `, event time ${s.eventTime}` : ''}`;
+  `${s.mode}${s.key ? ` keyed by (${s.key.join(', ')})` : ''}${s.eventTime ? `, event time ${s.eventTime}` : ''}` +
+  (s.watermark ? `, ${s.watermark.slide === s.watermark.size ? 'tumbling' : `hopping every ${dur(s.watermark.slide)},`} ${dur(s.watermark.size)} windows on ${s.watermark.on}, watermark = max(${s.watermark.on}) - ${dur(s.watermark.lateness)}` : '');
 
 function what(type: string, cfg: Record<string, unknown>): string {
   const bits = [type];
@@ -28,6 +31,20 @@ function stepText(key: string, cfg: unknown): string {
     const a = cfg as { groupBy: string[]; compute: Record<string, string> };
     return `aggregate by (${a.groupBy.join(', ')}): ${Object.entries(a.compute).map(([k, v]) => `${k} = ${v}`).join('; ')}`;
   }
+  const table = (t: { table: string; refresh?: string; updatedAt?: string }) => `table ${t.table} (refreshed every ${t.refresh ?? '30s'}${t.updatedAt ? ` by ${t.updatedAt}` : ''})`;
+  const on = (o: Record<string, string>) => Object.entries(o).map(([a, b]) => `${a} = ${b}`).join(' and ');
+  if (key === 'join') {
+    const j = cfg as { type?: string; table: { table: string }; on: Record<string, string> };
+    return `${j.type ?? 'inner'} join ${table(j.table as never)} on ${on(j.on)}`;
+  }
+  if (key === 'balance') {
+    const b = cfg as { table: { table: string }; on: Record<string, string>; opening: string; asOf: string; add?: string; subtract?: string; as?: string };
+    return `balance ${b.as ?? 'balance'} = ${b.opening} ${b.add !== undefined ? `+ sum(${b.add})` : `- sum(${b.subtract})`} after ${b.asOf}, from ${table(b.table as never)} on ${on(b.on)}`;
+  }
+  if (key === 'threshold') {
+    const t = cfg as { value: string; below?: unknown; above?: unknown };
+    return `threshold alert while ${t.value} ${t.below !== undefined ? `< ${t.below}` : `> ${t.above}`}; resolved when it no longer holds`;
+  }
   return key;
 }
 
@@ -42,6 +59,7 @@ function flowText(f: FlowPlan): string[] {
   });
   for (const s of f.sinks) lines.push(`  [sink] ${what(s.type, s.cfg)}`);
   lines.push(`  [dead letters] ${f.deadLetter ? what(f.deadLetter.type, f.deadLetter.cfg) : 'file in the state directory (default)'}`);
+  if (f.late) lines.push(`  [late records] ${what(f.late.type, f.late.cfg)}`);
   return lines;
 }
 

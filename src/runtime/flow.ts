@@ -116,6 +116,7 @@ export class FlowRunner {
   }
 
   private async loop() {
+    const useProgress = this.progressSteps();
     let epochStart = Date.now();
     let dirty = false;
     for (;;) {
@@ -126,6 +127,8 @@ export class FlowRunner {
       if (batch.rows.length || batch.dead.length) {
         dirty = true;
         await this.push(batch.rows, 0, batch.dead);
+        const progress = this.source.eventTimeProgress?.();
+        this.steps.forEach((s, i) => s.advance?.(useProgress[i] ? progress : undefined));
       }
       if (Date.now() - epochStart >= this.plan.checkpointMs || this.sinks.some((s) => s.full?.())) {
         if (dirty || this.steps.some((s) => s.pending?.())) await this.endEpoch();
@@ -138,6 +141,17 @@ export class FlowRunner {
   }
 
   /** Runs rows through steps[from..] into the sinks; dead letters go to the dead-letter sink. */
+  /** Steps whose input still carries the source's event time unchanged (no aggregate before them). */
+  private progressSteps(): boolean[] {
+    const et = this.flow.source.out.eventTime;
+    let intact = true;
+    return this.flow.steps.map((s) => {
+      const ok = intact && !!et && s.input.eventTime === et;
+      if (s.out.mode !== 'append' || s.out.watermark) intact = false;
+      return ok;
+    });
+  }
+
   private async push(rows: Row[], from: number, dead: DeadLetter[]) {
     for (let i = from; i < this.steps.length && rows.length; i++) rows = this.steps[i].process(rows, dead);
     if (rows.length) {

@@ -84,9 +84,19 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
     problems.push({ file, ...locate(path, opts), code, message, severity: opts.severity ?? 'error' });
   };
 
+  // One syntax error makes the parser trip over every token after it: report the
+  // first errors (one per line) and say how many consequences were left out.
+  const lines = new Set<number>();
+  let skipped = 0;
   for (const e of doc.errors) {
-    problems.push({ file, ...pos(e.pos[0]), code: `yaml.${e.code.toLowerCase()}`, message: e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, ''), severity: 'error' });
+    const at = pos(e.pos[0]);
+    if (lines.has(at.line) || lines.size >= 3) { skipped++; continue; }
+    lines.add(at.line);
+    let message = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
+    if (text.slice(Math.max(0, e.pos[0] - 2), e.pos[0] + 1).includes('${')) message += ' (a ${VAR} inside a { } flow mapping must be quoted: "${VAR}", or use block style)';
+    problems.push({ file, ...at, code: `yaml.${e.code.toLowerCase()}`, message, severity: 'error' });
   }
+  if (skipped) problems[problems.length - 1].message += ` (and ${skipped} further syntax error(s), most likely consequences of the first)`;
   for (const w of doc.warnings) {
     problems.push({ file, ...pos(w.pos[0]), code: `yaml.${w.code.toLowerCase()}`, message: w.message.split('\n')[0], severity: 'warning' });
   }

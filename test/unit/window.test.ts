@@ -73,6 +73,7 @@ function run(step: Step, batches: Row[][]): { out: Row[][]; dead: DeadLetter[] }
   const dead: DeadLetter[] = [];
   for (const b of batches) {
     step.process(b, dead);
+    step.advance!(undefined);
     out.push(step.flush!());
   }
   return { out, dead };
@@ -123,14 +124,17 @@ test('late rows go to the late output with the reason and count nowhere', () => 
   const step = make(hourly('append', '0s'));
   const dead: DeadLetter[] = [];
   step.process([{ product: 'a', qty: 1, price: 100, ts: T0 + 10 * 60_000 }, { product: 'a', qty: 2, price: 100, ts: T0 + H + 5 * 60_000 }], dead);
+  step.advance!(undefined);
   assert.deepEqual(step.flush!().map((r) => [r.window_start, r.units]), [[T0, 1]]);
   // The watermark is now T0 + 1h05: the first hour is final; this row is late.
   step.process([{ product: 'a', qty: 7, price: 100, ts: T0 + 30 * 60_000 }, { product: 'a', qty: 3, price: 100, ts: T0 + H + 1 }], dead);
+  step.advance!(undefined);
   assert.equal(dead.length, 1);
   assert.equal(dead[0].late, true);
   assert.match(dead[0].reason, /^late: event time 2026-11-24T00:30:00.000Z is behind the watermark 2026-11-24T01:05:00.000Z; window \[2026-11-24T00:00:00.000Z, 2026-11-24T01:00:00.000Z\) already final/);
   assert.equal(JSON.parse(dead[0].payload).qty, 7);
   step.process([{ product: 'a', qty: 1, price: 100, ts: T0 + 2 * H }], dead);
+  step.advance!(undefined);
   assert.deepEqual(step.flush!().map((r) => [r.window_start, r.units]), [[T0 + H, 5]]);
 });
 
@@ -139,7 +143,9 @@ test('hopping windows: a row counts in every window containing it', () => {
   const step = make(cfg);
   const dead: DeadLetter[] = [];
   step.process([{ product: 'a', qty: 1, price: 1, ts: T0 + 20 * 60_000 }], dead);
+  step.advance!(undefined);
   step.process([{ product: 'a', qty: 1, price: 1, ts: T0 + 3 * H }], dead);
+  step.advance!(undefined);
   const out = step.flush!().map((r) => [(r.window_start as number - T0) / 60_000, r.n]);
   // windows containing 00:20 start at 00:15, 00:00, -00:15, -00:30
   assert.deepEqual(out, [[-30, 1], [-15, 1], [0, 1], [15, 1]]);
@@ -183,4 +189,21 @@ test('plan: append needs a window; a window needs an event-time column; bad dura
   assert.deepEqual(ok.out!.key, ['window_start', 'product']);
   assert.equal(ok.out!.mode, 'append');
   assert.deepEqual(ok.out!.schema.map((f) => f.name), ['window_start', 'window_end', 'product', 'units', 'revenue', 'n']);
+});
+
+test('with source progress, the watermark follows the slowest partition, not the largest event time seen', () => {
+  const step = make(hourly('append', '0s'));
+  const dead: DeadLetter[] = [];
+  // Partition 0 read far ahead (hour 5); partition 1 is still at hour 0: nothing is final, nothing late.
+  step.process([{ product: 'a', qty: 1, price: 1, ts: T0 + 5 * H }], dead);
+  step.advance!(T0 + 10 * 60_000);
+  assert.deepEqual(step.flush!(), []);
+  step.process([{ product: 'a', qty: 2, price: 1, ts: T0 + 20 * 60_000 }], dead);
+  step.advance!(T0 + 2 * H);
+  assert.equal(dead.length, 0);
+  assert.deepEqual(step.flush!().map((r) => [r.window_start, r.units]), [[T0, 2]]);
+  // Progress never goes back.
+  step.advance!(T0);
+  step.process([{ product: 'a', qty: 3, price: 1, ts: T0 + H + 1 }], dead);
+  assert.equal(dead.length, 1);
 });
