@@ -158,7 +158,7 @@ export function kafkaClient(conn: { brokers: string; clientId?: string }, log: L
       const msg = `kafka: ${entry.message}${entry.error ? ` (${entry.error})` : ''}`;
       // Chatter kafkajs handles itself: the coordinator loading at start-up, a second line
       // repeating a connection error, a socket closed while we shut down.
-      if (level <= logLevel.ERROR && !/coordinator is (loading|not available)|not the correct coordinator|Failed to connect to seed broker|write after end/i.test(msg)) log.warn(msg);
+      if (level <= logLevel.ERROR && !/coordinator is (loading|not available)|not the correct coordinator|Topic creation errors|Failed to connect to seed broker|write after end/i.test(msg)) log.warn(msg);
       else log.debug(msg);
     },
   });

@@ -82,9 +82,10 @@ export interface Source {
    * Event time the source has reached in every partition it reads (the
    * smallest of the partitions' largest event times), if it tracks one.
    * Windows derive their watermark from it, so one partition read ahead of
-   * another does not make the other's records late.
+   * another does not make the other's records late. null while not known
+   * yet (a partition with records to read has not been read).
    */
-  eventTimeProgress?(): number | undefined;
+  eventTimeProgress?(): number | null;
   /** Lag in records, if the source can tell. */
   lag?(): number | undefined;
   close(): Promise<void>;
@@ -94,10 +95,11 @@ export interface Step {
   /** Transforms one batch; rows that fail go to `dead`. */
   process(rows: Row[], dead: DeadLetter[]): Row[];
   /**
-   * After each batch: the source's event-time progress (undefined when the
-   * source does not track one, or it does not apply to this step's input).
+   * After each batch: the source's event-time progress; null when it is not
+   * known yet; undefined when the source does not track one, or it does not
+   * apply to this step's input (the step then goes by what it sees).
    */
-  advance?(progress: number | undefined): void;
+  advance?(progress: number | null | undefined): void;
   /** Epoch end: rows this step holds back until then (aggregates). */
   flush?(): Row[];
   snapshot?(): unknown;

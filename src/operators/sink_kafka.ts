@@ -68,11 +68,15 @@ export const kafkaSink: SinkDef<Config> = {
   },
 };
 
+/** Bytes per produce request: a partition's record batch must stay under the broker's message.max.bytes (1 MB by default). */
+const MAX_REQUEST_BYTES = 512 * 1024;
+
 class KafkaSink implements Sink {
   private producer!: kafkajs.Producer;
   private encode;
   private key;
   private pending: kafkajs.Message[] = [];
+  private pendingBytes = 0;
   private inflight: Promise<unknown> = Promise.resolve();
   private batchSize: number;
   private log;
@@ -120,7 +124,12 @@ class KafkaSink implements Sink {
 
   async write(rows: import('../types.js').Row[]) {
     const enc = this.encode, key = this.key;
-    for (const r of rows) this.pending.push({ key: key ? key(r) : null, value: enc(r) });
+    for (const r of rows) {
+      const m = { key: key ? key(r) : null, value: enc(r) };
+      this.pending.push(m);
+      this.pendingBytes += m.value.length + (m.key?.length ?? 0) + 16;
+      if (this.pendingBytes >= MAX_REQUEST_BYTES) await this.send();
+    }
     if (this.pending.length >= this.batchSize) await this.send();
   }
 
@@ -129,6 +138,7 @@ class KafkaSink implements Sink {
     if (!this.pending.length) return;
     const messages = this.pending;
     this.pending = [];
+    this.pendingBytes = 0;
     this.inflight = this.producer.send({
       topic: this.topic,
       acks: -1,

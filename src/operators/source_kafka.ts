@@ -283,15 +283,15 @@ class KafkaSource implements Source {
    * record seen yet holds it back while it has records to read; an empty one
    * (read to its end) does not.
    */
-  eventTimeProgress(): number | undefined {
-    if (!this.cfg.eventTime) return undefined;
+  eventTimeProgress(): number | null {
+    if (!this.cfg.eventTime) return null;
     let min = Infinity;
     for (const [p, next] of Object.entries(this.next_)) {
       const t = this.maxEt[p];
       if (t !== undefined) { if (t < min) min = t; }
-      else if (BigInt(next) < BigInt(this.high[p] ?? next)) return undefined;
+      else if (BigInt(next) < BigInt(this.high[p] ?? next)) return null;
     }
-    return min === Infinity ? undefined : min;
+    return min === Infinity ? null : min;
   }
 
   lag() {

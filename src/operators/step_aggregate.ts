@@ -408,9 +408,9 @@ class WindowedAggregate {
     return [];
   }
 
-  /** After a batch: the event time reached is the source's progress, or the largest seen. */
-  advance(progress: number | undefined): void {
-    const reached = progress ?? this.batchMax;
+  /** After a batch: the event time reached is the source's progress (null: not known yet), or else the largest seen. */
+  advance(progress: number | null | undefined): void {
+    const reached = progress === undefined ? this.batchMax : progress ?? -Infinity;
     this.batchMax = -Infinity;
     if (reached > this.maxEventTime) this.maxEventTime = reached;
     // The watermark never goes back.

@@ -144,7 +144,7 @@ export class FlowRunner {
   /** Steps whose input still carries the source's event time unchanged (no aggregate before them). */
   private progressSteps(): boolean[] {
     const et = this.flow.source.out.eventTime;
-    let intact = true;
+    let intact = !!this.source.eventTimeProgress;
     return this.flow.steps.map((s) => {
       const ok = intact && !!et && s.input.eventTime === et;
       if (s.out.mode !== 'append' || s.out.watermark) intact = false;

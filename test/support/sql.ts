@@ -59,3 +59,36 @@ export async function sqlTotals(url: string, where = '1=1'): Promise<Map<string,
 export function sqlite(file: string): Knex {
   return knexFactory({ client: 'better-sqlite3', connection: { filename: file }, useNullAsDefault: true });
 }
+
+/** Rows of a query, whichever database. */
+export async function sqlRows(url: string, query: string): Promise<Record<string, unknown>[]> {
+  const { db } = await openKnex(url, process.cwd(), 1);
+  try {
+    const r = await db.raw(query);
+    return (url.startsWith('postgres') ? r.rows : r[0]) as Record<string, unknown>[];
+  } finally {
+    await db.destroy();
+  }
+}
+
+/** Inserts rows into product_sales in order, in batches; returns their transaction ids. */
+export async function insertSales(url: string, rows: object[]): Promise<number[]> {
+  const { db } = await openKnex(url, process.cwd(), 1);
+  const ids: number[] = [];
+  try {
+    for (let i = 0; i < rows.length; i += 500) {
+      const batch = rows.slice(i, i + 500);
+      if (url.startsWith('postgres')) {
+        const r = await db('product_sales').insert(batch, ['transaction_id']);
+        ids.push(...r.map((x: { transaction_id: number }) => Number(x.transaction_id)));
+      } else {
+        // One multi-row INSERT gets consecutive auto-increment ids; the first is returned.
+        const [first] = await db('product_sales').insert(batch);
+        ids.push(...batch.map((_r, j) => Number(first) + j));
+      }
+    }
+  } finally {
+    await db.destroy();
+  }
+  return ids;
+}
