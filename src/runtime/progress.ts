@@ -52,7 +52,7 @@ export class Progress {
     this.spinner?.stop();
     this.spinner = null;
     logHooks.around = null;
-    if (!this.enabled) return;
+    // The summary is printed with or without progress lines: cron logs want it.
     this.log.info(`peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`);
     for (const f of this.flows) {
       const secs = ((f.finishedAt ?? Date.now()) - f.startedAt) / 1000;

@@ -37,7 +37,7 @@ export function startCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT
 export function finished(child: ChildProcess & { out?: { stdout: string; stderr: string } }): Promise<Result> {
   return new Promise((resolve) => {
     const done = (code: number | null) => resolve({ code, stdout: child.out?.stdout ?? '', stderr: child.out?.stderr ?? '' });
-    if (child.exitCode !== null) return done(child.exitCode);
+    if (child.exitCode !== null || child.signalCode !== null) return done(child.exitCode);
     child.on('exit', (code) => setImmediate(() => done(code)));
   });
 }
