@@ -68,7 +68,8 @@ export function columnDdl(t: ColumnType, dialect: Dialect, isKey: boolean): stri
   switch (t.kind) {
     case 'int': return 'bigint';
     case 'float': return dialect === 'mysql' ? 'double' : 'double precision';
-    case 'decimal': return `decimal(${Math.max(t.precision ?? 18, 18)},${t.scale ?? 0})`;
+    // SQLite would store a decimal as a double: text keeps it exact there.
+    case 'decimal': return dialect === 'sqlite' ? 'text' : `decimal(${Math.max(t.precision ?? 18, 18)},${t.scale ?? 0})`;
     case 'string': return isKey || dialect === 'mysql' ? 'varchar(255)' : 'text';
     case 'bool': return 'boolean';
     case 'timestamp': return dialect === 'mysql' ? 'datetime(3)' : dialect === 'postgres' ? 'timestamp(3)' : 'text';
