@@ -1,20 +1,25 @@
 /**
- * `npm run bench [-- N]`: throughput and memory of the aggregation, as a
- * ratio to the ceiling — the same kafkajs client reading the same topic
+ * `npm run bench [-- N]`: throughput and memory of three pipelines, each as
+ * a ratio to the ceiling — the same kafkajs client reading the same topic
  * with no processing at all.
  *
  * 1. Produces N sales (default 1,000,000) as JSON to a fresh 3-partition topic.
  * 2. Ceiling: a kafkajs consumer in a new group reads all N, doing nothing.
- * 3. salespipe runs bench/aggregate.yaml with --drain in its own process;
- *    its own summary gives records/s (from start to last commit) and peak RSS.
- * The last line printed is JSON.
+ * 3. salespipe runs, each with --drain in its own process and consumer group:
+ *    bench/aggregate.yaml (running totals), bench/windowed.yaml (hourly
+ *    event-time windows) and bench/segments.yaml (join with 500 customers
+ *    from SQLite, totals per segment). Each one's summary gives records/s
+ *    (from start to last commit) and peak RSS.
+ * The last line printed is JSON: the aggregate's figures at the top level
+ * (as before), every pipeline's under `pipelines`.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import kafkajs from 'kafkajs';
-import { randomSale, rng } from '../src/gen/generate.js';
+import { customers, randomSale, rng } from '../src/gen/generate.js';
+import knexFactory from 'knex';
 import { formatTimestamp } from '../src/time.js';
 import { PACKAGE_ROOT } from '../src/paths.js';
 
@@ -68,17 +73,26 @@ async function ceiling(): Promise<number> {
   return n / secs;
 }
 
-async function pipeline(): Promise<{ rate: number; rss: number; secs: number }> {
+/** The customer table the join pipeline reads: 500 customers in SQLite. */
+async function customerTable(dir: string) {
+  const db = knexFactory({ client: 'better-sqlite3', connection: { filename: path.join(dir, 'customers.db') }, useNullAsDefault: true });
+  await db.raw(fs.readFileSync(path.join(ROOT, 'sql/sqlite.sql'), 'utf8').split(';').find((q) => /customer_data/.test(q))!);
+  await db('customer_data').insert(customers(500, 1));
+  await db.destroy();
+}
+
+async function pipeline(spec: string, flow: string): Promise<{ rate: number; rss: number; secs: number }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'salespipe-bench-'));
-  const env = { ...process.env, BENCH_TOPIC: topic, BENCH_GROUP: `${id}.salespipe`, BENCH_DIR: dir, SALESPIPE_STATE_DIR: path.join(dir, 'state') };
+  await customerTable(dir);
+  const env = { ...process.env, BENCH_TOPIC: topic, BENCH_GROUP: `${id}.${flow}`, BENCH_DIR: dir, SALESPIPE_STATE_DIR: path.join(dir, 'state') };
   // BENCH_NODE_ARGS passes flags to the measured process, e.g. --cpu-prof for profiling.
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin/salespipe.js'), 'run', path.join(ROOT, 'bench/aggregate.yaml'), '--drain'], { env, stdio: ['ignore', 'inherit', 'pipe'] });
+  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin/salespipe.js'), 'run', path.join(ROOT, 'bench', spec), '--drain'], { env, stdio: ['ignore', 'inherit', 'pipe'] });
   let err = '';
   child.stderr.on('data', (d) => { err += d; process.stderr.write(d); });
   const code = await new Promise<number | null>((r) => child.on('exit', r));
   if (code !== 0) throw new Error(`salespipe exited ${code}`);
-  const m = /aggregate_sales: ([\d,]+) records in, .* in ([\d.]+) s/.exec(err);
+  const m = new RegExp(`${flow}: ([\\d,]+) records in, .* in ([\\d.]+) s`).exec(err);
   const rss = /peak RSS (\d+) MB/.exec(err);
   if (!m || !rss) throw new Error('could not read salespipe summary');
   const records = Number(m[1].replace(/,/g, ''));
@@ -90,13 +104,18 @@ async function pipeline(): Promise<{ rate: number; rss: number; secs: number }> 
 async function cleanup() {
   const admin = kafka.admin();
   await admin.connect();
-  await admin.deleteTopics({ topics: [topic, `${topic}.aggregated`] }).catch(() => undefined);
+  await admin.deleteTopics({ topics: [topic, `${topic}.aggregated`, `${topic}.windowed`, `${topic}.segments`] }).catch(() => undefined);
   await admin.disconnect();
 }
 
 await produce();
 const ceil = await ceiling();
-const run = await pipeline();
+const results: Record<string, { records_per_s: number; ratio: number; peak_rss_mb: number }> = {};
+for (const [name, spec, flow] of [['aggregate', 'aggregate.yaml', 'aggregate_sales'], ['windowed', 'windowed.yaml', 'hourly_sales'], ['join', 'segments.yaml', 'segment_sales']]) {
+  const run = await pipeline(spec, flow);
+  log(`salespipe ${name}: ${Math.round(run.rate)} records/s over ${run.secs} s, peak RSS ${run.rss} MB`);
+  results[name] = { records_per_s: Math.round(run.rate), ratio: Number((run.rate / ceil).toFixed(3)), peak_rss_mb: run.rss };
+}
 await cleanup();
-log(`salespipe: ${Math.round(run.rate)} records/s over ${run.secs} s, peak RSS ${run.rss} MB`);
-console.log(JSON.stringify({ records: N, records_per_s: Math.round(run.rate), ceiling_records_per_s: Math.round(ceil), ratio: Number((run.rate / ceil).toFixed(3)), peak_rss_mb: run.rss }));
+const a = results.aggregate;
+console.log(JSON.stringify({ records: N, records_per_s: a.records_per_s, ceiling_records_per_s: Math.round(ceil), ratio: a.ratio, peak_rss_mb: a.peak_rss_mb, pipelines: results }));

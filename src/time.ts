@@ -136,6 +136,12 @@ export class WindowAssigner {
 
   /** Starts (UTC ms) of every window containing `t`, latest first. */
   starts(t: number, out: number[]): number[] {
+    if (this.zone === 'UTC' && this.slide === this.size) {
+      // Tumbling in UTC, the common case: one window, no zone arithmetic.
+      out[0] = t - mod(t, this.size);
+      out.length = 1;
+      return out;
+    }
     out.length = 0;
     const local = t + this.offset(t);
     let s = local - mod(local, this.slide);

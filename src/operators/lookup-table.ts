@@ -14,8 +14,9 @@
  *   outage, and is retried on the next tick: the stream keeps flowing.
  * - A row that does not fit the declared schema is skipped with a warning
  *   naming its key; the other rows are unaffected.
- * - Keys are the `on` columns' values, compared by their text; the planner
- *   allows only columns of one kind (and decimals of one scale) on both sides.
+ * - Keys are the `on` columns' values (their text, for several columns);
+ *   the planner allows only columns of one kind (and decimals of one scale)
+ *   on both sides, so equal values are equal keys.
  */
 import type { Knex } from 'knex';
 import type { JsonSchema, PlanContext, RunContext } from './operator.js';
@@ -67,16 +68,19 @@ export function planTable(cfg: TableConfig, ctx: PlanContext, path: (string | nu
   return schema;
 }
 
-/** The text two key values are compared by. */
-export function keyText(values: Value[]): string | null {
-  if (values.length === 1) return values[0] === null ? null : String(values[0]);
+/** A table key: the value itself for one column (no string built per lookup), the values' text for several. */
+export type Key = Exclude<Value, null>;
+
+/** The key of `values`; null when any is null (a null never matches). */
+export function keyOf(values: Value[]): Key | null {
+  if (values.length === 1) return values[0];
   if (values.some((v) => v === null)) return null;
   return JSON.stringify(values.map(String));
 }
 
 export class LookupTable {
   private db!: Knex;
-  private rows = new Map<string, Row>();
+  private rows = new Map<Key, Row>();
   private decode;
   private columns: string[];
   private refreshMs: number;
@@ -88,7 +92,7 @@ export class LookupTable {
   private failing = false;
   private log;
   /** Keys whose row changed in refreshes not yet taken (see takeChanged). */
-  private changed = new Set<string>();
+  private changed = new Set<Key>();
   /** Increments on every refresh that changed something. */
   version = 0;
   loadedAt = 0;
@@ -137,7 +141,7 @@ export class LookupTable {
     let q = this.db(this.cfg.table).select(this.columns);
     if (!full && Number.isFinite(this.newest)) q = q.where(this.cfg.updatedAt!, '>=', this.naive(this.newest - SETTLE_MS));
     const raw = (await q) as Record<string, unknown>[];
-    const next = full ? new Map<string, Row>() : this.rows;
+    const next = full ? new Map<Key, Row>() : this.rows;
     let skipped = 0;
     let newest = this.newest;
     for (const r of raw) {
@@ -146,7 +150,7 @@ export class LookupTable {
         if (++skipped <= 3) this.log.warn(`row with key ${this.keyColumns.map((k) => String(r[k])).join(', ')} skipped: ${row}`);
         continue;
       }
-      const k = keyText(this.keyColumns.map((c) => row[c]));
+      const k = keyOf(this.keyColumns.map((c) => row[c]));
       if (k === null) continue;
       if (this.trackChanges && !sameRow(this.rows.get(k), row, this.columns)) this.changed.add(k);
       next.set(k, row);
@@ -171,12 +175,12 @@ export class LookupTable {
     return new Date(ms + zoneOffset(this.ctx.timeZone, ms)).toISOString().replace('T', ' ').replace('Z', '');
   }
 
-  get(key: string): Row | undefined {
+  get(key: Key): Row | undefined {
     return this.rows.get(key);
   }
 
   /** Keys changed (added, updated, deleted) since the last call. */
-  takeChanged(): string[] {
+  takeChanged(): Key[] {
     const c = [...this.changed];
     this.changed.clear();
     return c;

@@ -21,7 +21,6 @@ import { connectionField } from './operator.js';
 import { checkConnection, connection, openKnex, withRetry, Dialect } from './connections.js';
 import { ColumnType, Row, Schema, Value, fieldOf, formatDecimal } from '../types.js';
 import { zoneOffset } from '../time.js';
-import { keyText } from './lookup-table.js';
 import { redact } from '../runtime/log.js';
 
 interface Config {
@@ -81,11 +80,14 @@ class SqlSink implements Sink {
   private dialect!: Dialect;
   private key: string[];
   private pending = new Map<string, Row>();
+  private keyText;
   private toDb: (r: Row) => Record<string, unknown>;
   private log;
 
   constructor(private cfg: Config, private input: StreamInfo, private ctx: RunContext) {
     this.key = cfg.key ?? input.key!;
+    const cols = this.key;
+    this.keyText = (r: Row) => JSON.stringify(cols.map((c) => { const v = r[c] ?? null; return typeof v === 'bigint' ? v.toString() : v; }));
     this.toDb = dbRow(input.schema, ctx.timeZone);
     this.log = ctx.log.child(`sql ${cfg.table}`);
   }
@@ -114,7 +116,7 @@ class SqlSink implements Sink {
 
   async write(rows: Row[]) {
     for (const r of rows) {
-      const k = keyText(this.key.map((c) => r[c] ?? null)) ?? JSON.stringify(this.key.map((c) => r[c] ?? null));
+      const k = this.keyText(r);
       this.pending.delete(k); // re-inserted last: upserts keep the epoch's order
       this.pending.set(k, r);
     }

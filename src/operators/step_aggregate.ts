@@ -341,6 +341,7 @@ interface WindowSnapshot { maxEventTime: number | null; windows: [number, [Value
 
 class WindowedAggregate {
   private windows = new Map<number, WindowState>();
+  private last: WindowState | null = null;
   private maxEventTime = -Infinity;
   private batchMax = -Infinity;
   private watermark = -Infinity;
@@ -397,9 +398,13 @@ class WindowedAggregate {
       this.assign.starts(t, starts);
       missed.length = 0;
       for (const s of starts) {
-        const end = this.assign.end(s);
-        if (end <= wm) missed.push(s);
-        else this.window(s).groups.add(r, args);
+        // Rows mostly fall in the window of the row before: no map lookup then.
+        let w = this.last !== null && this.last.start === s ? this.last : this.windows.get(s);
+        if (!w && this.assign.end(s) <= wm) { missed.push(s); continue; }
+        if (!w) w = this.window(s);
+        if (w.end <= wm) { missed.push(s); continue; }
+        this.last = w;
+        w.groups.add(r, args);
       }
       if (missed.length) dead.push(this.late(r, t, wm, missed));
       if (t > max) max = t;
@@ -435,6 +440,7 @@ class WindowedAggregate {
       const emit = this.mode === 'append' ? (final ? w.groups.all : []) : this.mode === 'complete' ? w.groups.all : changed;
       for (const g of emit) out.push(w.groups.row(g, { [WINDOW_START]: w.start, [WINDOW_END]: w.end }));
       if (final) this.windows.delete(w.start); // released: a later row for it is late
+      if (final && this.last === w) this.last = null;
     }
     return out;
   }
@@ -454,6 +460,7 @@ class WindowedAggregate {
   restore(state: unknown): void {
     const s = state as WindowSnapshot;
     this.windows = new Map();
+    this.last = null;
     this.maxEventTime = s.maxEventTime ?? -Infinity;
     this.watermark = this.maxEventTime - this.lateness;
     for (const [start, groups] of s.windows) this.window(start).groups.restore(groups);

@@ -29,7 +29,7 @@
  *       as: projected_stock
  */
 import type { StepDef, PlanContext, RunContext, StreamInfo, DeadLetter } from './operator.js';
-import { LookupTable, TableConfig, tableConfig, planTable, keyText } from './lookup-table.js';
+import { LookupTable, TableConfig, tableConfig, planTable, keyOf, Key } from './lookup-table.js';
 import { planExpr, compileAtRun } from './expr-config.js';
 import { RecordError, Eval } from '../expr/compile.js';
 import { ColumnType, POW10, Row, Schema, Value, fieldOf, typeName } from '../types.js';
@@ -148,8 +148,8 @@ interface KeyState {
 
 class Balance {
   private table: LookupTable;
-  private state = new Map<string, KeyState>();
-  private dirty = new Set<string>();
+  private state = new Map<Key, KeyState>();
+  private dirty = new Set<Key>();
   private move: Eval;
   private sign: number;
   private streamCols: string[];
@@ -172,7 +172,7 @@ class Balance {
   open() { return this.table.open(); }
   close() { return this.table.close(); }
 
-  private asOf(k: string): number | null {
+  private asOf(k: Key): number | null {
     const row = this.table.get(k);
     return row ? (row[this.cfg.asOf] as number | null) : null;
   }
@@ -182,7 +182,7 @@ class Balance {
     for (const r of rows) {
       this.key.length = 0;
       for (const c of this.streamCols) this.key.push(r[c] ?? null);
-      const k = keyText(this.key);
+      const k = keyOf(this.key);
       const t = r[et] as number | null;
       if (k === null || t === null) {
         dead.push(deadRow(r, `balance: ${k === null ? 'key' : 'event time'} is null`, this.origin));
@@ -225,7 +225,7 @@ class Balance {
     const { cfg, p } = this;
     const up = POW10[p.scale - p.openingScale];
     this.held = 0;
-    for (const k of [...this.dirty].sort()) {
+    for (const k of [...this.dirty].sort((a, b) => (String(a) < String(b) ? -1 : 1))) {
       const row = this.table.get(k);
       if (!row) { this.held++; continue; }
       const s = this.state.get(k);
@@ -258,7 +258,7 @@ class Balance {
 
   restore(state: unknown): void {
     this.state = new Map();
-    for (const [k, key, moves, last] of state as [string, Value[], [number, number][], number | null][]) {
+    for (const [k, key, moves, last] of state as [Key, Value[], [number, number][], number | null][]) {
       this.state.set(k, { key, moves: new Map(moves), last });
     }
   }

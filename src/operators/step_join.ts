@@ -22,7 +22,7 @@
  *       columns: [customer_segment]
  */
 import type { StepDef, PlanContext, RunContext, StreamInfo } from './operator.js';
-import { LookupTable, TableConfig, tableConfig, planTable, keyText } from './lookup-table.js';
+import { LookupTable, TableConfig, tableConfig, planTable, keyOf } from './lookup-table.js';
 import { ColumnType, Row, Schema, Value, fieldOf, typeName } from '../types.js';
 
 interface Config {
@@ -114,22 +114,27 @@ class Join {
   open() { return this.table.open(); }
   close() { return this.table.close(); }
 
+  /** Rows are extended in place: a batch belongs to the flow, nobody else holds its rows. */
   process(rows: Row[]): Row[] {
     const out: Row[] = [];
     const { adds } = this.p;
     const left = this.cfg.type === 'left';
+    const single = this.streamCols.length === 1 ? this.streamCols[0] : null;
     for (const r of rows) {
-      this.key.length = 0;
-      for (const c of this.streamCols) this.key.push(r[c] ?? null);
-      const k = keyText(this.key);
+      let k;
+      if (single !== null) k = r[single] ?? null;
+      else {
+        this.key.length = 0;
+        for (const c of this.streamCols) this.key.push(r[c] ?? null);
+        k = keyOf(this.key);
+      }
       const hit = k === null ? undefined : this.table.get(k);
       if (!hit) {
         this.misses++;
         if (!left) continue;
       }
-      const o: Row = { ...r };
-      for (const [name, col] of adds) o[name] = hit ? hit[col] : null;
-      out.push(o);
+      for (let i = 0; i < adds.length; i++) r[adds[i][0]] = hit ? hit[adds[i][1]] : null;
+      out.push(r);
     }
     return out;
   }
