@@ -285,9 +285,19 @@ class Groups {
   }
 }
 
-/** Evaluates every aggregate argument of a row first, so that a failing row changes nothing. */
-function evalArgs(specs: AggSpec[], args: Value[], r: Row): void {
-  for (let i = 0; i < specs.length; i++) args[i] = specs[i].arg ? specs[i].arg!(r) : 1;
+/**
+ * Evaluates every aggregate argument of a row into `args` first, so that a
+ * failing row changes nothing: it becomes a dead letter and false is returned.
+ */
+function evalArgs(specs: AggSpec[], args: Value[], r: Row, dead: DeadLetter[], origin: string): boolean {
+  try {
+    for (let i = 0; i < specs.length; i++) args[i] = specs[i].arg ? specs[i].arg!(r) : 1;
+    return true;
+  } catch (e) {
+    if (!(e instanceof RecordError)) throw e;
+    dead.push(deadRow(r, `aggregate: ${e.message}`, origin));
+    return false;
+  }
 }
 
 class Aggregate {
@@ -308,13 +318,7 @@ class Aggregate {
   process(rows: Row[], dead: DeadLetter[]): Row[] {
     const { specs, args, groups } = this;
     for (const r of rows) {
-      try {
-        evalArgs(specs, args, r);
-      } catch (e) {
-        if (!(e instanceof RecordError)) throw e;
-        dead.push(deadRow(r, `aggregate: ${e.message}`, this.origin));
-        continue;
-      }
+      if (!evalArgs(specs, args, r, dead, this.origin)) continue;
       groups.add(r, args);
     }
     return [];
@@ -388,13 +392,7 @@ class WindowedAggregate {
         dead.push(deadRow(r, `aggregate: event-time column ${on} is null`, this.origin));
         continue;
       }
-      try {
-        evalArgs(specs, args, r);
-      } catch (e) {
-        if (!(e instanceof RecordError)) throw e;
-        dead.push(deadRow(r, `aggregate: ${e.message}`, this.origin));
-        continue;
-      }
+      if (!evalArgs(specs, args, r, dead, this.origin)) continue;
       this.assign.starts(t, starts);
       missed.length = 0;
       for (const s of starts) {

@@ -120,7 +120,8 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
     };
     const deadLetter = sideOutput('deadLetter');
     const late = sideOutput('late');
-    if (late && !steps.some((s) => s.out.watermark)) ctxAt([...base, 'late']).warn([], 'no step of this flow has a watermark, so no record can be late', 'option.unused');
+    const windowed = steps.some((s) => s.out.watermark || s.cfg?.window);
+    if (late && !windowed) ctxAt([...base, 'late']).warn([], 'no step of this flow has a watermark, so no record can be late', 'option.unused');
     const writes = [...sinks, ...(deadLetter ? [deadLetter] : []), ...(late ? [late] : [])].flatMap((s) => s.def.writes?.(s.cfg, connections) ?? []);
     flows.push({ name, source, steps, sinks, deadLetter, late, reads: sdef.reads?.(flow.source, connections) ?? [], writes, upstream: [] });
   }

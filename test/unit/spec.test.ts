@@ -170,3 +170,17 @@ test('an unquoted decimal(p,s) inside a flow mapping gets a hint', async () => {
   assert.equal(r.code, 2);
   assert.match(r.lines.join('\n'), /must be quoted: "decimal\(12,2\)"/);
 });
+
+test('a window without an event-time column, and a late output without a window, are reported at their positions', async () => {
+  const windowed = BASE.replace('revenue: sum(quantity_sold * price_per_unit)', 'revenue: sum(quantity_sold * price_per_unit)\n          window: { size: 1h }\n          mode: append')
+    .replace('    sinks:\n      - type: console', '    late: { type: file, path: late.jsonl }\n    sinks:\n      - type: console');
+  const r = await problems(windowed);
+  assert.equal(r.code, 2);
+  assert.deepEqual(r.lines, ['21:19: a window needs an event-time column: set window.on, or eventTime on the source [window.eventTime]']);
+  // With the event time declared, it validates; a late output on a flow without a window only warns.
+  const ok = await problems(windowed.replace('      cursor: transaction_id', '      cursor: transaction_id\n      eventTime: sold_at').replace('        quantity_sold: int', '        quantity_sold: int\n        sold_at: timestamp'));
+  assert.equal(ok.code, 0, ok.stderr);
+  const warn = await problems(BASE.replace('    sinks:\n      - type: console', '    late: { type: file, path: late.jsonl }\n    sinks:\n      - type: console'));
+  assert.equal(warn.code, 0);
+  assert.match(warn.lines.join('\n'), /^\d+:\d+: warning: no step of this flow has a watermark, so no record can be late/m);
+});
