@@ -39,6 +39,7 @@ install_packages() {
   [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
   command -v kcat >/dev/null || missing+=(kcat)
+  command -v dot >/dev/null || missing+=(graphviz)   # checks `explain --format dot` in the tests
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
   if [ ${#missing[@]} -gt 0 ]; then

@@ -11,7 +11,8 @@ import { Command, CommanderError, Option } from 'commander';
 import { loadSpec } from './spec/load.js';
 import { formatProblem, sortProblems, Problem } from './spec/errors.js';
 import { planSpec, Plan } from './plan/plan.js';
-import { explainText } from './plan/explain.js';
+import { explainText, explainMermaid, explainDot } from './plan/explain.js';
+import { collectTests, runSpecTest, isSidecar, SpecTest } from './testing.js';
 import { runPlan } from './runtime/run.js';
 import { createLogger, Logger, redact } from './runtime/log.js';
 import { generate } from './gen/generate.js';
@@ -35,16 +36,19 @@ function specFiles(inputs: string[]): string[] {
   const out: string[] = [];
   for (const p of inputs) {
     if (fs.existsSync(p) && fs.statSync(p).isDirectory()) {
-      for (const f of fs.readdirSync(p).sort()) if (/\.ya?ml$/.test(f)) out.push(path.join(p, f));
+      // Sidecar test files (FILE.tests.yaml) belong to their spec, not on their own.
+      for (const f of fs.readdirSync(p).sort()) if (/\.ya?ml$/.test(f) && !isSidecar(f)) out.push(path.join(p, f));
     } else out.push(p);
   }
   return out;
 }
 
-function loadPlan(file: string, io: IO): { plan?: Plan; problems: Problem[] } {
+function loadPlan(file: string, io: IO): { plan?: Plan; problems: Problem[]; tests: SpecTest[] } {
   const loaded = loadSpec(file, io.env);
   const plan = loaded.problems.some((p) => p.severity === 'error') && !loaded.spec ? undefined : planSpec(loaded);
-  return { plan, problems: sortProblems(loaded.problems) };
+  // The spec's tests (and its sidecar's) are part of what validate checks.
+  const t = collectTests(loaded, plan, io.env);
+  return { plan, problems: sortProblems([...loaded.problems, ...t.problems]), tests: t.tests };
 }
 
 function printProblems(problems: Problem[], io: IO) {
@@ -66,11 +70,12 @@ Examples:
   salespipe run pipelines/sales.yaml              run until Ctrl-C (SIGINT/SIGTERM stop gracefully)
   salespipe run pipelines/sales.yaml --drain      process what is there now, commit, exit
   salespipe validate pipelines/                   check every spec, no servers needed
-  salespipe explain pipelines/sales.yaml          operators, edges, schemas, modes
+  salespipe test pipelines/                       run the specs' own tests in-process, no servers needed
+  salespipe explain pipelines/sales.yaml          operators, edges, schemas, modes (--format mermaid|dot for a diagram)
   salespipe generate --db mysql://salespipe:salespipe@127.0.0.1:3306/salespipe --count 50000 --writers 8
   salespipe demo                                  the embedded quick start (SQLite, no servers)
 
-Exit codes: 0 success, 1 runtime failure, 2 invalid spec or usage.
+Exit codes: 0 success, 1 runtime failure (or a failed test), 2 invalid spec or usage.
 Environment: SALES_DB_URL, KAFKA_BROKERS (used by the shipped pipelines), SALESPIPE_STATE_DIR,
 SALESPIPE_LOG_LEVEL (debug|info|warn|error).`);
 
@@ -99,11 +104,36 @@ SALESPIPE_LOG_LEVEL (debug|info|warn|error).`);
     .command('explain')
     .description('print the plan: operators, edges, inferred schemas and modes')
     .argument('<file>', 'spec file')
-    .action((file: string) => {
+    .addOption(new Option('--format <format>', 'text, mermaid (a flowchart) or dot (Graphviz)').choices(['text', 'mermaid', 'dot']).default('text'))
+    .action((file: string, o: { format: 'text' | 'mermaid' | 'dot' }) => {
       const { plan, problems } = loadPlan(file, io);
       printProblems(problems, io);
       if (!plan) { code = 2; return; }
-      io.stdout(explainText(plan) + '\n');
+      io.stdout({ text: explainText, mermaid: explainMermaid, dot: explainDot }[o.format](plan) + '\n');
+    });
+
+  program
+    .command('test')
+    .description('run the tests written in specs (tests:) or beside them (FILE.tests.yaml), in-process, without any server')
+    .argument('<files...>', 'spec files or directories')
+    .action(async (files: string[]) => {
+      let passed = 0, failed = 0, invalid = false;
+      const quiet = createLogger((l) => io.stderr(l + '\n'), 'error');
+      for (const f of specFiles(files)) {
+        const { plan, problems, tests } = loadPlan(f, io);
+        printProblems(problems, io);
+        if (!plan || problems.some((p) => p.severity === 'error')) { invalid = true; continue; }
+        if (!tests.length) { io.stdout(`${f}: no tests\n`); continue; }
+        for (const t of tests) {
+          const r = await runSpecTest(plan, t, quiet);
+          if (r.passed) passed++;
+          else failed++;
+          io.stdout(`${r.passed ? 'ok  ' : 'FAIL'} ${plan.pipeline}: ${t.name}  (${path.relative(process.cwd(), t.file) || t.file}:${t.line})\n`);
+          for (const d of r.diff) io.stdout(`       ${d}\n`);
+        }
+      }
+      io.stdout(`${passed} passed, ${failed} failed\n`);
+      code = invalid ? 2 : failed ? 1 : 0;
     });
 
   program

@@ -111,6 +111,14 @@ export class LookupTable {
   }
 
   async open(): Promise<void> {
+    const given = this.ctx.tables;
+    if (given) {
+      // A bounded run with its own rows (`salespipe test`): no database, no refresh.
+      const rows = given[this.cfg.table];
+      if (!rows) throw new Error(`the test gives no rows for table ${this.cfg.table} (add tables: { ${this.cfg.table}: [...] })`);
+      this.apply(rows, true);
+      return;
+    }
     const c = connection(this.ctx, this.cfg.connection);
     this.db = (await openKnex(c.url!, this.ctx.specDir, 2)).db;
     await withRetry(`loading ${this.cfg.table} from ${redact(c.url!)}`, this.log, this.ctx.signal, () => this.refresh(true));
@@ -140,7 +148,10 @@ export class LookupTable {
   async refresh(full: boolean): Promise<void> {
     let q = this.db(this.cfg.table).select(this.columns);
     if (!full && Number.isFinite(this.newest)) q = q.where(this.cfg.updatedAt!, '>=', this.naive(this.newest - SETTLE_MS));
-    const raw = (await q) as Record<string, unknown>[];
+    this.apply((await q) as Record<string, unknown>[], full);
+  }
+
+  private apply(raw: Record<string, unknown>[], full: boolean): void {
     const next = full ? new Map<Key, Row>() : this.rows;
     let skipped = 0;
     let newest = this.newest;

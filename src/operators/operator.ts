@@ -62,6 +62,8 @@ export interface RunContext {
   connections: Record<string, { type: string; [k: string]: unknown }>;
   /** Resolves when every upstream flow of a drain run has finished. */
   upstreamDone: Promise<void>;
+  /** Bounded runs (`salespipe test`): rows of lookup tables by table name, instead of the database. */
+  tables?: Record<string, Record<string, unknown>[]>;
 }
 
 export interface SourceBatch {

@@ -71,7 +71,7 @@ export const balanceStep: StepDef<Config> = {
       eventTime: { type: 'string', description: 'Stream event-time column compared with asOf (default: the source\'s eventTime).' },
       columns: { type: 'array', items: { type: 'string' }, uniqueItems: true, description: 'Further table columns carried to the output, e.g. [brand, reorder_threshold].' },
       as: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Name of the balance column (default balance).' },
-      movementAs: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Name of the column with the movements since asOf (default movement).' },
+      movementAs: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'Name of the column with the sum of `add` (or `subtract`) since asOf, e.g. units_sold_since_update (default movement).' },
     },
   },
   plan(cfg, input, ctx) {
@@ -201,7 +201,7 @@ class Balance {
       if (asOf !== null && t <= asOf) continue; // already counted in the opening balance
       let s = this.state.get(k);
       if (!s) this.state.set(k, (s = { key: this.key.slice(), moves: new Map(), last: null }));
-      s.moves.set(t, (s.moves.get(t) ?? 0) + this.sign * (m as number));
+      s.moves.set(t, (s.moves.get(t) ?? 0) + (m as number));
       if (s.last === null || t > s.last) s.last = t;
       this.dirty.add(k);
     }
@@ -239,7 +239,7 @@ class Balance {
       o[cfg.opening] = opening;
       o[cfg.asOf] = row[cfg.asOf];
       o[cfg.movementAs ?? 'movement'] = moved;
-      o[cfg.as ?? 'balance'] = opening * up + moved;
+      o[cfg.as ?? 'balance'] = opening * up + this.sign * moved;
       o.last_movement_at = s?.last ?? null;
       out.push(o);
     }

@@ -73,3 +73,89 @@ export function explainText(plan: Plan): string {
     ...plan.flows.flatMap((f) => [...flowText(f), '']),
   ].join('\n'));
 }
+
+/** One node of the plan graph, for the diagram formats. */
+interface GraphNode { id: string; label: string; shape: 'source' | 'step' | 'sink' | 'topic' | 'side' }
+interface GraphEdge { from: string; to: string; label?: string }
+interface Graph { flows: { name: string; nodes: GraphNode[] }[]; topics: GraphNode[]; edges: GraphEdge[] }
+
+const edgeText = (s: StreamInfo) => `${streamText(s)}<br/>${schemaText(s)}`;
+
+function graphOf(plan: Plan): Graph {
+  const g: Graph = { flows: [], topics: [], edges: [] };
+  const topicIds = new Map<string, string>();
+  const topic = (name: string) => {
+    let id = topicIds.get(name);
+    if (!id) {
+      id = `topic${topicIds.size}`;
+      topicIds.set(name, id);
+      g.topics.push({ id, label: `topic ${name}`, shape: 'topic' });
+    }
+    return id;
+  };
+  plan.flows.forEach((f, fi) => {
+    const nodes: GraphNode[] = [];
+    const id = (k: string) => `f${fi}_${k}`;
+    nodes.push({ id: id('src'), label: `${f.source.type} source<br/>${what(f.source.type, f.source.cfg)}`, shape: 'source' });
+    if (f.source.type === 'kafka') g.edges.push({ from: topic(String(f.source.cfg.topic)), to: id('src') });
+    let prev = id('src');
+    let stream = f.source.out;
+    f.steps.forEach((s, i) => {
+      nodes.push({ id: id(`s${i}`), label: stepText(s.key, s.cfg), shape: 'step' });
+      g.edges.push({ from: prev, to: id(`s${i}`), label: edgeText(stream) });
+      prev = id(`s${i}`);
+      stream = s.out;
+    });
+    f.sinks.forEach((s, i) => {
+      nodes.push({ id: id(`k${i}`), label: `${s.type} sink<br/>${what(s.type, s.cfg)}`, shape: 'sink' });
+      g.edges.push({ from: prev, to: id(`k${i}`), label: edgeText(stream) });
+      if (s.type === 'kafka') g.edges.push({ from: id(`k${i}`), to: topic(String(s.cfg.topic)) });
+    });
+    const side = (k: 'deadLetter' | 'late', label: string) => {
+      const s = f[k];
+      nodes.push({ id: id(k), label: `${label}<br/>${s ? what(s.type, s.cfg) : 'file in the state directory'}`, shape: 'side' });
+      g.edges.push({ from: id('src'), to: id(k), label: k === 'late' ? 'behind the watermark' : 'bad records' });
+      if (s?.type === 'kafka') g.edges.push({ from: id(k), to: topic(String(s.cfg.topic)) });
+    };
+    side('deadLetter', 'dead letters');
+    if (f.late) side('late', 'late records');
+    g.flows.push({ name: f.name, nodes });
+  });
+  return g;
+}
+
+/** `explain --format mermaid`: a flowchart (renders on GitHub and in most Markdown viewers). */
+export function explainMermaid(plan: Plan): string {
+  const g = graphOf(plan);
+  const esc = (s: string) => s.replace(/"/g, '#quot;');
+  const shape = (n: GraphNode) => {
+    const l = `"${esc(n.label)}"`;
+    return n.shape === 'source' ? `${n.id}[(${l})]` : n.shape === 'sink' ? `${n.id}[/${l}/]` : n.shape === 'topic' ? `${n.id}{{${l}}}` : n.shape === 'side' ? `${n.id}>${l}]` : `${n.id}[${l}]`;
+  };
+  const lines = ['flowchart LR'];
+  for (const f of g.flows) {
+    lines.push(`  subgraph ${f.nodes[0].id.split('_')[0]}["flow ${esc(f.name)}"]`);
+    for (const n of f.nodes) lines.push(`    ${shape(n)}`);
+    lines.push('  end');
+  }
+  for (const t of g.topics) lines.push(`  ${shape(t)}`);
+  for (const e of g.edges) lines.push(e.label ? `  ${e.from} -->|"${esc(e.label)}"| ${e.to}` : `  ${e.from} --> ${e.to}`);
+  return redact(lines.join('\n'));
+}
+
+/** `explain --format dot`: Graphviz (`salespipe explain F --format dot | dot -Tsvg > plan.svg`). */
+export function explainDot(plan: Plan): string {
+  const g = graphOf(plan);
+  const q = (s: string) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/<br\/>/g, '\\n')}"`;
+  const attrs = (n: GraphNode) => ({ source: 'shape=cylinder', step: 'shape=box', sink: 'shape=parallelogram', topic: 'shape=hexagon, style=filled, fillcolor="#eeeeee"', side: 'shape=note' })[n.shape];
+  const lines = [`digraph ${q(plan.pipeline)} {`, '  rankdir=LR;', '  node [fontname="Helvetica", fontsize=10];', '  edge [fontname="Helvetica", fontsize=8];'];
+  for (const f of g.flows) {
+    lines.push(`  subgraph ${q(`cluster_${f.name}`)} {`, `    label=${q(`flow ${f.name}`)};`);
+    for (const n of f.nodes) lines.push(`    ${n.id} [label=${q(n.label)}, ${attrs(n)}];`);
+    lines.push('  }');
+  }
+  for (const t of g.topics) lines.push(`  ${t.id} [label=${q(t.label)}, ${attrs(t)}];`);
+  for (const e of g.edges) lines.push(`  ${e.from} -> ${e.to}${e.label ? ` [label=${q(e.label)}]` : ''};`);
+  lines.push('}');
+  return redact(lines.join('\n'));
+}

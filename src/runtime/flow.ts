@@ -15,7 +15,7 @@
  *   (finishing staged outputs) and the source's position.
  */
 import path from 'node:path';
-import type { FlowPlan, Plan } from '../plan/plan.js';
+import type { FlowPlan, Plan, SinkNode } from '../plan/plan.js';
 import { DEAD_LETTER_STREAM } from '../plan/plan.js';
 import type { DeadLetter, RunContext, Sink, Source, Step } from '../operators/operator.js';
 import type { Row } from '../types.js';
@@ -44,6 +44,17 @@ export interface FlowOptions {
   signal: AbortSignal;
   upstreamDone: Promise<void>;
   log: RunContext['log'];
+  /**
+   * A bounded run (`salespipe test`, backfills): no checkpoint is read or
+   * written, the source and sinks may be replaced, and the end of the input
+   * is the end of event time: every window becomes final.
+   */
+  bounded?: {
+    source?: (flow: FlowPlan) => Source;
+    /** `node` is undefined for the default dead-letter file. */
+    sink?: (node: SinkNode | undefined, role: 'sink' | 'deadLetter' | 'late') => Sink;
+    tables?: RunContext['tables'];
+  };
 }
 
 export function checkpointFile(stateDir: string, pipeline: string, flow: string): string {
@@ -79,24 +90,27 @@ export class FlowRunner {
       signal: opts.signal,
       connections: plan.connections,
       upstreamDone: opts.upstreamDone,
+      tables: opts.bounded?.tables,
     };
   }
 
   async run(): Promise<FlowStats> {
     const { flow, ctx } = this;
-    const cp = readCheckpoint(this.cpFile);
+    const b = this.opts.bounded;
+    const cp = b ? undefined : readCheckpoint(this.cpFile);
     if (cp) {
       this.epoch = cp.epoch + 1;
       ctx.log.info(`resuming from checkpoint of epoch ${cp.epoch} (${cp.at})`);
     }
     this.steps = flow.steps.map((s) => s.def.create(s.cfg, s.input, s.out, ctx));
     this.steps.forEach((s, i) => cp && s.restore?.(cp.steps[i]));
-    this.sinks = flow.sinks.map((s) => s.def.create(s.cfg, s.input, ctx));
-    this.dlq = flow.deadLetter
-      ? flow.deadLetter.def.create(flow.deadLetter.cfg, DEAD_LETTER_STREAM, ctx)
+    const make = (node: SinkNode, role: 'sink' | 'deadLetter' | 'late') => b?.sink ? b.sink(node, role) : node.def.create(node.cfg, node.input, ctx);
+    this.sinks = flow.sinks.map((s) => make(s, 'sink'));
+    this.dlq = flow.deadLetter ? make(flow.deadLetter, 'deadLetter')
+      : b?.sink ? b.sink(undefined, 'deadLetter')
       : new FileSink(defaultDeadLetterFile(this.opts.stateDir, this.plan.pipeline, flow.name), DEAD_LETTER_STREAM);
-    if (flow.late) this.late = flow.late.def.create(flow.late.cfg, DEAD_LETTER_STREAM, ctx);
-    this.source = flow.source.def.create(flow.source.cfg, flow.source.out, ctx);
+    if (flow.late) this.late = make(flow.late, 'late');
+    this.source = b?.source ? b.source(flow) : flow.source.def.create(flow.source.cfg, flow.source.out, ctx);
     try {
       // Opened together: connecting and joining a consumer group overlap with the sinks' set-up.
       const opened = Promise.all([...this.steps.map((s) => s.open?.()), ...this.sinks.map((s, i) => s.open(cp?.sinks[i])), this.dlq.open(cp?.deadLetter), ...(this.late ? [this.late.open(cp?.late)] : []), this.source.open(cp?.source)]);
@@ -136,7 +150,9 @@ export class FlowRunner {
         epochStart = Date.now();
       }
     }
-    if (dirty || this.steps.some((s) => s.pending?.())) await this.endEpoch();
+    // A bounded input has ended: so has event time, and every window is final.
+    if (this.opts.bounded) this.steps.forEach((s) => s.advance?.(Infinity));
+    if (dirty || this.opts.bounded || this.steps.some((s) => s.pending?.())) await this.endEpoch();
     this.stats.finishedAt = Date.now();
   }
 
@@ -197,7 +213,7 @@ export class FlowRunner {
       late: lateState,
       at: new Date().toISOString(),
     };
-    writeCheckpoint(this.cpFile, cp);
+    if (!this.opts.bounded) writeCheckpoint(this.cpFile, cp);
     await Promise.all(this.sinks.map((s, i) => s.commit(epoch, sinkStates[i])));
     await this.dlq.commit(epoch, dlqState);
     await this.late?.commit(epoch, lateState);

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import { parseDocument, LineCounter, Document, isMap, isSeq, isScalar, visit, Scalar, Node as YNode } from 'yaml';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { Problem } from './errors.js';
-import { pipelineSchema } from './schema.js';
+import { pipelineSchema, testsFileSchema } from './schema.js';
 import { distance } from '../expr/compile.js';
 import { addSecret } from '../runtime/log.js';
 
@@ -32,18 +32,23 @@ export interface LoadedSpec {
   problem(path: Path, message: string, code: string, opts?: { key?: boolean; offset?: number; severity?: Problem['severity'] }): void;
 }
 
-let validator: ValidateFunction | undefined;
-function validate() {
-  if (!validator) {
+/** What a file holds: a pipeline spec, or a sidecar of tests (FILE.tests.yaml). */
+export type SpecKind = 'pipeline' | 'tests';
+
+const validators = new Map<SpecKind, ValidateFunction>();
+function validate(kind: SpecKind) {
+  let v = validators.get(kind);
+  if (!v) {
     const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, verbose: true });
-    validator = ajv.compile(pipelineSchema());
+    v = ajv.compile(kind === 'pipeline' ? pipelineSchema() : testsFileSchema());
+    validators.set(kind, v);
   }
-  return validator;
+  return v;
 }
 
 const SECRET_NAME = /PASS|SECRET|TOKEN|KEY|CREDENTIAL/i;
 
-export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv = process.env): LoadedSpec {
+export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv = process.env, kind: SpecKind = 'pipeline'): LoadedSpec {
   const lc = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lc, keepSourceTokens: false, uniqueKeys: true, prettyErrors: false });
   const problems: Problem[] = [];
@@ -110,27 +115,27 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
   const spec = doc.toJS({ maxAliasCount: 100 });
   loaded.spec = spec;
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
-    problem([], 'a pipeline spec must be a YAML mapping with `pipeline:` and `flows:`', 'schema.type');
+    problem([], kind === 'pipeline' ? 'a pipeline spec must be a YAML mapping with `pipeline:` and `flows:`' : 'a test file must be a YAML mapping with `tests:`', 'schema.type');
     return loaded;
   }
-  const v = validate();
+  const v = validate(kind);
   if (!v(spec)) for (const e of relevant(v.errors ?? [])) reportAjv(e, loaded);
   return loaded;
 }
 
-export function loadSpec(file: string, env: NodeJS.ProcessEnv = process.env): LoadedSpec {
+export function loadSpec(file: string, env: NodeJS.ProcessEnv = process.env, kind: SpecKind = 'pipeline'): LoadedSpec {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (e) {
     const err = e as NodeJS.ErrnoException;
-    const loaded = loadSpecText(file, '', env);
+    const loaded = loadSpecText(file, '', env, kind);
     loaded.problems.length = 0;
     loaded.problems.push({ file, line: 1, col: 1, code: 'file.read', message: err.code === 'ENOENT' ? 'no such file' : err.message, severity: 'error' });
     loaded.spec = undefined;
     return loaded;
   }
-  return loadSpecText(file, text, env);
+  return loadSpecText(file, text, env, kind);
 }
 
 const VAR = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{([^}]*)\}?/g;

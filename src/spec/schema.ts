@@ -19,6 +19,44 @@ function byType(kind: string, defs: Record<string, { doc: string; config: JsonSc
   };
 }
 
+const rows = (description: string): JsonSchema => ({
+  type: 'object',
+  additionalProperties: { type: 'array', items: { type: 'object' } },
+  description,
+});
+
+/** `tests:` of a spec (or of its sidecar FILE.tests.yaml), run by `salespipe test` without any server. */
+export const testsSchema: JsonSchema = {
+  type: 'array',
+  description: 'Tests run by `salespipe test` in-process, without any server.',
+  items: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['name', 'expect'],
+    properties: {
+      name: { type: 'string', minLength: 1, description: 'Shown in the test output.' },
+      description: { type: 'string', description: 'What the test shows.' },
+      input: rows('Flow name -> records fed to its source, as the source would read them (a table row, a JSON message). A flow reading a topic that another flow writes gets that flow\'s output when no records are given.'),
+      tables: rows('Table name -> rows of the lookup tables that join and balance steps read.'),
+      expect: rows('Flow name -> the rows its sinks receive: for keyed streams the latest row per key, for append streams every row; in any order. Only the columns written are compared.'),
+      deadLetters: { type: 'object', additionalProperties: { type: 'array', items: { type: 'string' } }, description: 'Flow name -> one reason (a substring) per dead letter expected; exactly these.' },
+      late: { type: 'object', additionalProperties: { type: 'array', items: { type: 'string' } }, description: 'Flow name -> one reason (a substring) per late record expected; exactly these.' },
+    },
+  },
+};
+
+export function testsFileSchema(): JsonSchema {
+  return {
+    $schema: 'http://json-schema.org/draft-07/schema#',
+    title: 'salespipe tests',
+    description: 'A sidecar test file (FILE.tests.yaml beside FILE.yaml).',
+    type: 'object',
+    additionalProperties: false,
+    required: ['tests'],
+    properties: { tests: testsSchema },
+  };
+}
+
 export function pipelineSchema(): JsonSchema {
   const $defs: Record<string, JsonSchema> = {};
   for (const [t, d] of Object.entries(SOURCES)) $defs[`source_${t}`] = { description: d.doc, ...d.config };
@@ -67,6 +105,7 @@ export function pipelineSchema(): JsonSchema {
         description: 'Checkpointing.',
       },
       connections: connectionsConfig,
+      tests: testsSchema,
       flows: {
         type: 'object',
         minProperties: 1,

@@ -103,7 +103,7 @@ test('balance: opening minus movements after asOf; a restock read late still cou
     assert.deepEqual(flush(), [['a', 30, 0, 30]], 'every table key is emitted on open');
     const dead: DeadLetter[] = [];
     step.process([{ id: 1, customer_id: null, product: 'a', qty: 5, ts: at(0) }, { id: 2, customer_id: null, product: 'a', qty: 4, ts: at(2) }, { id: 3, customer_id: null, product: 'b', qty: 1, ts: at(2) }], dead);
-    assert.deepEqual(flush(), [['a', 30, -4, 26]], 'the sale before asOf is in the opening count; b has no table row yet');
+    assert.deepEqual(flush(), [['a', 30, 4, 26]], 'the sale before asOf is in the opening count; b has no table row yet');
     // A restock at 03:00, not read yet: sales at 04:00 are kept until it is.
     await db('inventory').where({ product_name: 'a' }).update({ stock_level: 100, updated_at: '2026-01-01 03:00:00' });
     step.process([{ id: 4, customer_id: null, product: 'a', qty: 7, ts: at(4) }], dead);
@@ -113,12 +113,12 @@ test('balance: opening minus movements after asOf; a restock read late still cou
     step = balanceStep.create(balanceCfg, sales, out, ctx);
     step.restore!(snap);
     await step.open!();
-    assert.deepEqual(flush(), [['a', 100, -7, 93]]);
+    assert.deepEqual(flush(), [['a', 100, 7, 93]]);
     // b appears in the table: its held movement is emitted once the refresh has read it.
     await db('inventory').insert({ product_name: 'b', stock_level: 10, reorder_threshold: 5, updated_at: '2026-01-01 01:30:00' });
     await new Promise((r) => setTimeout(r, 400));
     assert.equal(step.pending!(), true);
-    assert.deepEqual(flush(), [['b', 10, -1, 9]]);
+    assert.deepEqual(flush(), [['b', 10, 1, 9]]);
     assert.equal(step.pending!(), false);
     assert.equal(dead.length, 0);
   } finally {

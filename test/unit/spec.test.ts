@@ -184,3 +184,26 @@ test('a window without an event-time column, and a late output without a window,
   assert.equal(warn.code, 0);
   assert.match(warn.lines.join('\n'), /^\d+:\d+: warning: no step of this flow has a watermark, so no record can be late/m);
 });
+
+test('explain --format mermaid and dot draw flows connected through their topics; Graphviz accepts the dot', async (t) => {
+  const spec = path.join(ROOT, 'pipelines/sales.yaml');
+  const m = await call(['explain', spec, '--format', 'mermaid']);
+  assert.equal(m.code, 0, m.stderr);
+  const lines = m.stdout.split('\n');
+  assert.equal(lines[0], 'flowchart LR');
+  assert.equal(lines.filter((l) => /^  subgraph f\d\["flow /.test(l)).length, 3);
+  // publish_sales's Kafka sink writes the topic both other flows read.
+  const topic = /^  (topic\d+)\{\{"topic product_sales"\}\}$/m.exec(m.stdout)![1];
+  assert.ok(lines.includes(`  f0_k0 --> ${topic}`));
+  assert.ok(lines.includes(`  ${topic} --> f1_src`) && lines.includes(`  ${topic} --> f2_src`));
+  assert.match(m.stdout, /f1_s2 -->\|"update keyed by \(product_name, brand, product_category\)<br\/>product_name string, brand string, product_category string, total_quantity_sold int, total_revenue decimal\(38,2\)"\| f1_k0/);
+  const d = await call(['explain', spec, '--format', 'dot']);
+  assert.equal(d.code, 0, d.stderr);
+  assert.match(d.stdout, /^digraph "sales" \{/);
+  const { spawnSync } = await import('node:child_process');
+  const dot = spawnSync('dot', ['-Tsvg'], { input: d.stdout, encoding: 'utf8' });
+  if (dot.error && process.env.CI !== 'true') return t.skip('Graphviz (dot) is not installed; npm run services:up installs it');
+  assert.equal(dot.status, 0, dot.stderr);
+  assert.match(dot.stdout, /<svg/);
+  assert.match(dot.stdout, /flow aggregate_sales/);
+});
