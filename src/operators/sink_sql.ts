@@ -19,7 +19,7 @@ import type { Knex } from 'knex';
 import type { SinkDef, Sink, StreamInfo, RunContext } from './operator.js';
 import { connectionField } from './operator.js';
 import { checkConnection, connection, openKnex, withRetry, Dialect } from './connections.js';
-import { ColumnType, Row, Schema, Value, fieldOf, formatDecimal } from '../types.js';
+import { ColumnType, Row, Schema, Value, fieldOf, formatDecimal, typeName } from '../types.js';
 import { zoneOffset } from '../time.js';
 import { redact } from '../runtime/log.js';
 
@@ -52,9 +52,11 @@ export const sqlSink: SinkDef<Config> = {
     checkConnection(ctx, ['connection'], cfg.connection, 'sql');
     const key = cfg.key ?? input.key;
     if (!key?.length) ctx.error([], 'an sql sink upserts by key: set key, or feed it a keyed stream (an aggregate, a balance)', 'value.key');
-    for (const [i, k] of (cfg.key ?? []).entries()) {
+    for (const [i, k] of (key ?? []).entries()) {
       const f = fieldOf(input.schema, k);
-      if (!f) ctx.error(['key', i], `unknown key column "${k}"; available: ${input.schema.map((x) => x.name).join(', ')}`, 'column.unknown');
+      const at = cfg.key ? ['key', i] : [];
+      if (!f) ctx.error(at, `unknown key column "${k}"; available: ${input.schema.map((x) => x.name).join(', ')}`, 'column.unknown');
+      else if (f.type.nullable) ctx.error(at, `key column "${k}" is nullable (${typeName(f.type)}), but a primary key cannot hold null; filter the nulls out or coalesce() them first`, 'type.nullable');
     }
     if (input.mode === 'append' && !cfg.key) ctx.warn([], 'an append stream upserted by its key keeps only the last row of each key', 'mode.append');
   },

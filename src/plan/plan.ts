@@ -126,6 +126,13 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
     flows.push({ name, source, steps, sinks, deadLetter, late, reads: sdef.reads?.(flow.source, connections) ?? [], writes, upstream: [] });
   }
 
+  // A connection nobody uses is most likely a typo elsewhere, or left over.
+  const used = new Set<string>();
+  JSON.stringify(spec.flows ?? {}, (k, v) => { if (k === 'connection' && typeof v === 'string') used.add(v); return v; });
+  for (const name of Object.keys(connections)) {
+    if (!used.has(name)) loaded.problem(['connections', name], `connection "${name}" is not used by any flow`, 'graph.unused', { key: true, severity: 'warning' });
+  }
+
   for (const f of flows) {
     for (const t of f.reads) {
       for (const g of flows) if (g.writes.includes(t) && !f.upstream.includes(g.name)) f.upstream.push(g.name);

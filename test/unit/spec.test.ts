@@ -72,6 +72,7 @@ test('every problem is reported, sorted, with positions', async () => {
   const r = await problems(text);
   assert.equal(r.code, 2);
   assert.deepEqual(r.lines.map((l) => l.replace(/ \[.*\]$/, '')), [
+    '3:3: warning: connection "db" is not used by any flow',
     '8:19: unknown connection "nodb"; defined: db',
     '18:21: unknown column "product"; available: transaction_id, product_name, quantity_sold, price_per_unit',
     '20:26: sum() needs a number, got string',
@@ -206,4 +207,19 @@ test('explain --format mermaid and dot draw flows connected through their topics
   assert.equal(dot.status, 0, dot.stderr);
   assert.match(dot.stdout, /<svg/);
   assert.match(dot.stdout, /flow aggregate_sales/);
+});
+
+test('an unused connection is a warning; a nullable upsert key is an error; --format json carries the severity', async () => {
+  const text = BASE.replace('  db: { type: sql, url: "sqlite:x.db" }', '  db: { type: sql, url: "sqlite:x.db" }\n  spare: { type: kafka, brokers: "127.0.0.1:9092" }')
+    .replace('        quantity_sold: int', '        quantity_sold: int\n        customer_id: int?')
+    .replace('groupBy: [product_name]', 'groupBy: [product_name, customer_id]')
+    .replace('      - type: console', '      - type: console\n      - { type: sql, connection: db, table: totals }');
+  const r = await problems(text);
+  assert.equal(r.code, 2);
+  assert.deepEqual(r.lines, [
+    '4:3: warning: connection "spare" is not used by any flow [graph.unused]',
+    '25:9: key column "customer_id" is nullable (int?), but a primary key cannot hold null; filter the nulls out or coalesce() them first [type.nullable]',
+  ]);
+  const j = await call(['validate', '--format', 'json', specFile(text)]);
+  assert.deepEqual(JSON.parse(j.stdout).map((p: { severity: string; code: string }) => [p.severity, p.code]), [['warning', 'graph.unused'], ['error', 'type.nullable']]);
 });
