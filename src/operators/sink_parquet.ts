@@ -68,6 +68,11 @@ export const parquetSink: SinkDef<Config> = {
   },
 };
 
+/** A row's partition directory, e.g. `product_category=Laptop` (relative to the dataset). */
+export function partitionDir(parts: string[], kinds: Map<string, string>, r: Row, zone: string): string {
+  return parts.map((c) => `${c}=${partValue(r[c], kinds.get(c)!, zone)}`).join('/');
+}
+
 function partValue(v: Row[string], kind: string, zone: string): string {
   if (v === null || v === undefined) return NULL_PART;
   const s = kind === 'timestamp' ? dateIn(v as number, zone) : String(v);
@@ -102,7 +107,7 @@ class ParquetSink implements Sink {
   }
 
   private partDir(r: Row): string {
-    return this.parts.map((c) => `${c}=${partValue(r[c], this.kinds.get(c)!, this.ctx.timeZone)}`).join('/');
+    return partitionDir(this.parts, this.kinds, r, this.ctx.timeZone);
   }
 
   async open(state: unknown) {
@@ -198,16 +203,17 @@ class ParquetSink implements Sink {
   async close() {}
 }
 
-function* walk(dir: string): Generator<string> {
+/** Files of a dataset, as readers see it: directories starting with . or _ (staging, journals) are not part of it. */
+export function* walk(dir: string): Generator<string> {
   if (!fs.existsSync(dir)) return;
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) yield* walk(p);
+    if (e.isDirectory()) { if (!/^[._]/.test(e.name)) yield* walk(p); }
     else yield p;
   }
 }
 
-function fsyncDir(dir: string) {
+export function fsyncDir(dir: string) {
   try {
     const fd = fs.openSync(dir, 'r');
     fs.fsyncSync(fd);

@@ -28,8 +28,8 @@ import type { Logger } from './log.js';
 export interface BoundedInput {
   /** Records per flow name, fed to that flow's source. */
   records: Record<string, Record<string, unknown>[]>;
-  /** Rows of lookup tables, by table name. */
-  tables: Record<string, Record<string, unknown>[]>;
+  /** Rows of lookup tables, by table name; without it, join and balance steps read the database. */
+  tables?: Record<string, Record<string, unknown>[]>;
 }
 
 export interface FlowOutput {
