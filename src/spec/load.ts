@@ -76,7 +76,9 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
   };
   const locate: LoadedSpec['locate'] = (path, opts = {}) => {
     const f = find(path);
-    const target = opts.key && f.key && f.parentDepth === path.length ? f.key : f.node ?? f.key;
+    // A block mapping or list starts on the line after its key: point at the key, where the reader looks.
+    const block = f.node && (isMap(f.node) || isSeq(f.node)) && !(f.node as { flow?: boolean }).flow;
+    const target = (opts.key || block) && f.key && f.parentDepth === path.length ? f.key : f.node ?? f.key;
     let offset = target?.range?.[0] ?? 0;
     if (opts.offset !== undefined && target && isScalar(target) && f.parentDepth === path.length) {
       const s = target as Scalar;
@@ -112,6 +114,17 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
     problems.push({ file, ...pos((node.range?.[0] ?? 0) + offset + (node.type === 'PLAIN' ? 0 : 1)), code: 'env.unset', message, severity: 'error' });
   });
 
+  // An alias to an anchor that is not defined (before it) has no value: a problem, not a crash.
+  let unresolved = false;
+  visit(doc, {
+    Alias(_k, node) {
+      if (!node.resolve(doc)) {
+        unresolved = true;
+        problems.push({ file, ...pos(node.range?.[0] ?? 0), code: 'yaml.alias', message: `unknown alias *${node.source}: no &${node.source} anchor before it`, severity: 'error' });
+      }
+    },
+  });
+  if (unresolved) return loaded;
   const spec = doc.toJS({ maxAliasCount: 100 });
   loaded.spec = spec;
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
