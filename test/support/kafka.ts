@@ -30,9 +30,17 @@ export async function produceRaw(topic: string, values: (Buffer | string | null)
   const p = kafka().producer({ allowAutoTopicCreation: false });
   await p.connect();
   try {
-    for (let i = 0; i < values.length; i += 500) {
-      await p.send({ topic, acks: -1, messages: values.slice(i, i + 500).map((value, j) => ({ key: key ?? `bad-${i + j}`, value })) });
+    // Requests of at most 500 messages and ~512 KB: a partition's batch must stay under the broker's 1 MB.
+    let batch: { key: string; value: Buffer | string | null }[] = [];
+    let bytes = 0;
+    const flush = async () => { if (batch.length) await p.send({ topic, acks: -1, messages: batch }); batch = []; bytes = 0; };
+    for (const [i, value] of values.entries()) {
+      const size = value === null ? 0 : value.length;
+      if (batch.length >= 500 || (bytes + size > 512 * 1024 && batch.length)) await flush();
+      batch.push({ key: key ?? `bad-${i}`, value });
+      bytes += size;
     }
+    await flush();
   } finally {
     await p.disconnect();
   }
