@@ -40,6 +40,7 @@ install_packages() {
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
   command -v kcat >/dev/null || missing+=(kcat)
   command -v dot >/dev/null || missing+=(graphviz)   # checks `explain --format dot` in the tests
+  command -v openssl >/dev/null || missing+=(openssl) # the test CA and broker certificate
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
   if [ ${#missing[@]} -gt 0 ]; then
@@ -100,18 +101,52 @@ postgres_up() {
   log "PostgreSQL $ver up on 127.0.0.1:5432 (user $db_user, database $db_name)"
 }
 
+# A test CA and a broker certificate for 127.0.0.1, for the SASL_SSL listener.
+kafka_tls() {
+  local tls="$state/tls"
+  [ -f "$tls/broker.p12" ] && return 0
+  mkdir -p "$tls"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=salespipe test CA" \
+    -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
+  openssl req -newkey rsa:2048 -nodes -subj "/CN=127.0.0.1" -keyout "$tls/broker.key" -out "$tls/broker.csr" 2>/dev/null
+  printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > "$tls/san.ext"
+  openssl x509 -req -in "$tls/broker.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial -days 3650 \
+    -extfile "$tls/san.ext" -out "$tls/broker.pem" 2>/dev/null
+  openssl pkcs12 -export -in "$tls/broker.pem" -inkey "$tls/broker.key" -certfile "$tls/ca.pem" \
+    -passout pass:salespipe -out "$tls/broker.p12"
+}
+
+# SCRAM credentials of the test user (idempotent): salespipe / salespipe-secret.
+kafka_scram() {
+  local m
+  for m in SCRAM-SHA-256 SCRAM-SHA-512; do # one mechanism per request: the broker refuses two for one user
+    java -cp "$kafka_home/libs/*" kafka.admin.ConfigCommand --bootstrap-server 127.0.0.1:9092 --alter \
+      --add-config "$m=[iterations=8192,password=salespipe-secret]" --entity-type users --entity-name salespipe \
+      >/dev/null 2>"$state/kafka-scram.log" || { cat "$state/kafka-scram.log"; return 1; }
+  done
+}
+
 kafka_up() {
   if kafka_alive; then log "Kafka already running"; return 0; fi
   mkdir -p "$state"
+  kafka_tls
   cat > "$state/kafka.properties" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:9093
-listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093
-advertised.listeners=PLAINTEXT://127.0.0.1:9092
+listeners=PLAINTEXT://127.0.0.1:9092,CONTROLLER://127.0.0.1:9093,SASL_SSL://127.0.0.1:9094
+advertised.listeners=PLAINTEXT://127.0.0.1:9092,SASL_SSL://127.0.0.1:9094
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL
+sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512,PLAIN
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_salespipe="salespipe-secret";
+ssl.keystore.type=PKCS12
+ssl.keystore.location=$state/tls/broker.p12
+ssl.keystore.password=salespipe
+ssl.key.password=salespipe
 log.dirs=$kafka_data
 num.partitions=1
 offsets.topic.replication.factor=1
@@ -131,7 +166,9 @@ PROPS
     > "$state/kafka.log" 2>&1 &
   echo $! > "$state/kafka.pid"
   wait_port 127.0.0.1 9092 90 Kafka || { tail -30 "$state/kafka.log"; return 1; }
-  log "Kafka $kafka_version up on 127.0.0.1:9092 (log: $state/kafka.log)"
+  wait_port 127.0.0.1 9094 30 "Kafka SASL_SSL" || { tail -30 "$state/kafka.log"; return 1; }
+  kafka_scram
+  log "Kafka $kafka_version up on 127.0.0.1:9092, SASL_SSL (SCRAM-SHA-256/512, PLAIN; CA $state/tls/ca.pem) on 127.0.0.1:9094 (log: $state/kafka.log)"
 }
 
 kafka_down() {

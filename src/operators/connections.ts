@@ -5,6 +5,7 @@
  * referenced by name; URLs carry credentials only through `${VAR}`
  * interpolation, and are never logged unredacted.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import knexFactory, { Knex } from 'knex';
 import kafkajs from 'kafkajs';
@@ -40,6 +41,33 @@ export const connectionsConfig: JsonSchema = {
             brokers: { type: 'string', description: 'Comma-separated host:port list, e.g. 127.0.0.1:9092.' },
             clientId: { type: 'string', description: 'Client id reported to the brokers (default salespipe).' },
             topicPrefix: { type: 'string', pattern: '^[A-Za-z0-9._-]*$', description: 'Prepended to every topic and consumer group on this connection, e.g. to keep environments apart on one cluster (default none).' },
+            tls: {
+              description: 'TLS to the brokers: true (system CAs), or the files to use (paths relative to the spec).',
+              oneOf: [
+                { type: 'boolean' },
+                {
+                  type: 'object',
+                  additionalProperties: false,
+                  properties: {
+                    ca: { type: 'string', description: 'PEM file of the CA that signed the brokers\' certificates.' },
+                    cert: { type: 'string', description: 'PEM client certificate (mutual TLS).' },
+                    key: { type: 'string', description: 'PEM client key (mutual TLS).' },
+                    rejectUnauthorized: { type: 'boolean', description: 'Verify the brokers\' certificates (default true).' },
+                  },
+                },
+              ],
+            },
+            sasl: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['mechanism', 'username', 'password'],
+              description: 'SASL authentication; the password must come from the environment (${VAR}).',
+              properties: {
+                mechanism: { enum: ['plain', 'scram-sha-256', 'scram-sha-512'], description: 'plain, scram-sha-256 or scram-sha-512.' },
+                username: { type: 'string' },
+                password: { type: 'string', description: 'Always ${VAR}: a password written in the spec is an error.' },
+              },
+            },
           },
           required: ['brokers'],
           additionalProperties: false,
@@ -114,8 +142,9 @@ const TRANSIENT_CODES = new Set([
  * dropped, a deadlock); a missing table or a syntax error will not.
  */
 export function isTransient(e: unknown): boolean {
-  const err = e as { code?: string; errno?: string; message?: string } | null;
+  const err = e as { code?: string; errno?: string; message?: string; name?: string } | null;
   if (!err) return false;
+  if (err.name === 'KafkaJSSASLAuthenticationError' || /authentication failed/i.test(err.message ?? '')) return false;
   if (err.code && TRANSIENT_CODES.has(err.code)) return true;
   return /connect|connection|timeout|terminated|not available|leader|coordinator|broker/i.test(err.message ?? '');
 }
@@ -146,25 +175,61 @@ export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
 
 const { Kafka, logLevel } = kafkajs;
 
+/** TLS and SASL settings of a Kafka connection, files read (plain data: it crosses to the fetch thread). */
+export interface KafkaSecurity {
+  ssl?: boolean | { ca?: string[]; cert?: string; key?: string; rejectUnauthorized?: boolean };
+  sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
+}
+
+export interface KafkaConn { brokers: string; clientId?: string; security?: KafkaSecurity }
+
+/** A Kafka connection of the spec, ready for kafkaClient. */
+export function kafkaConn(ctx: Pick<RunContext, 'connections' | 'specDir'>, name: string): KafkaConn {
+  const c = connection(ctx, name);
+  const read = (f: string | undefined) => (f === undefined ? undefined : fs.readFileSync(path.resolve(ctx.specDir, f), 'utf8'));
+  const security: KafkaSecurity = {};
+  if (c.tls === true) security.ssl = true;
+  else if (c.tls && typeof c.tls === 'object') {
+    const ca = read(c.tls.ca);
+    security.ssl = { ...(ca ? { ca: [ca] } : {}), cert: read(c.tls.cert), key: read(c.tls.key), rejectUnauthorized: c.tls.rejectUnauthorized ?? true };
+  }
+  if (c.sasl) security.sasl = { mechanism: c.sasl.mechanism, username: c.sasl.username, password: c.sasl.password };
+  return { brokers: c.brokers!, clientId: c.clientId, security };
+}
+
+/** What failed, said without the secret: a refused login is not retried. */
+export function kafkaAuthError(e: unknown, conn: KafkaConn): Error | undefined {
+  const err = e as Error;
+  if (err?.name !== 'KafkaJSSASLAuthenticationError' && !/SASL .*authentication failed/i.test(err?.message ?? '')) return undefined;
+  const s = conn.security?.sasl;
+  return new Error(`Kafka at ${conn.brokers} refused the login of user "${s?.username}" (${s?.mechanism?.toUpperCase()}): wrong username or password? (${redact(err.message)})`);
+}
+
 /** A kafkajs client whose log lines go through our logger (redacted, one line each). */
-export function kafkaClient(conn: { brokers: string; clientId?: string }, log: Logger): kafkajs.Kafka {
+export function kafkaClient(conn: KafkaConn, log: Logger): kafkajs.Kafka {
   process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
   return new Kafka({
     clientId: conn.clientId ?? 'salespipe',
     brokers: conn.brokers.split(',').map((b) => b.trim()).filter(Boolean),
+    ...(conn.security?.ssl ? { ssl: conn.security.ssl } : {}),
+    ...(conn.security?.sasl ? { sasl: conn.security.sasl as kafkajs.SASLOptions } : {}),
     logLevel: logLevel.WARN,
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
     logCreator: () => ({ level, log: entry }) => {
       const msg = `kafka: ${entry.message}${entry.error ? ` (${entry.error})` : ''}`;
       // Chatter kafkajs handles itself: the coordinator loading at start-up, a second line
       // repeating a connection error, a socket closed while we shut down.
-      if (level <= logLevel.ERROR && !/coordinator is (loading|not available)|not the correct coordinator|Topic creation errors|Failed to connect to seed broker|write after end/i.test(msg)) log.warn(msg);
+      if (level <= logLevel.ERROR && !/coordinator is (loading|not available)|not the correct coordinator|Topic creation errors|SaslAuthenticate|SASL \w+ authentication failed|Failed to connect to seed broker|write after end/i.test(msg)) log.warn(msg);
       else log.debug(msg);
     },
   });
 }
 
-export interface ConnectionConfig { type: string; url?: string; brokers?: string; clientId?: string; topicPrefix?: string; pool?: number }
+export interface ConnectionConfig {
+  type: string; url?: string; brokers?: string; clientId?: string; topicPrefix?: string; pool?: number;
+  tls?: boolean | { ca?: string; cert?: string; key?: string; rejectUnauthorized?: boolean };
+  sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
+}
 
 export function connection(ctx: Pick<RunContext, 'connections'>, name: string): ConnectionConfig {
   const c = ctx.connections[name];

@@ -13,12 +13,11 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import kafkajs from 'kafkajs';
-import { kafkaClient } from './connections.js';
+import { kafkaClient, KafkaConn } from './connections.js';
 import type { Logger } from '../runtime/log.js';
 
 export interface FetcherInit {
-  brokers: string;
-  clientId?: string;
+  conn: KafkaConn;
   topic: string;
   group: string;
   /** Next offset to read, per partition. */
@@ -53,7 +52,7 @@ const waiting: (() => void)[] = [];
 const fetched: Record<string, number> = Object.fromEntries(Object.entries(init.positions).map(([p, o]) => [p, Number(o)]));
 const reseeked = new Set<string>();
 
-const kafka = kafkaClient({ brokers: init.brokers, clientId: init.clientId }, log);
+const kafka = kafkaClient(init.conn, log);
 const consumer = kafka.consumer({ groupId: init.group, maxBytesPerPartition: 2 << 20, maxBytes: 8 << 20, sessionTimeout: 10_000, heartbeatInterval: 3_000, maxWaitTimeInMs: 500 });
 
 port.on('message', (m: ToFetcher) => {

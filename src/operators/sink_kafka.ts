@@ -15,7 +15,7 @@
 import kafkajs from 'kafkajs';
 import type { SinkDef, Sink, StreamInfo, RunContext } from './operator.js';
 import { connectionField } from './operator.js';
-import { checkConnection, connection, kafkaClient, withRetry, topicId, topicName } from './connections.js';
+import { checkConnection, connection, kafkaClient, kafkaConn, kafkaAuthError, withRetry, topicId, topicName } from './connections.js';
 import { makeJsonEncoder, makeKeyEncoder } from './json-row.js';
 import { fieldOf } from '../types.js';
 
@@ -92,11 +92,11 @@ class KafkaSink implements Sink {
   }
 
   async open() {
-    const conn = connection(this.ctx, this.cfg.connection);
-    const kafka = kafkaClient({ brokers: conn.brokers!, clientId: conn.clientId }, this.log);
+    const kc = kafkaConn(this.ctx, this.cfg.connection);
+    const kafka = kafkaClient(kc, this.log);
     if (this.cfg.createTopic !== false) {
       const admin = kafka.admin();
-      await withRetry('connecting to Kafka', this.log, this.ctx.signal, () => admin.connect());
+      await withRetry('connecting to Kafka', this.log, this.ctx.signal, () => admin.connect()).catch((e) => { throw kafkaAuthError(e, kc) ?? e; });
       try {
         const compact = this.cfg.compact ?? this.input.mode !== 'append';
         const exists = (await admin.listTopics()).includes(this.topic);
@@ -119,7 +119,7 @@ class KafkaSink implements Sink {
       idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false,
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
     });
-    await withRetry('connecting producer', this.log, this.ctx.signal, () => this.producer.connect());
+    await withRetry('connecting producer', this.log, this.ctx.signal, () => this.producer.connect()).catch((e) => { throw kafkaAuthError(e, kc) ?? e; });
   }
 
   async write(rows: import('../types.js').Row[]) {

@@ -23,7 +23,7 @@ import type { FetcherInit, FromFetcher, ToFetcher } from './kafka-fetcher.js';
 import type { SourceDef, Source, SourceBatch, StreamInfo, RunContext, DeadLetter } from './operator.js';
 import { connectionField } from './operator.js';
 import { schemaConfig, planSchema, makeDecoder } from './record-schema.js';
-import { checkConnection, connection, kafkaClient, withRetry, topicId, topicName, sleep } from './connections.js';
+import { checkConnection, connection, kafkaClient, kafkaConn, kafkaAuthError, withRetry, topicId, topicName, sleep } from './connections.js';
 import { fieldOf } from '../types.js';
 
 interface Config {
@@ -117,9 +117,10 @@ class KafkaSource implements Source {
 
   async open(position: unknown) {
     const conn = connection(this.ctx, this.cfg.connection);
-    this.kafka = kafkaClient({ brokers: conn.brokers!, clientId: conn.clientId }, this.log);
+    const kc = kafkaConn(this.ctx, this.cfg.connection);
+    this.kafka = kafkaClient(kc, this.log);
     const admin = this.kafka.admin();
-    await withRetry('connecting to Kafka', this.log, this.ctx.signal, () => admin.connect());
+    await withRetry('connecting to Kafka', this.log, this.ctx.signal, () => admin.connect()).catch((e) => { throw kafkaAuthError(e, kc) ?? e; });
     try {
       if (!(await this.waitForTopic(admin))) {
         this.absent = true;
@@ -143,7 +144,7 @@ class KafkaSource implements Source {
 
   /** Fetching runs on its own thread, so kafkajs's decoding overlaps ours (fetcher.ts). */
   private startFetcher(conn: { brokers?: string; clientId?: string }): Promise<void> {
-    const init: FetcherInit = { brokers: conn.brokers!, clientId: conn.clientId, topic: this.topic, group: this.group, positions: { ...this.next_ }, maxQueued: MAX_QUEUED };
+    const init: FetcherInit = { conn: kafkaConn(this.ctx, this.cfg.connection), topic: this.topic, group: this.group, positions: { ...this.next_ }, maxQueued: MAX_QUEUED };
     const w = new Worker(new URL('./kafka-fetcher.js', import.meta.url), { workerData: init });
     this.fetcher = w;
     let closed!: () => void;

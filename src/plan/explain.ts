@@ -64,7 +64,10 @@ function flowText(f: FlowPlan): string[] {
 }
 
 export function explainText(plan: Plan): string {
-  const conns = Object.entries(plan.connections).map(([n, c]) => `  ${n}: ${c.type} ${c.url ?? c.brokers ?? ''}`.trimEnd());
+  const conns = Object.entries(plan.connections).map(([n, c]) => {
+    const sasl = c.sasl as { mechanism: string; username: string } | undefined;
+    return `  ${n}: ${c.type} ${c.url ?? c.brokers ?? ''}${c.tls ? ', tls' : ''}${sasl ? `, sasl ${sasl.mechanism} as ${sasl.username}` : ''}`.trimEnd();
+  });
   return redact([
     `pipeline ${plan.pipeline} (${plan.file})`,
     `time zone ${plan.timeZone}; checkpoint every ${plan.checkpointMs} ms`,

@@ -110,6 +110,14 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
   const loaded: LoadedSpec = { file, spec: undefined, problems, invalidPaths: [], locate, problem };
   if (doc.errors.length) return loaded;
 
+  // Passwords come from the environment, never from the spec's text.
+  visit(doc, {
+    Pair(_k, pair) {
+      if (isScalar(pair.key) && pair.key.value === 'password' && isScalar(pair.value) && typeof pair.value.value === 'string' && !pair.value.value.includes('${')) {
+        problems.push({ file, ...pos(pair.value.range?.[0] ?? 0), code: 'secret.literal', message: 'a password written in the spec ends up in version control: take it from the environment, e.g. password: ${KAFKA_PASSWORD}', severity: 'error' });
+      }
+    },
+  });
   interpolate(doc, env, (node, offset, message) => {
     problems.push({ file, ...pos((node.range?.[0] ?? 0) + offset + (node.type === 'PLAIN' ? 0 : 1)), code: 'env.unset', message, severity: 'error' });
   });
@@ -131,6 +139,8 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
     problem([], kind === 'pipeline' ? 'a pipeline spec must be a YAML mapping with `pipeline:` and `flows:`' : 'a test file must be a YAML mapping with `tests:`', 'schema.type');
     return loaded;
   }
+  // Whatever a password variable is called, its value is never printed.
+  for (const c of Object.values<any>(spec.connections ?? {})) if (typeof c?.sasl?.password === 'string') addSecret(c.sasl.password);
   const v = validate(kind);
   if (!v(spec)) for (const e of relevant(v.errors ?? [])) reportAjv(e, loaded);
   return loaded;
