@@ -181,17 +181,27 @@ kafka_down() {
   rm -f "$state/kafka.pid"
 }
 
+mariadb_down() {
+  if mariadb-admin ping >/dev/null 2>&1; then sudo_maybe mariadb-admin shutdown; log "MariaDB stopped"; fi
+}
+
+postgres_down() {
+  for v in $(ls /usr/lib/postgresql 2>/dev/null); do
+    sudo_maybe pg_ctlcluster --skip-systemctl-redirect "$v" main stop 2>/dev/null && log "PostgreSQL stopped" || true
+  done
+}
+
 case "${1:-}" in
   up)
     install_packages; install_oracles; install_kafka
     mariadb_up; postgres_up; kafka_up
     ;;
   down)
-    kafka_down
-    if mariadb-admin ping >/dev/null 2>&1; then sudo_maybe mariadb-admin shutdown; log "MariaDB stopped"; fi
-    for v in $(ls /usr/lib/postgresql 2>/dev/null); do
-      sudo_maybe pg_ctlcluster --skip-systemctl-redirect "$v" main stop 2>/dev/null && log "PostgreSQL stopped" || true
-    done
+    kafka_down; mariadb_down; postgres_down
+    ;;
+  stop|start) # one service, for the fault tests: stop|start mariadb|postgres|kafka
+    case "${2:-}" in mariadb|postgres|kafka) ;; *) echo "usage: $0 $1 mariadb|postgres|kafka" >&2; exit 2 ;; esac
+    if [ "$1" = stop ]; then "${2}_down"; else "${2}_up"; fi
     ;;
   reset-kafka) # wipe the broker's data (tests use fresh topic names instead)
     kafka_down; rm -rf "$kafka_data"; log "Kafka data removed"
@@ -201,5 +211,5 @@ case "${1:-}" in
     pg_lsclusters 2>/dev/null || true
     if kafka_alive; then echo "Kafka running"; else echo "Kafka down"; fi
     ;;
-  *) echo "usage: $0 up|down|status|reset-kafka" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|reset-kafka|stop SERVICE|start SERVICE" >&2; exit 2 ;;
 esac

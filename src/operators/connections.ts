@@ -149,16 +149,26 @@ export function isTransient(e: unknown): boolean {
   return /connect|connection|timeout|terminated|not available|leader|coordinator|broker/i.test(err.message ?? '');
 }
 
-/** Retries `fn` with exponential backoff while the error is transient and `signal` is not aborted. */
+/**
+ * Retries `fn` while its error is transient (a server restarting or
+ * unreachable, a dropped connection, a deadlock), with exponential backoff
+ * up to `maxDelay`, for as long as it takes: a streaming job outlives a
+ * database or broker outage. Stops when `signal` aborts (SIGINT/SIGTERM).
+ * Each failed attempt is one log line; the recovery is another.
+ */
 export async function withRetry<T>(what: string, log: Logger, signal: AbortSignal, fn: () => Promise<T>, maxDelay = 10_000): Promise<T> {
   let delay = 250;
+  const started = Date.now();
   for (let attempt = 1; ; attempt++) {
     try {
-      return await fn();
+      const r = await fn();
+      if (attempt > 1) log.info(`${what}: works again after ${attempt - 1} failed attempt(s) over ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      return r;
     } catch (e) {
-      if (signal.aborted || attempt >= 8 || !isTransient(e)) throw e;
+      if (signal.aborted || !isTransient(e)) throw e;
       log.warn(`${what} failed (${redact((e as Error).message)}); retrying in ${delay} ms`);
       await sleep(delay, signal);
+      if (signal.aborted) throw e;
       delay = Math.min(delay * 2, maxDelay);
     }
   }

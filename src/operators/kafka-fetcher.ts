@@ -119,8 +119,22 @@ try {
     if (e.payload.restart) log.warn(`Kafka consumer restarting after: ${e.payload.error?.message}`);
     else post({ type: 'error', message: `Kafka consumer crashed: ${e.payload.error?.message}` });
   });
+  // Positions come from the checkpoint. kafkajs may restart the consumer by itself right
+  // after run() (the group coordinator still loading on a fresh broker); a seek then throws
+  // and is lost. So seeks are (re)issued after every group join, from where this thread is;
+  // onBatch's check of offsets covers any fetch that raced them.
+  const seekAll = () => {
+    for (const p of Object.keys(init.positions)) {
+      try {
+        consumer.seek({ topic: init.topic, partition: Number(p), offset: String(fetched[p]) });
+      } catch (e) {
+        log.debug(`seek of partition ${p} deferred to the next group join: ${(e as Error).message}`);
+      }
+    }
+  };
+  consumer.on(consumer.events.GROUP_JOIN, () => seekAll());
   await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch: onBatch });
-  for (const [p, off] of Object.entries(init.positions)) consumer.seek({ topic: init.topic, partition: Number(p), offset: off });
+  seekAll();
   post({ type: 'ready' });
 } catch (e) {
   post({ type: 'error', message: `Kafka consumer failed to start: ${(e as Error).message}` });

@@ -126,9 +126,11 @@ class KafkaSink implements Sink {
     const enc = this.encode, key = this.key;
     for (const r of rows) {
       const m = { key: key ? key(r) : null, value: enc(r) };
+      const size = Buffer.byteLength(m.value) + (m.key?.length ?? 0) + 16;
+      // Send what waits before a message that would take the request past the bound.
+      if (this.pending.length && this.pendingBytes + size > MAX_REQUEST_BYTES) await this.send();
       this.pending.push(m);
-      this.pendingBytes += m.value.length + (m.key?.length ?? 0) + 16;
-      if (this.pendingBytes >= MAX_REQUEST_BYTES) await this.send();
+      this.pendingBytes += size;
     }
     if (this.pending.length >= this.batchSize) await this.send();
   }

@@ -146,7 +146,7 @@ class SqlSource implements Source {
   async next(): Promise<SourceBatch | null> {
     if (this.drained || this.ctx.signal.aborted) return null;
     const batch: SourceBatch = { rows: [], dead: [] };
-    await withRetry(`polling ${this.cfg.table}`, this.log, this.ctx.signal, async () => {
+    const polled = withRetry(`polling ${this.cfg.table}`, this.log, this.ctx.signal, async () => {
       // One attempt is all or nothing: a failure half-way must not drop the gaps it found.
       const before: Position = { hwm: this.pos.hwm, gaps: this.pos.gaps.slice() };
       batch.rows.length = 0; batch.dead.length = 0;
@@ -158,7 +158,14 @@ class SqlSource implements Source {
         this.pos = before;
         throw e;
       }
-    }, 30_000);
+    }, 10_000);
+    try {
+      await polled;
+    } catch (e) {
+      // Stopped (SIGINT/SIGTERM) while the database was away: nothing new was read; end cleanly.
+      if (this.ctx.signal.aborted) return null;
+      throw e;
+    }
     const empty = batch.rows.length === 0 && batch.dead.length === 0;
     if (empty && this.reachedTarget()) {
       this.drained = true;

@@ -57,6 +57,9 @@ export interface FlowOptions {
   };
 }
 
+/** Characters of a dead letter's payload kept (256 KiB). */
+export const MAX_DEAD_PAYLOAD = 256 * 1024;
+
 export function checkpointFile(stateDir: string, pipeline: string, flow: string): string {
   return path.join(stateDir, pipeline, `${flow}.checkpoint.json`);
 }
@@ -175,6 +178,14 @@ export class FlowRunner {
       await Promise.all(this.sinks.map((s) => s.write(rows)));
     }
     if (dead.length) {
+      for (const d of dead) {
+        // The original stays in the source (`origin` says where); the copy is bounded so that
+        // a dead letter always fits a Kafka message.
+        if (d.payload.length > MAX_DEAD_PAYLOAD) {
+          d.reason += ` (payload of ${d.payload.length} characters cut to ${MAX_DEAD_PAYLOAD}; the original is at ${d.origin})`;
+          d.payload = d.payload.slice(0, MAX_DEAD_PAYLOAD);
+        }
+      }
       const at = Date.now();
       const stamp = ({ late: _late, ...d }: DeadLetter) => ({ ...d, pipeline: this.plan.pipeline, flow: this.flow.name, at });
       const late = this.late ? dead.filter((d) => d.late) : [];

@@ -1,0 +1,103 @@
+/**
+ * Faults of the servers under a running `salespipe run pipelines/sales.yaml`:
+ * MariaDB stopped for 30 s, the Kafka broker stopped and restarted. The run
+ * must wait, say so, resume, and end with outputs equal to SQL over the
+ * committed sales (each published once). The services are stopped and
+ * started with the project's own script.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { runCli, startCli, finished, tmpDir, uniq, readTopic, latestByKey, parseExact, readParquet, needServices, until, ROOT, money } from '../support/helpers.js';
+import { freshDatabase, pingDatabase, sqlTotals, MARIADB_ADMIN } from '../support/sql.js';
+import { BROKERS, pingKafka } from '../support/kafka.js';
+import { openKnex } from '../../src/operators/connections.js';
+
+const SPEC = path.join(ROOT, 'pipelines/sales.yaml');
+
+function service(action: 'stop' | 'start', name: 'mariadb' | 'kafka') {
+  const r = spawnSync('bash', [path.join(ROOT, 'services/services.sh'), action, name], { encoding: 'utf8' });
+  assert.equal(r.status, 0, `services.sh ${action} ${name}: ${r.stderr}`);
+}
+
+function totalsOf(prefix: string, out: string) {
+  const topic = new Map([...latestByKey(readTopic(`${prefix}aggregated_product_sales`)).values()].map((v) => {
+    const r = parseExact(v);
+    return [`${r.product_name}|${r.brand}|${r.product_category}`, { units: r.total_quantity_sold!, revenue: money(r.total_revenue!) }];
+  }));
+  const parquet = new Map(readParquet(path.join(out, 'aggregated_product_sales')).map((r) =>
+    [`${r.product_name}|${r.brand}|${r.product_category}`, { units: String(r.total_quantity_sold), revenue: money(String(r.total_revenue)) }]));
+  return { topic, parquet };
+}
+
+async function expectExact(db: string, prefix: string, out: string) {
+  const want = new Map([...(await sqlTotals(db))].map(([k, v]) => [k, { units: v.units, revenue: money(v.revenue) }]));
+  const { topic, parquet } = totalsOf(prefix, out);
+  assert.deepEqual(topic, want, 'topic totals differ from SQL');
+  assert.deepEqual(parquet, want, 'Parquet totals differ from SQL');
+  const { db: k } = await openKnex(db, ROOT, 1);
+  const [{ n }] = await k('product_sales').count({ n: '*' });
+  await k.destroy();
+  const keys = readTopic(`${prefix}product_sales`).map((m) => m.key);
+  assert.equal(new Set(keys).size, Number(n), 'every committed sale published');
+  assert.equal(keys.length, Number(n), 'no sale published twice');
+}
+
+const topicSize = (t: string) => { try { return readTopic(t).length; } catch { return 0; } };
+
+test('MariaDB stopped for 30 s mid-run: the source waits with log lines, resumes, and the results are exact', async (t) => {
+  if (!(await needServices(t, async () => { await pingDatabase(MARIADB_ADMIN); await pingKafka(); }))) return;
+  const db = await freshDatabase('mysql', `sp_${uniq()}`);
+  const prefix = `${uniq()}.`, out = tmpDir(), state = tmpDir();
+  const e = { SALES_DB_URL: db, KAFKA_BROKERS: BROKERS, KAFKA_TOPIC_PREFIX: prefix, SALES_OUTPUT_DIR: out, SALESPIPE_STATE_DIR: state, CHECKPOINT_INTERVAL: '1s' };
+  let g = await runCli(['generate', '--db', db, '--count', '5000', '--writers', '4'], e);
+  assert.equal(g.code, 0, g.stderr);
+  const run = startCli(['run', SPEC, '--no-progress'], e);
+  try {
+    await until(() => topicSize(`${prefix}product_sales`) >= 5000, 60_000, 'the first sales to be published');
+    service('stop', 'mariadb');
+    await new Promise((r) => setTimeout(r, 30_000));
+    assert.equal(run.exitCode, null, `the run survived the outage:\n${run.out.stderr.slice(-2000)}`);
+    service('start', 'mariadb');
+    g = await runCli(['generate', '--db', db, '--count', '5000', '--writers', '4', '--seed', '2'], e);
+    assert.equal(g.code, 0, g.stderr);
+    await until(() => topicSize(`${prefix}product_sales`) >= 10_000, 90_000, 'the sales after the outage to be published');
+  } finally {
+    service('start', 'mariadb');
+    run.kill('SIGTERM');
+  }
+  const r = await finished(run);
+  assert.equal(r.code, 0, r.stderr.slice(-3000));
+  assert.match(r.stderr, /polling product_sales failed \(.*\); retrying in \d+ ms/);
+  assert.match(r.stderr, /polling product_sales: works again after \d+ failed attempt\(s\) over \d+\.\d s/);
+  const drain = await runCli(['run', SPEC, '--drain', '--no-progress'], e);
+  assert.equal(drain.code, 0, drain.stderr);
+  await expectExact(db, prefix, out);
+});
+
+test('the Kafka broker stopped and restarted mid-run: producers and consumers wait, resume, and the results are exact', async (t) => {
+  if (!(await needServices(t, async () => { await pingDatabase(MARIADB_ADMIN); await pingKafka(); }))) return;
+  const db = await freshDatabase('mysql', `sp_${uniq()}`);
+  const prefix = `${uniq()}.`, out = tmpDir(), state = tmpDir();
+  const e = { SALES_DB_URL: db, KAFKA_BROKERS: BROKERS, KAFKA_TOPIC_PREFIX: prefix, SALES_OUTPUT_DIR: out, SALESPIPE_STATE_DIR: state, CHECKPOINT_INTERVAL: '1s' };
+  const gen = startCli(['generate', '--db', db, '--count', '20000', '--writers', '4', '--rate', '700'], e);
+  const run = startCli(['run', SPEC, '--no-progress'], e);
+  try {
+    await until(() => topicSize(`${prefix}product_sales`) >= 3000, 60_000, 'the first sales to be published');
+    service('stop', 'kafka');
+    await new Promise((r) => setTimeout(r, 10_000));
+    assert.equal(run.exitCode, null, `the run survived the broker's absence:\n${run.out.stderr.slice(-2000)}`);
+  } finally {
+    service('start', 'kafka');
+  }
+  const g = await finished(gen);
+  assert.equal(g.code, 0, g.stderr);
+  await new Promise((r) => setTimeout(r, 5000));
+  run.kill('SIGTERM');
+  const r = await finished(run);
+  assert.equal(r.code, 0, r.stderr.slice(-3000));
+  const drain = await runCli(['run', SPEC, '--drain', '--no-progress'], e);
+  assert.equal(drain.code, 0, drain.stderr);
+  await expectExact(db, prefix, out);
+});
