@@ -23,7 +23,7 @@ import type { FetcherInit, FromFetcher, ToFetcher } from './kafka-fetcher.js';
 import type { SourceDef, Source, SourceBatch, StreamInfo, RunContext, DeadLetter } from './operator.js';
 import { connectionField } from './operator.js';
 import { schemaConfig, planSchema, makeDecoder } from './record-schema.js';
-import { checkConnection, connection, kafkaClient, kafkaConn, kafkaAuthError, withRetry, topicId, topicName, sleep } from './connections.js';
+import { checkConnection, connection, kafkaClient, kafkaConn, KafkaConn, kafkaAuthError, withRetry, topicId, topicName, sleep } from './connections.js';
 import { fieldOf } from '../types.js';
 
 interface Config {
@@ -116,7 +116,6 @@ class KafkaSource implements Source {
   }
 
   async open(position: unknown) {
-    const conn = connection(this.ctx, this.cfg.connection);
     const kc = kafkaConn(this.ctx, this.cfg.connection);
     this.kafka = kafkaClient(kc, this.log);
     const admin = this.kafka.admin();
@@ -139,12 +138,12 @@ class KafkaSource implements Source {
       await admin.disconnect();
     }
     if (this.ctx.drain) this.endKnown = this.ctx.upstreamDone.then(() => this.snapshotEnd());
-    await this.startFetcher(conn);
+    await this.startFetcher(kc);
   }
 
   /** Fetching runs on its own thread, so kafkajs's decoding overlaps ours (fetcher.ts). */
-  private startFetcher(conn: { brokers?: string; clientId?: string }): Promise<void> {
-    const init: FetcherInit = { conn: kafkaConn(this.ctx, this.cfg.connection), topic: this.topic, group: this.group, positions: { ...this.next_ }, maxQueued: MAX_QUEUED };
+  private startFetcher(conn: KafkaConn): Promise<void> {
+    const init: FetcherInit = { conn, topic: this.topic, group: this.group, positions: { ...this.next_ }, maxQueued: MAX_QUEUED };
     const w = new Worker(new URL('./kafka-fetcher.js', import.meta.url), { workerData: init });
     this.fetcher = w;
     let closed!: () => void;

@@ -159,7 +159,6 @@ export class FlowRunner {
     this.stats.finishedAt = Date.now();
   }
 
-  /** Runs rows through steps[from..] into the sinks; dead letters go to the dead-letter sink. */
   /** Steps whose input still carries the source's event time unchanged (no aggregate before them). */
   private progressSteps(): boolean[] {
     const et = this.flow.source.out.eventTime;
@@ -171,6 +170,7 @@ export class FlowRunner {
     });
   }
 
+  /** Runs rows through steps[from..] into the sinks; dead letters go to the dead-letter (or late) sink. */
   private async push(rows: Row[], from: number, dead: DeadLetter[]) {
     for (let i = from; i < this.steps.length && rows.length; i++) rows = this.steps[i].process(rows, dead);
     if (rows.length) {
