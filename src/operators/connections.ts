@@ -221,8 +221,10 @@ export function kafkaClient(conn: KafkaConn, log: Logger): kafkajs.Kafka {
   return new Kafka({
     clientId: conn.clientId ?? 'salespipe',
     brokers: conn.brokers.split(',').map((b) => b.trim()).filter(Boolean),
-    ...(conn.security?.ssl ? { ssl: conn.security.ssl } : {}),
-    ...(conn.security?.sasl ? { sasl: conn.security.sasl as kafkajs.SASLOptions } : {}),
+    // Copies: kafkajs adds functions to the objects it is given, and `conn` must stay plain data
+    // (it is sent to the fetch thread).
+    ...(conn.security?.ssl ? { ssl: typeof conn.security.ssl === 'object' ? { ...conn.security.ssl } : true } : {}),
+    ...(conn.security?.sasl ? { sasl: { ...conn.security.sasl } as kafkajs.SASLOptions } : {}),
     logLevel: logLevel.WARN,
     retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
     logCreator: () => ({ level, log: entry }) => {
