@@ -27,6 +27,8 @@ export interface FetcherInit {
 
 export type FromFetcher =
   | { type: 'batch'; partition: string; next: string; high: string; data: ArrayBuffer; ends: ArrayBuffer; offsets: ArrayBuffer }
+  /** Offsets with no record to hand over (transaction markers, aborted records): the position moves past them. */
+  | { type: 'skip'; partition: string; next: string; high: string }
   | { type: 'log'; level: 'debug' | 'info' | 'warn' | 'error'; message: string }
   | { type: 'error'; message: string }
   | { type: 'ready' }
@@ -70,6 +72,13 @@ port.on('message', (m: ToFetcher) => {
   }
 });
 
+/** Moves a partition's position past offsets that hold no record for us. */
+function skip(p: string, next: number, high: string) {
+  if (next <= (fetched[p] ?? 0)) return;
+  fetched[p] = next;
+  post({ type: 'skip', partition: p, next: String(next), high });
+}
+
 async function onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: kafkajs.EachBatchPayload) {
   const p = String(batch.partition);
   // Offsets stay far below 2^53, so plain numbers compare them exactly and cheaply.
@@ -77,7 +86,12 @@ async function onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: 
   const msgs = batch.messages;
   let i = 0;
   while (i < msgs.length && Number(msgs[i].offset) < expected) i++; // already in the checkpointed state
-  if (i === msgs.length) return;
+  // The batch's last offset counts transaction markers and aborted records after the last record.
+  const end = Number(batch.lastOffset()) + 1;
+  if (i === msgs.length) {
+    if (end > expected && msgs.length) skip(p, end, batch.highWatermark);
+    return;
+  }
   if (Number(msgs[i].offset) > expected && !reseeked.has(`${p}@${expected}`)) {
     // A fetch issued before the start-up seek took effect (group offsets ahead of the
     // checkpoint): seek again, once. A second fetch from here that still skips offsets
@@ -103,8 +117,9 @@ async function onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: 
   while (credits <= 0 && !stopping) await new Promise<void>((r) => waiting.push(r));
   if (stopping) return;
   credits--;
-  fetched[p] = last + 1;
-  post({ type: 'batch', partition: p, next: String(last + 1), high: batch.highWatermark, data: data.buffer, ends: ends.buffer, offsets: offsets.buffer }, [data.buffer, ends.buffer, offsets.buffer]);
+  const next = Math.max(last + 1, end);
+  fetched[p] = next;
+  post({ type: 'batch', partition: p, next: String(next), high: batch.highWatermark, data: data.buffer, ends: ends.buffer, offsets: offsets.buffer }, [data.buffer, ends.buffer, offsets.buffer]);
   if (!isRunning() || isStale()) return;
   resolveOffset(String(last));
   await heartbeat();
@@ -133,6 +148,12 @@ try {
     }
   };
   consumer.on(consumer.events.GROUP_JOIN, () => seekAll());
+  // A fetch that returned only transaction markers or aborted records never reaches onBatch;
+  // kafkajs reports it here (batchSize 0), and the position must still move past it.
+  consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+    const { partition, batchSize, lastOffset, highWatermark } = e.payload as { partition: number; batchSize: number; lastOffset: string; highWatermark: string };
+    if (batchSize === 0) skip(String(partition), Number(lastOffset) + 1, highWatermark);
+  });
   await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch: onBatch });
   seekAll();
   post({ type: 'ready' });

@@ -84,6 +84,7 @@ export const kafkaSource: SourceDef<Config> = {
 const MAX_QUEUED = 3;
 
 type RawBatch = Extract<FromFetcher, { type: 'batch' }>;
+type Queued = Extract<FromFetcher, { type: 'batch' | 'skip' }>;
 
 class KafkaSource implements Source {
   private kafka!: kafkajs.Kafka;
@@ -93,7 +94,7 @@ class KafkaSource implements Source {
   private high: Record<string, string> = {};
   /** Largest event time seen per partition (part of the position). */
   private maxEt: Record<string, number> = {};
-  private queue: RawBatch[] = [];
+  private queue: Queued[] = [];
   private wake: (() => void) | null = null;
   private failed: Error | null = null;
   private closed: Promise<void> = Promise.resolve();
@@ -151,7 +152,7 @@ class KafkaSource implements Source {
     return new Promise<void>((ready, fail) => {
       w.on('message', (m: FromFetcher) => {
         switch (m.type) {
-          case 'batch': this.queue.push(m); this.wake?.(); break;
+          case 'batch': case 'skip': this.queue.push(m); this.wake?.(); break;
           case 'log': this.log[m.level](m.message); break;
           case 'ready': this.ready = true; ready(); break;
           case 'closed': closed(); break;
@@ -250,6 +251,12 @@ class KafkaSource implements Source {
     for (;;) {
       if (this.failed) throw this.failed;
       const b = this.queue.shift();
+      if (b?.type === 'skip') {
+        // In order with the batches before it: the position moves only past what was handed over.
+        this.high[b.partition] = b.high;
+        if (BigInt(b.next) > BigInt(this.next_[b.partition] ?? 0)) this.next_[b.partition] = b.next;
+        continue;
+      }
       if (b) {
         this.fetcher!.postMessage({ type: 'taken' } satisfies ToFetcher);
         this.high[b.partition] = b.high;
