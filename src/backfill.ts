@@ -46,7 +46,7 @@ import { toParquet, fromParquet } from './operators/arrow-rows.js';
 import { makeJsonEncoder } from './operators/json-row.js';
 import { WINDOW_START, WINDOW_END } from './operators/step_aggregate.js';
 import { Row, Schema } from './types.js';
-import { formatTimestamp, zoneOffset } from './time.js';
+import { formatTimestamp, naiveTimestamp } from './time.js';
 
 export interface BackfillOptions {
   from: number;
@@ -158,9 +158,6 @@ function alive(pid: number): boolean {
   try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
 }
 
-/** Zone-less text of an instant in the pipeline's zone, as the table's timestamp column holds it. */
-const naive = (ms: number, zone: string) => new Date(ms + zoneOffset(zone, ms)).toISOString().replace('T', ' ').replace('Z', '');
-
 async function readRange(plan: Plan, f: FlowPlan, opts: BackfillOptions, specDir: string): Promise<Record<string, unknown>[]> {
   const cfg = f.source.cfg as { connection: string; table: string; cursor: string; eventTime?: string };
   if (!cfg.eventTime) throw new BackfillRefused(`flow ${f.name}: a backfill reads a range of event time, so its sql source needs eventTime`);
@@ -168,7 +165,7 @@ async function readRange(plan: Plan, f: FlowPlan, opts: BackfillOptions, specDir
   const { db } = await openKnex(url, specDir, 1);
   try {
     return await db(cfg.table).select(f.source.out.schema.map((c) => c.name))
-      .where(cfg.eventTime, '>=', naive(opts.from, plan.timeZone)).andWhere(cfg.eventTime, '<', naive(opts.to, plan.timeZone))
+      .where(cfg.eventTime, '>=', naiveTimestamp(opts.from, plan.timeZone)).andWhere(cfg.eventTime, '<', naiveTimestamp(opts.to, plan.timeZone))
       .orderBy(cfg.cursor);
   } catch (e) {
     throw new Error(`reading ${cfg.table} at ${redact(url)}: ${(e as Error).message}`);

@@ -82,6 +82,9 @@ export function parseTimestamp(v: unknown, zone = 'UTC'): number | string {
   return `not a timestamp: ${JSON.stringify(v.length > 40 ? v.slice(0, 40) + '…' : v)}`;
 }
 
+/** Zone-less text of an instant in `zone`, as a TIMESTAMP column holds it: 2026-11-24 07:00:00.000. */
+export const naiveTimestamp = (ms: number, zone: string) => new Date(ms + zoneOffset(zone, ms)).toISOString().replace('T', ' ').replace('Z', '');
+
 /** ISO-8601 in UTC, e.g. 2026-11-24T06:00:00.000Z. */
 export const formatTimestamp = (ms: number) => new Date(ms).toISOString();
 

@@ -23,8 +23,8 @@ import type { JsonSchema, PlanContext, RunContext } from './operator.js';
 import { connectionField } from './operator.js';
 import { schemaConfig, planSchema, makeDecoder } from './record-schema.js';
 import { checkConnection, connection, openKnex, withRetry } from './connections.js';
-import { parseDuration, zoneOffset } from '../time.js';
-import { Row, Schema, Value, fieldOf } from '../types.js';
+import { parseDuration, naiveTimestamp } from '../time.js';
+import { ColumnType, Field, Row, Schema, Value, fieldOf, typeName } from '../types.js';
 import { redact } from '../runtime/log.js';
 
 export interface TableConfig {
@@ -66,6 +66,27 @@ export function planTable(cfg: TableConfig, ctx: PlanContext, path: (string | nu
     else if (f.type.kind !== 'timestamp') ctx.error([...path, 'updatedAt'], `updatedAt column "${cfg.updatedAt}" must be a timestamp`, 'type.mismatch');
   }
   return schema;
+}
+
+/**
+ * Checks `on` (stream column -> table column): both exist and are of one kind.
+ * Returns the stream fields matched, in order.
+ */
+export function planOn(on: Record<string, string>, input: Schema, table: Schema, err: (p: (string | number)[], m: string, code: string) => void): Field[] {
+  const matched: Field[] = [];
+  for (const [s, t] of Object.entries(on)) {
+    const sf = fieldOf(input, s), tf = fieldOf(table, t);
+    if (!sf) err(['on'], `unknown stream column "${s}"; available: ${input.map((f) => f.name).join(', ')}`, 'column.unknown');
+    if (!tf) err(['on', s], `column "${t}" is not declared in the table's schema`, 'column.unknown');
+    if (sf && tf && !joinable(sf.type, tf.type)) err(['on', s], `cannot match ${s} (${typeName(sf.type)}) with ${t} (${typeName(tf.type)})`, 'type.mismatch');
+    if (sf) matched.push(sf);
+  }
+  return matched;
+}
+
+/** Key values compare by their text, so both sides must be of one kind (and decimals of one scale); floats never. */
+export function joinable(a: ColumnType, b: ColumnType): boolean {
+  return a.kind === b.kind && a.kind !== 'float' && (a.kind !== 'decimal' || (a.scale ?? 0) === (b.scale ?? 0));
 }
 
 /** A table key: the value itself for one column (no string built per lookup), the values' text for several. */
@@ -147,7 +168,7 @@ export class LookupTable {
   /** Reads the table (all of it, or what changed) and applies it; all or nothing. */
   async refresh(full: boolean): Promise<void> {
     let q = this.db(this.cfg.table).select(this.columns);
-    if (!full && Number.isFinite(this.newest)) q = q.where(this.cfg.updatedAt!, '>=', this.naive(this.newest - SETTLE_MS));
+    if (!full && Number.isFinite(this.newest)) q = q.where(this.cfg.updatedAt!, '>=', naiveTimestamp(this.newest - SETTLE_MS, this.ctx.timeZone));
     this.apply((await q) as Record<string, unknown>[], full);
   }
 
@@ -179,11 +200,6 @@ export class LookupTable {
     this.newest = newest;
     if (this.changed.size) this.version++;
     this.loadedAt = Date.now();
-  }
-
-  /** A timestamp as zone-less text in the pipeline's zone, as the column holds it. */
-  private naive(ms: number): string {
-    return new Date(ms + zoneOffset(this.ctx.timeZone, ms)).toISOString().replace('T', ' ').replace('Z', '');
   }
 
   get(key: Key): Row | undefined {

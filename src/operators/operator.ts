@@ -40,6 +40,9 @@ export interface PlanContext {
   timeZone: string;
 }
 
+/** A PlanContext that reports nothing: for re-planning at run time what validation already checked. */
+export const SILENT_PLAN: PlanContext = { error: () => {}, warn: () => {}, connections: {}, timeZone: 'UTC' };
+
 export interface DeadLetter {
   reason: string;
   /** The original bytes as text when they are valid UTF-8, else base64. */

@@ -20,7 +20,7 @@ import type { SinkDef, Sink, StreamInfo, RunContext } from './operator.js';
 import { connectionField } from './operator.js';
 import { checkConnection, connection, openKnex, withRetry, Dialect } from './connections.js';
 import { ColumnType, Row, Schema, Value, fieldOf, formatDecimal, typeName } from '../types.js';
-import { zoneOffset } from '../time.js';
+import { naiveTimestamp } from '../time.js';
 import { redact } from '../runtime/log.js';
 
 interface Config {
@@ -153,7 +153,7 @@ function dbRow(schema: Schema, zone: string): (r: Row) => Record<string, unknown
   const conv = schema.map((f): [string, (v: NonNullable<Value>) => unknown] => {
     const t = f.type;
     if (t.kind === 'decimal') { const s = t.scale ?? 0; return [f.name, (v) => formatDecimal(v as number | bigint, s)]; }
-    if (t.kind === 'timestamp') return [f.name, (v) => { const ms = v as number; return new Date(ms + zoneOffset(zone, ms)).toISOString().replace('T', ' ').replace('Z', ''); }];
+    if (t.kind === 'timestamp') return [f.name, (v) => naiveTimestamp(v as number, zone)];
     if (t.kind === 'int') return [f.name, (v) => (typeof v === 'bigint' ? v.toString() : v)];
     return [f.name, (v) => v];
   });

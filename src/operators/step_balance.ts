@@ -29,11 +29,11 @@
  *       as: projected_stock
  */
 import type { StepDef, PlanContext, RunContext, StreamInfo, DeadLetter } from './operator.js';
-import { LookupTable, TableConfig, tableConfig, planTable, keyOf, Key } from './lookup-table.js';
+import { SILENT_PLAN } from './operator.js';
+import { LookupTable, TableConfig, tableConfig, planTable, planOn, keyOf, Key } from './lookup-table.js';
 import { planExpr, compileAtRun } from './expr-config.js';
 import { RecordError, Eval } from '../expr/compile.js';
 import { ColumnType, POW10, Row, Schema, Value, fieldOf, typeName } from '../types.js';
-import { joinable } from './step_join.js';
 import { deadRow } from './record-schema.js';
 
 interface Config {
@@ -87,18 +87,12 @@ interface Planned { out: StreamInfo; tableSchema: Schema; eventTime: string; sca
 const scaleOf = (t: ColumnType) => (t.kind === 'decimal' ? t.scale ?? 0 : 0);
 
 function planBalance(cfg: Config, input: StreamInfo, ctx: PlanContext | undefined): Planned | undefined {
-  const c: PlanContext = ctx ?? { error: () => {}, warn: () => {}, connections: {}, timeZone: 'UTC' };
+  const c: PlanContext = ctx ?? SILENT_PLAN;
   let ok = true;
   const err = (p: (string | number)[], m: string, code: string) => { ok = false; c.error(p, m, code); };
   const tableSchema = planTable(cfg.table, c, ['table']);
   const schema: Schema = [];
-  for (const [s, t] of Object.entries(cfg.on)) {
-    const sf = fieldOf(input.schema, s), tf = fieldOf(tableSchema, t);
-    if (!sf) err(['on'], `unknown stream column "${s}"; available: ${input.schema.map((f) => f.name).join(', ')}`, 'column.unknown');
-    if (!tf) err(['on', s], `column "${t}" is not declared in the table's schema`, 'column.unknown');
-    if (sf && tf && !joinable(sf.type, tf.type)) err(['on', s], `cannot match ${s} (${typeName(sf.type)}) with ${t} (${typeName(tf.type)})`, 'type.mismatch');
-    if (sf) schema.push({ name: s, type: { ...sf.type, nullable: false } });
-  }
+  for (const f of planOn(cfg.on, input.schema, tableSchema, err)) schema.push({ name: f.name, type: { ...f.type, nullable: false } });
   for (const [i, col] of (cfg.columns ?? []).entries()) {
     const f = fieldOf(tableSchema, col);
     if (!f) err(['columns', i], `column "${col}" is not declared in the table's schema`, 'column.unknown');

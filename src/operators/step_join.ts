@@ -22,8 +22,9 @@
  *       columns: [customer_segment]
  */
 import type { StepDef, PlanContext, RunContext, StreamInfo } from './operator.js';
-import { LookupTable, TableConfig, tableConfig, planTable, keyOf } from './lookup-table.js';
-import { ColumnType, Row, Schema, Value, fieldOf, typeName } from '../types.js';
+import { SILENT_PLAN } from './operator.js';
+import { LookupTable, TableConfig, tableConfig, planTable, planOn, keyOf } from './lookup-table.js';
+import { Row, Schema, Value, fieldOf } from '../types.js';
 
 interface Config {
   type?: 'inner' | 'left';
@@ -67,23 +68,12 @@ export const joinStep: StepDef<Config> = {
 
 interface Planned { out: StreamInfo; tableSchema: Schema; adds: [string, string][] }
 
-/** Key values compare by their text, so both sides must be of one kind (and decimals of one scale); floats never. */
-export function joinable(a: ColumnType, b: ColumnType): boolean {
-  return a.kind === b.kind && a.kind !== 'float' && (a.kind !== 'decimal' || (a.scale ?? 0) === (b.scale ?? 0));
-}
-
 function planJoin(cfg: Config, input: StreamInfo, ctx: PlanContext | undefined): Planned | undefined {
-  const quiet: PlanContext = { error: () => {}, warn: () => {}, connections: {}, timeZone: 'UTC' };
-  const c = ctx ?? quiet;
+  const c = ctx ?? SILENT_PLAN;
   const tableSchema = planTable(cfg.table, c, ['table']);
   let ok = true;
   const err = (p: (string | number)[], m: string, code: string) => { ok = false; c.error(p, m, code); };
-  for (const [s, t] of Object.entries(cfg.on)) {
-    const sf = fieldOf(input.schema, s), tf = fieldOf(tableSchema, t);
-    if (!sf) err(['on'], `unknown stream column "${s}"; available: ${input.schema.map((f) => f.name).join(', ')}`, 'column.unknown');
-    if (!tf) err(['on', s], `column "${t}" is not declared in the table's schema`, 'column.unknown');
-    if (sf && tf && !joinable(sf.type, tf.type)) err(['on', s], `cannot match ${s} (${typeName(sf.type)}) with ${t} (${typeName(tf.type)})`, 'type.mismatch');
-  }
+  planOn(cfg.on, input.schema, tableSchema, err);
   const keyCols = Object.values(cfg.on);
   const adds: [string, string][] = cfg.columns === undefined
     ? tableSchema.filter((f) => !keyCols.includes(f.name)).map((f) => [f.name, f.name])

@@ -25,6 +25,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { StepDef, PlanContext, RunContext, StreamInfo, DeadLetter } from './operator.js';
+import { SILENT_PLAN } from './operator.js';
 import { planExpr, compileAtRun } from './expr-config.js';
 import { RecordError, Eval } from '../expr/compile.js';
 import { Row, Schema, Value, fieldOf, isNumeric, typeName } from '../types.js';
@@ -63,7 +64,7 @@ export const thresholdStep: StepDef<Config> = {
 };
 
 function planThreshold(cfg: Config, input: StreamInfo, ctx: PlanContext | undefined): { out: StreamInfo; key: string[] } | undefined {
-  const c: PlanContext = ctx ?? { error: () => {}, warn: () => {}, connections: {}, timeZone: 'UTC' };
+  const c: PlanContext = ctx ?? SILENT_PLAN;
   let ok = true;
   const v = planExpr(cfg.value, input.schema, c, ['value']);
   const side = cfg.below !== undefined ? 'below' : 'above';
