@@ -190,6 +190,7 @@ SALESPIPE_LOG_LEVEL (debug|info|warn|error).`);
     .option('--seed <n>', 'random seed', (v) => intArg(v, '--seed'), 1)
     .option('--from <time>', 'event times from this instant (default: wall clock at insert)')
     .option('--to <time>', 'event times before this instant')
+    .option('--ordered', 'with --from/--to: event times advance with the inserts (history replayed in order, up to a minute out of order) instead of random')
     .option('--rollback <fraction>', 'fraction of transactions to roll back (leaves id gaps)', parseFloat, 0)
     .option('--create-tables', 'create the tables from sql/<dialect>.sql first')
     .option('--worked-example', 'also insert the worked example (transactions 3001-3003)')
@@ -202,7 +203,8 @@ SALESPIPE_LOG_LEVEL (debug|info|warn|error).`);
       const to = o.to !== undefined ? parseTimestamp(o.to) : undefined;
       if (typeof from === 'string' || typeof to === 'string') throw new UsageError(`--from/--to: ${from ?? to}`);
       if ((from === undefined) !== (to === undefined)) throw new UsageError('--from and --to go together');
-      await generate({ url: o.db, count: o.count, rate: o.rate, writers: o.writers, batch: o.batch, seed: o.seed, from, to, rollback: o.rollback, createTables: o.createTables, workedExample: o.workedExample, referenceData: o.referenceData === true ? 500 : o.referenceData, restockEvery }, log, io.signal);
+      if (o.ordered && from === undefined) throw new UsageError('--ordered needs --from and --to');
+      await generate({ url: o.db, count: o.count, rate: o.rate, writers: o.writers, batch: o.batch, seed: o.seed, from, to, ordered: o.ordered, rollback: o.rollback, createTables: o.createTables, workedExample: o.workedExample, referenceData: o.referenceData === true ? 500 : o.referenceData, restockEvery }, log, io.signal);
     });
 
   program

@@ -94,6 +94,12 @@ export interface GenerateOptions {
   /** Event times: spread over [from, to) if given, else the wall clock at insert. */
   from?: number;
   to?: number;
+  /**
+   * With from/to: event times advance with the inserts (the n-th sale at
+   * from + n/count of the span, up to a minute out of order), like history
+   * replayed in order; else uniformly random in [from, to).
+   */
+  ordered?: boolean;
   /** Fraction of transactions rolled back (leaving id gaps). */
   rollback?: number;
   createTables?: boolean;
@@ -174,13 +180,17 @@ export async function generate(opts: GenerateOptions, log: Logger, signal?: Abor
         if (signal?.aborted) return;
         const n = Math.min(opts.batch, opts.count - next);
         if (n <= 0) return;
+        const first = next;
         next += n;
         if (opts.rate > 0) {
           const due = started + (next / opts.rate) * 1000;
           if (due > Date.now()) await sleep(due - Date.now(), signal);
         }
-        const rows = Array.from({ length: n }, () => {
-          const at = opts.from !== undefined && opts.to !== undefined ? opts.from + Math.floor(rand() * (opts.to - opts.from)) : Date.now();
+        const rows = Array.from({ length: n }, (_, i) => {
+          const span = opts.from !== undefined && opts.to !== undefined ? opts.to - opts.from : undefined;
+          const at = span === undefined ? Date.now()
+            : opts.ordered ? Math.min(opts.to! - 1, opts.from! + Math.floor((span * (first + i)) / opts.count) + Math.floor(rand() * 60_000))
+            : opts.from! + Math.floor(rand() * span);
           return randomSale(rand, at);
         });
         const rollback = (opts.rollback ?? 0) > 0 && rand() < opts.rollback!;
