@@ -230,8 +230,9 @@ export function kafkaClient(conn: KafkaConn, log: Logger): kafkajs.Kafka {
     logCreator: () => ({ level, log: entry }) => {
       const msg = `kafka: ${entry.message}${entry.error ? ` (${entry.error})` : ''}`;
       // Chatter kafkajs handles itself: the coordinator loading at start-up, a second line
-      // repeating a connection error, a socket closed while we shut down.
-      if (level <= logLevel.ERROR && !/coordinator is (loading|not available)|not the correct coordinator|Topic creation errors|SaslAuthenticate|SASL \w+ authentication failed|Failed to connect to seed broker|write after end/i.test(msg)) log.warn(msg);
+      // repeating a connection error, a socket closed while we shut down; a fenced producer
+      // (the flow says so itself, once).
+      if (level <= logLevel.ERROR && !/coordinator is (loading|not available)|not the correct coordinator|Topic creation errors|SaslAuthenticate|SASL \w+ authentication failed|Failed to connect to seed broker|write after end|old epoch|concurrent operation on the same transaction/i.test(msg)) log.warn(msg);
       else log.debug(msg);
     },
   });

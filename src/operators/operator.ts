@@ -67,6 +67,12 @@ export interface RunContext {
   upstreamDone: Promise<void>;
   /** Bounded runs (`salespipe test`): rows of lookup tables by table name, instead of the database. */
   tables?: Record<string, Record<string, unknown>[]>;
+  /**
+   * The flow's Kafka transaction (flows writing to Kafka, outside bounded
+   * runs): Kafka sinks on `connection` send through it, so their rows commit
+   * with the epoch's checkpoint.
+   */
+  kafkaTxn?: { connection: string; send(record: import('kafkajs').ProducerRecord): Promise<unknown> };
 }
 
 export interface SourceBatch {

@@ -4,13 +4,18 @@
  * Rules:
  * - Values are real JSON (json-row.ts), keys the key column's text, so a
  *   compacted topic keeps the latest value per key.
- * - The producer is idempotent (acks=all, one request in flight per broker):
- *   broker retries never duplicate or reorder a message.
+ * - In a run, rows go into the flow's Kafka transaction (ctx.kafkaTxn): they
+ *   commit with the epoch's checkpoint, and read_committed consumers see each
+ *   once, even across kill -9 (runtime/kafka-checkpoint.ts). Without one (a
+ *   backfill's --to-kafka), the sink's own producer is idempotent (acks=all,
+ *   one request in flight per broker): broker retries never duplicate or
+ *   reorder a message.
  * - Writes are pipelined: one send in flight while the next batch is built;
  *   `write` waits for the previous send, which is the backpressure.
  * - preCommit returns once every row written so far is acknowledged.
  * - With `createTopic` (default true) a missing topic is created with
- *   `partitions` and `replicationFactor`; keyed streams get cleanup.policy=compact.
+ *   `partitions` and `replicationFactor` (else the brokers' default, with
+ *   their min.insync.replicas); keyed streams get cleanup.policy=compact.
  */
 import kafkajs from 'kafkajs';
 import type { SinkDef, Sink, StreamInfo, RunContext } from './operator.js';
@@ -49,7 +54,7 @@ export const kafkaSink: SinkDef<Config> = {
       },
       createTopic: { type: 'boolean', description: 'Create the topic if missing (default true).' },
       partitions: { type: 'integer', minimum: 1, description: 'Partitions of a created topic (default 1).' },
-      replicationFactor: { type: 'integer', minimum: 1, description: 'Replication factor of a created topic (default 1).' },
+      replicationFactor: { type: 'integer', minimum: 1, description: 'Replication factor of a created topic (default: the brokers\' default.replication.factor).' },
       compact: { type: 'boolean', description: 'Create the topic with cleanup.policy=compact (default: true for keyed streams).' },
       compression: { enum: ['none', 'gzip'], description: 'Message compression (default none).' },
       batchSize: { type: 'integer', minimum: 1, description: 'Messages per produce request (default 2000).' },
@@ -72,7 +77,8 @@ export const kafkaSink: SinkDef<Config> = {
 const MAX_REQUEST_BYTES = 512 * 1024;
 
 class KafkaSink implements Sink {
-  private producer!: kafkajs.Producer;
+  private producer?: kafkajs.Producer;
+  private txn?: RunContext['kafkaTxn'];
   private encode;
   private key;
   private pending: kafkajs.Message[] = [];
@@ -105,7 +111,7 @@ class KafkaSink implements Sink {
           topics: [{
             topic: this.topic,
             numPartitions: this.cfg.partitions ?? 1,
-            replicationFactor: this.cfg.replicationFactor ?? 1,
+            replicationFactor: this.cfg.replicationFactor ?? -1, // -1: the brokers' default.replication.factor
             configEntries: compact ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
           }],
         });
@@ -114,12 +120,16 @@ class KafkaSink implements Sink {
         await admin.disconnect();
       }
     }
+    if (this.ctx.kafkaTxn?.connection === this.cfg.connection) {
+      this.txn = this.ctx.kafkaTxn;
+      return;
+    }
     // Idempotence holds only if the producer never gives up on a batch: retry (with backoff) until the broker is back.
-    this.producer = kafka.producer({
+    const producer = this.producer = kafka.producer({
       idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false,
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
     });
-    await withRetry('connecting producer', this.log, this.ctx.signal, () => this.producer.connect()).catch((e) => { throw kafkaAuthError(e, kc) ?? e; });
+    await withRetry('connecting producer', this.log, this.ctx.signal, () => producer.connect()).catch((e) => { throw kafkaAuthError(e, kc) ?? e; });
   }
 
   async write(rows: import('../types.js').Row[]) {
@@ -141,12 +151,13 @@ class KafkaSink implements Sink {
     const messages = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    this.inflight = this.producer.send({
+    const record: kafkajs.ProducerRecord = {
       topic: this.topic,
       acks: -1,
       compression: this.cfg.compression === 'gzip' ? kafkajs.CompressionTypes.GZIP : kafkajs.CompressionTypes.None,
       messages,
-    });
+    };
+    this.inflight = this.txn ? this.txn.send(record) : this.producer!.send(record);
     this.inflight.catch(() => undefined); // surfaced by the next await
   }
 

@@ -48,7 +48,7 @@ function stepText(key: string, cfg: unknown): string {
   return key;
 }
 
-function flowText(f: FlowPlan): string[] {
+function flowText(f: FlowPlan, checkpointTopic: string): string[] {
   const lines = [`flow ${f.name}${f.upstream.length ? `  (downstream of ${f.upstream.join(', ')})` : ''}`];
   lines.push(`  [source] ${what(f.source.type, f.source.cfg)}`);
   lines.push(`      => ${streamText(f.source.out)}: ${schemaText(f.source.out)}`);
@@ -60,6 +60,9 @@ function flowText(f: FlowPlan): string[] {
   for (const s of f.sinks) lines.push(`  [sink] ${what(s.type, s.cfg)}`);
   lines.push(`  [dead letters] ${f.deadLetter ? what(f.deadLetter.type, f.deadLetter.cfg) : 'file in the state directory (default)'}`);
   if (f.late) lines.push(`  [late records] ${what(f.late.type, f.late.cfg)}`);
+  lines.push(`  [checkpoint] ${f.kafkaOutput
+    ? `in Kafka topic ${checkpointTopic} (connection ${f.kafkaOutput}), committed in one transaction with the Kafka outputs`
+    : 'local file in the state directory'}`);
   return lines;
 }
 
@@ -73,7 +76,7 @@ export function explainText(plan: Plan): string {
     `time zone ${plan.timeZone}; checkpoint every ${plan.checkpointMs} ms`,
     ...(conns.length ? ['connections:', ...conns] : []),
     '',
-    ...plan.flows.flatMap((f) => [...flowText(f), '']),
+    ...plan.flows.flatMap((f) => [...flowText(f, plan.checkpointTopic), '']),
   ].join('\n'));
 }
 

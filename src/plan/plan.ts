@@ -29,6 +29,8 @@ export interface FlowPlan {
   deadLetter?: SinkNode;
   /** Explicit output for late records; they go to the dead-letter output otherwise. */
   late?: SinkNode;
+  /** The Kafka connection of the flow's Kafka outputs, if it has any: their transactions hold its checkpoint. */
+  kafkaOutput?: string;
   reads: string[];
   writes: string[];
   /** Flows that feed this one through a topic. */
@@ -40,6 +42,10 @@ export interface Plan {
   file: string;
   timeZone: string;
   checkpointMs: number;
+  /** Checkpoint topic (before the connection's prefix) and its replication factor. */
+  checkpointTopic: string;
+  /** undefined: the brokers' default.replication.factor. */
+  checkpointReplication?: number;
   connections: Record<string, { type: string; [k: string]: unknown }>;
   /** In dependency order: upstream flows first. */
   flows: FlowPlan[];
@@ -122,8 +128,16 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
     const late = sideOutput('late');
     const windowed = steps.some((s) => s.out.watermark || s.cfg?.window);
     if (late && !windowed) ctxAt([...base, 'late']).warn([], 'no step of this flow has a watermark, so no record can be late', 'option.unused');
-    const writes = [...sinks, ...(deadLetter ? [deadLetter] : []), ...(late ? [late] : [])].flatMap((s) => s.def.writes?.(s.cfg, connections) ?? []);
-    flows.push({ name, source, steps, sinks, deadLetter, late, reads: sdef.reads?.(flow.source, connections) ?? [], writes, upstream: [] });
+    const outputs = [...sinks, ...(deadLetter ? [deadLetter] : []), ...(late ? [late] : [])];
+    const writes = outputs.flatMap((s) => s.def.writes?.(s.cfg, connections) ?? []);
+    // One Kafka transaction per epoch holds every Kafka output of the flow and its checkpoint:
+    // they must all live on one cluster.
+    const kafkaOutputs = outputs.filter((s) => s.type === 'kafka');
+    const kafkaOutput = kafkaOutputs[0]?.cfg.connection as string | undefined;
+    for (const s of kafkaOutputs.slice(1)) {
+      if (s.cfg.connection !== kafkaOutput) loaded.problem([...s.path, 'connection'], `every Kafka output of a flow must use the same connection: its outputs and its checkpoint commit in one Kafka transaction (the flow's first Kafka output uses "${kafkaOutput}")`, 'checkpoint.connections');
+    }
+    flows.push({ name, source, steps, sinks, deadLetter, late, kafkaOutput, reads: sdef.reads?.(flow.source, connections) ?? [], writes, upstream: [] });
   }
 
   // A connection nobody uses is most likely a typo elsewhere, or left over.
@@ -142,7 +156,11 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
     loaded.problem(['flows', cycle[0], 'source'], `flows form a cycle through their topics: ${cycle.join(' -> ')}`, 'graph.cycle'));
 
   if (loaded.problems.some((p) => p.severity === 'error')) return undefined;
-  return { pipeline: spec.pipeline, file: loaded.file, timeZone, checkpointMs: checkpointMs!, connections, flows: ordered };
+  const sinkReplication = flows.flatMap((f) => [...f.sinks, ...(f.deadLetter ? [f.deadLetter] : []), ...(f.late ? [f.late] : [])])
+    .filter((s) => s.type === 'kafka' && s.cfg.replicationFactor !== undefined).map((s) => Number(s.cfg.replicationFactor));
+  const checkpointReplication = spec.checkpoint?.replicationFactor ?? (sinkReplication.length ? Math.max(...sinkReplication) : undefined);
+  const checkpointTopic = spec.checkpoint?.topic ?? '_salespipe_checkpoints';
+  return { pipeline: spec.pipeline, file: loaded.file, timeZone, checkpointMs: checkpointMs!, checkpointTopic, checkpointReplication, connections, flows: ordered };
 }
 
 function topoOrder(flows: FlowPlan[], onCycle: (cycle: string[]) => void): FlowPlan[] {

@@ -1,5 +1,6 @@
 /**
- * @module Local checkpoints: one JSON file per flow, replaced atomically.
+ * @module Checkpoints as JSON; local ones are one file per flow, replaced atomically
+ * (flows writing to Kafka keep theirs in Kafka: kafka-checkpoint.ts).
  *
  * Rules: written to a temporary name, fsynced, renamed over the previous
  * checkpoint, directory fsynced; a reader sees the old or the new one,
@@ -17,6 +18,8 @@ export interface Checkpoint {
   deadLetter: unknown;
   late?: unknown;
   at: string;
+  /** Which process wrote it (checkpoints kept in Kafka: tells another instance's from ours). */
+  writer?: string;
 }
 
 const replacer = (_k: string, v: unknown) => (typeof v === 'bigint' ? { $bigint: v.toString() } : v);
@@ -31,17 +34,24 @@ export function readCheckpoint(file: string): Checkpoint | undefined {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
   }
+  return parseCheckpoint(text, file);
+}
+
+export function parseCheckpoint(text: string, where = 'checkpoint'): Checkpoint {
   const cp = JSON.parse(text, reviver) as Checkpoint;
-  if (cp.version !== 1) throw new Error(`checkpoint ${file} has unknown version ${cp.version}`);
+  if (cp.version !== 1) throw new Error(`${where} has unknown version ${cp.version}`);
   return cp;
 }
+
+export const serializeCheckpoint = (cp: Checkpoint): string => JSON.stringify(cp, replacer);
+
 
 export function writeCheckpoint(file: string, cp: Checkpoint): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp`;
   const fd = fs.openSync(tmp, 'w');
   try {
-    fs.writeSync(fd, JSON.stringify(cp, replacer));
+    fs.writeSync(fd, serializeCheckpoint(cp));
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);

@@ -13,6 +13,11 @@
  *   everything downstream has durably taken the rows.
  * - On start the last checkpoint is restored: operator state, sink state
  *   (finishing staged outputs) and the source's position.
+ * - Where the checkpoint lives: a flow with Kafka outputs commits it in the
+ *   same Kafka transaction as those outputs (kafka-checkpoint.ts); other
+ *   flows write a local file by atomic rename. If a transaction is lost (a
+ *   failed commit, a timeout during a long broker outage) the flow restarts
+ *   from the checkpoint Kafka holds, which says whether the epoch committed.
  */
 import path from 'node:path';
 import type { FlowPlan, Plan, SinkNode } from '../plan/plan.js';
@@ -20,7 +25,12 @@ import { DEAD_LETTER_STREAM } from '../plan/plan.js';
 import type { DeadLetter, RunContext, Sink, Source, Step } from '../operators/operator.js';
 import type { Row } from '../types.js';
 import { FileSink } from '../operators/sink_file.js';
+import fs from 'node:fs';
+import os from 'node:os';
+import crypto from 'node:crypto';
 import { Checkpoint, readCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { KafkaCheckpointStore, TransactionLost } from './kafka-checkpoint.js';
+import { connection, kafkaConn, sleep, topicName } from '../operators/connections.js';
 
 export interface FlowStats {
   flow: string;
@@ -78,6 +88,11 @@ export class FlowRunner {
   private epoch = 1;
   private cpFile: string;
   private ctx: RunContext;
+  private store?: KafkaCheckpointStore;
+  /** This process's name in the checkpoints it writes to Kafka. */
+  private readonly writer = `${os.hostname()}:${process.pid}:${crypto.randomBytes(4).toString('hex')}`;
+  /** The last epoch this process committed, and the stats then (restored when a lost transaction restarts the flow). */
+  private committed?: { epoch: number; stats: FlowStats };
 
   constructor(private plan: Plan, private flow: FlowPlan, private opts: FlowOptions) {
     this.stats = { flow: flow.name, recordsIn: 0, recordsOut: 0, deadLetters: 0, late: 0, epochs: 0, counters: {}, startedAt: Date.now() };
@@ -98,13 +113,79 @@ export class FlowRunner {
   }
 
   async run(): Promise<FlowStats> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.runOnce();
+      } catch (e) {
+        if (!(e instanceof TransactionLost) || this.ctx.signal.aborted) throw e;
+        const delay = Math.min(10_000, 250 * 2 ** Math.min(attempt, 6));
+        this.ctx.log.warn(`${e.message}; restarting the flow from its last committed checkpoint in ${delay} ms${e.fenced ? ' (the producer was fenced: its transaction timed out, or another instance of this flow started)' : ''}`);
+        if (this.committed) Object.assign(this.stats, structuredClone(this.committed.stats));
+        await sleep(delay, this.ctx.signal);
+        if (this.ctx.signal.aborted) return this.stats;
+      }
+    }
+  }
+
+  /** Opens the Kafka checkpoint store (fencing earlier producers of this flow) and reads the last checkpoint. */
+  private async openCheckpoint(): Promise<Checkpoint | undefined | 'aborted'> {
+    const { flow, ctx, plan } = this;
+    if (this.opts.bounded) return undefined;
+    if (!flow.kafkaOutput) return readCheckpoint(this.cpFile);
+    const conn = connection(ctx, flow.kafkaOutput);
+    // Named like the flow's consumer group: the connection's prefix first.
+    const name = `${conn.topicPrefix ?? ''}salespipe.${plan.pipeline}.${flow.name}`;
+    this.store = new KafkaCheckpointStore({
+      conn: kafkaConn(ctx, flow.kafkaOutput),
+      topic: topicName(conn, plan.checkpointTopic),
+      transactionalId: name,
+      key: `${plan.pipeline}/${flow.name}`,
+      replicationFactor: plan.checkpointReplication,
+      // Longer than an epoch with room for a slow sink; the broker aborts a transaction left open longer.
+      transactionTimeout: Math.min(15 * 60_000, Math.max(60_000, 6 * plan.checkpointMs)),
+      log: ctx.log.child('checkpoint'),
+      signal: ctx.signal,
+    });
+    const opened = this.store.open();
+    if ((await openedOrAborted(opened, ctx.signal)) === 'aborted') {
+      opened.catch(() => undefined);
+      return 'aborted';
+    }
+    let cp = await opened;
+    if (cp && this.committed && cp.epoch > this.committed.epoch && cp.writer !== this.writer) {
+      throw new Error(`another instance of flow ${flow.name} (${cp.writer}) committed epoch ${cp.epoch} after this one's ${this.committed.epoch}: one flow must not run twice at once; stopping this one`);
+    }
+    if (!cp) {
+      // A flow that kept its checkpoint in a file before it had a Kafka output (or before this version).
+      cp = readCheckpoint(this.cpFile);
+      if (cp) ctx.log.info(`checkpoint taken over from ${this.cpFile}; from now on it is committed to Kafka`);
+    }
+    return cp;
+  }
+
+  private async runOnce(): Promise<FlowStats> {
     const { flow, ctx } = this;
     const b = this.opts.bounded;
-    const cp = b ? undefined : readCheckpoint(this.cpFile);
-    if (cp) {
-      this.epoch = cp.epoch + 1;
-      ctx.log.info(`resuming from checkpoint of epoch ${cp.epoch} (${cp.at})`);
+    this.ctx.kafkaTxn = undefined;
+    let cp: Checkpoint | undefined;
+    try {
+      const got = await this.openCheckpoint();
+      if (got === 'aborted') {
+        await this.store?.close();
+        ctx.log.info('stopped before the flow had opened its connections');
+        return this.stats;
+      }
+      cp = got;
+    } catch (e) {
+      await this.store?.close();
+      throw e;
     }
+    if (this.store) {
+      const store = this.store;
+      ctx.kafkaTxn = { connection: flow.kafkaOutput!, send: (record) => store.send(record) };
+    }
+    this.epoch = cp ? cp.epoch + 1 : 1;
+    if (cp) ctx.log.info(`resuming from checkpoint of epoch ${cp.epoch} (${cp.at})`);
     this.steps = flow.steps.map((s) => s.def.create(s.cfg, s.input, s.out, ctx));
     this.steps.forEach((s, i) => cp && s.restore?.(cp.steps[i]));
     const make = (node: SinkNode, role: 'sink' | 'deadLetter' | 'late') => b?.sink ? b.sink(node, role) : node.def.create(node.cfg, node.input, ctx);
@@ -117,7 +198,7 @@ export class FlowRunner {
     try {
       // Opened together: connecting and joining a consumer group overlap with the sinks' set-up.
       const opened = Promise.all([...this.steps.map((s) => s.open?.()), ...this.sinks.map((s, i) => s.open(cp?.sinks[i])), this.dlq.open(cp?.deadLetter), ...(this.late ? [this.late.open(cp?.late)] : []), this.source.open(cp?.source)]);
-      if ((await Promise.race([opened.then(() => 'open' as const), abortion(ctx.signal)])) === 'aborted') {
+      if ((await openedOrAborted(opened, ctx.signal)) === 'aborted') {
         // Stopped while still connecting (e.g. a server is down): nothing was read, nothing to commit.
         opened.catch(() => undefined);
         ctx.log.info('stopped before the flow had opened its connections');
@@ -126,7 +207,8 @@ export class FlowRunner {
       await this.loop();
     } finally {
       // Bounded: a client still retrying a dead server must not hold the shutdown forever.
-      const closing = Promise.allSettled([this.source.close(), ...this.steps.map((s) => s.close?.()), ...this.sinks.map((s) => s.close()), this.dlq.close(), ...(this.late ? [this.late.close()] : [])]);
+      const closing = Promise.allSettled([this.source.close(), ...this.steps.map((s) => s.close?.()), ...this.sinks.map((s) => s.close()), this.dlq.close(), ...(this.late ? [this.late.close()] : [])])
+        .then(() => this.store?.close());
       await Promise.race([closing, new Promise((r) => setTimeout(r, 15_000).unref())]);
     }
     return this.stats;
@@ -224,21 +306,29 @@ export class FlowRunner {
       late: lateState,
       at: new Date().toISOString(),
     };
-    if (!this.opts.bounded) writeCheckpoint(this.cpFile, cp);
+    if (this.store) {
+      cp.writer = this.writer;
+      await this.store.commit(cp);
+      if (!this.committed) fs.rmSync(this.cpFile, { force: true }); // taken over (see openCheckpoint)
+    } else if (!this.opts.bounded) writeCheckpoint(this.cpFile, cp);
     await Promise.all(this.sinks.map((s, i) => s.commit(epoch, sinkStates[i])));
     await this.dlq.commit(epoch, dlqState);
     await this.late?.commit(epoch, lateState);
     await this.source.commit(position);
     this.stats.epochs++;
     this.collectCounters();
+    this.committed = { epoch, stats: structuredClone(this.stats) };
     this.epoch++;
     this.ctx.log.debug(`epoch ${epoch} committed`);
   }
 }
 
-function abortion(signal: AbortSignal): Promise<'aborted'> {
-  return new Promise((resolve) => {
-    if (signal.aborted) resolve('aborted');
-    else signal.addEventListener('abort', () => resolve('aborted'), { once: true });
+/** Waits for `opened`, or for `signal` to abort first; the listener goes away either way (flows restart). */
+function openedOrAborted(opened: Promise<unknown>, signal: AbortSignal): Promise<'open' | 'aborted'> {
+  if (signal.aborted) return Promise.resolve('aborted');
+  return new Promise((resolve, reject) => {
+    const onAbort = () => resolve('aborted');
+    signal.addEventListener('abort', onAbort, { once: true });
+    opened.then(() => resolve('open'), reject).finally(() => signal.removeEventListener('abort', onAbort));
   });
 }

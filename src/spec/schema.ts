@@ -101,8 +101,12 @@ export function pipelineSchema(): JsonSchema {
       checkpoint: {
         type: 'object',
         additionalProperties: false,
-        properties: { interval: { type: 'string', description: 'Epoch length: outputs are flushed and positions committed this often (default 5s).' } },
-        description: 'Checkpointing.',
+        properties: {
+          interval: { type: 'string', description: 'Epoch length: outputs are flushed and positions committed this often (default 5s). Kafka outputs become visible to read_committed consumers at each commit.' },
+          topic: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,249}$', description: 'Compacted topic holding the checkpoints of flows that write to Kafka, committed in the same transaction as their outputs (default _salespipe_checkpoints; the connection\'s topicPrefix applies).' },
+          replicationFactor: { type: 'integer', minimum: 1, description: 'Replication factor of a created checkpoint topic (default: the largest replicationFactor of the pipeline\'s Kafka sinks, else the brokers\' default.replication.factor).' },
+        },
+        description: 'Checkpointing: flows writing to Kafka commit their checkpoint with their outputs in one Kafka transaction; other flows keep it in a local file under --state-dir.',
       },
       connections: connectionsConfig,
       tests: testsSchema,

@@ -7,11 +7,13 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { runCli, startCli, finished, tmpDir, uniq, readTopic, latestByKey, parseExact, readParquet, needServices, until, ROOT, money } from '../support/helpers.js';
 import { freshDatabase, pingDatabase, sqlTotals, MARIADB_ADMIN } from '../support/sql.js';
 import { BROKERS, pingKafka } from '../support/kafka.js';
+import kafkajs from 'kafkajs';
 import { openKnex } from '../../src/operators/connections.js';
 
 const SPEC = path.join(ROOT, 'pipelines/sales.yaml');
@@ -21,12 +23,12 @@ function service(action: 'stop' | 'start', name: 'mariadb' | 'kafka') {
   assert.equal(r.status, 0, `services.sh ${action} ${name}: ${r.stderr}`);
 }
 
-function totalsOf(prefix: string, out: string) {
+function totalsOf(prefix: string, out?: string) {
   const topic = new Map([...latestByKey(readTopic(`${prefix}aggregated_product_sales`)).values()].map((v) => {
     const r = parseExact(v);
     return [`${r.product_name}|${r.brand}|${r.product_category}`, { units: r.total_quantity_sold!, revenue: money(r.total_revenue!) }];
   }));
-  const parquet = new Map(readParquet(path.join(out, 'aggregated_product_sales')).map((r) =>
+  const parquet = out === undefined ? undefined : new Map(readParquet(path.join(out, 'aggregated_product_sales')).map((r) =>
     [`${r.product_name}|${r.brand}|${r.product_category}`, { units: String(r.total_quantity_sold), revenue: money(String(r.total_revenue)) }]));
   return { topic, parquet };
 }
@@ -100,4 +102,73 @@ test('the Kafka broker stopped and restarted mid-run: producers and consumers wa
   const drain = await runCli(['run', SPEC, '--drain', '--no-progress'], e);
   assert.equal(drain.code, 0, drain.stderr);
   await expectExact(db, prefix, out);
+});
+
+test('fenced mid-run (another producer took the flow\'s transactional.id): the flow restarts from its last committed checkpoint, results exact', async (t) => {
+  if (!(await needServices(t, async () => { await pingDatabase(MARIADB_ADMIN); await pingKafka(); }))) return;
+  const db = await freshDatabase('mysql', `sp_${uniq()}`);
+  const prefix = `${uniq()}.`, out = tmpDir(), state = tmpDir();
+  const e = { SALES_DB_URL: db, KAFKA_BROKERS: BROKERS, KAFKA_TOPIC_PREFIX: prefix, SALES_OUTPUT_DIR: out, SALESPIPE_STATE_DIR: state, CHECKPOINT_INTERVAL: '1s' };
+  const gen = startCli(['generate', '--db', db, '--count', '15000', '--writers', '4', '--rate', '1500'], e);
+  const run = startCli(['run', SPEC, '--no-progress'], e);
+  try {
+    await until(() => topicSize(`${prefix}aggregated_product_sales`) > 0, 60_000, 'the first totals');
+    // What a successor of a zombie does first: register the same transactional.id, which
+    // bumps the producer epoch and aborts the flow's open transaction.
+    const kafka = new kafkajs.Kafka({ brokers: BROKERS.split(','), logLevel: kafkajs.logLevel.NOTHING });
+    for (const flow of ['publish_sales', 'aggregate_sales']) {
+      const p = kafka.producer({ transactionalId: `${prefix}salespipe.sales.${flow}`, idempotent: true, maxInFlightRequests: 1 });
+      await p.connect();
+      const txn = await p.transaction();
+      await txn.abort();
+      await p.disconnect();
+    }
+    await until(() => (run.out.stderr.match(/restarting the flow from its last committed checkpoint/g) ?? []).length >= 2, 60_000, 'both flows to restart');
+    assert.match(run.out.stderr, /the producer was fenced/);
+  } finally {
+    const g = await finished(gen);
+    assert.equal(g.code, 0, g.stderr);
+    run.kill('SIGTERM');
+  }
+  const r = await finished(run);
+  assert.equal(r.code, 0, r.stderr.slice(-3000));
+  const drain = await runCli(['run', SPEC, '--drain', '--no-progress'], e);
+  assert.equal(drain.code, 0, drain.stderr);
+  await expectExact(db, prefix, out);
+});
+
+test('a second instance of the pipeline fences the first: the first stops with a clear error, nothing is written twice', async (t) => {
+  if (!(await needServices(t, async () => { await pingDatabase(MARIADB_ADMIN); await pingKafka(); }))) return;
+  const db = await freshDatabase('mysql', `sp_${uniq()}`);
+  const prefix = `${uniq()}.`, state = tmpDir();
+  // The Kafka flows of sales.yaml only (files on a shared disk are not what fencing protects).
+  const spec = path.join(tmpDir(), 'sales-kafka.yaml');
+  fs.writeFileSync(spec, fs.readFileSync(SPEC, 'utf8').replace(/\n  archive_sales:[\s\S]*?\n(?=# )/, '\n').replace(/      - type: parquet\n.*\n.*\n/, '').replace(/\ntests:[\s\S]*$/, '\n'));
+  const e = { SALES_DB_URL: db, KAFKA_BROKERS: BROKERS, KAFKA_TOPIC_PREFIX: prefix, SALESPIPE_STATE_DIR: state, CHECKPOINT_INTERVAL: '1s' };
+  const gen = startCli(['generate', '--db', db, '--count', '20000', '--writers', '4', '--rate', '1000'], e);
+  const first = startCli(['run', spec, '--no-progress'], e);
+  let second;
+  try {
+    await until(() => topicSize(`${prefix}aggregated_product_sales`) > 0, 60_000, 'the first totals');
+    second = startCli(['run', spec, '--no-progress'], e);
+    const r1 = await Promise.race([finished(first), new Promise<null>((r) => setTimeout(() => r(null), 90_000))]);
+    assert.ok(r1, 'the first instance stopped');
+    assert.equal(r1.code, 1);
+    assert.match(r1.stderr, /another instance of flow \w+ \(\S+\) committed epoch \d+ after this one's \d+: one flow must not run twice at once; stopping this one/);
+    assert.equal(second.exitCode, null, `the second instance runs on:\n${second.out.stderr.slice(-2000)}`);
+  } finally {
+    const g = await finished(gen);
+    assert.equal(g.code, 0, g.stderr);
+    first.kill('SIGTERM');
+    second?.kill('SIGTERM');
+  }
+  const r2 = await finished(second!);
+  assert.equal(r2.code, 0, r2.stderr.slice(-3000));
+  const drain = await runCli(['run', spec, '--drain', '--no-progress'], e);
+  assert.equal(drain.code, 0, drain.stderr);
+  const want = new Map([...(await sqlTotals(db))].map(([k, v]) => [k, { units: v.units, revenue: money(v.revenue) }]));
+  assert.deepEqual(totalsOf(prefix).topic, want, 'topic totals differ from SQL');
+  const keys = readTopic(`${prefix}product_sales`).map((m) => m.key);
+  assert.equal(keys.length, 20_000, 'each sale published once');
+  assert.equal(new Set(keys).size, 20_000);
 });

@@ -69,9 +69,9 @@ print(json.dumps([{k: conv(v) for k, v in r.items()} for r in t.to_pylist()]))
   return JSON.parse(r.stdout);
 }
 
-/** Every message of a topic, read by kcat (an independent client), read_committed. */
-export function readTopic(topic: string, brokers = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092'): { key: string; value: string }[] {
-  const r = spawnSync('kcat', ['-b', brokers, '-C', '-t', topic, '-e', '-q', '-X', 'isolation.level=read_committed', '-f', '%k\\t%s\\n'], { encoding: 'utf8', maxBuffer: 1 << 30 });
+/** Every message of a topic, read by kcat (an independent client), read_committed; `keyFormat` is kcat's (%p: the partition instead of the key). */
+export function readTopic(topic: string, brokers = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092', keyFormat = '%k'): { key: string; value: string }[] {
+  const r = spawnSync('kcat', ['-b', brokers, '-C', '-t', topic, '-e', '-q', '-X', 'isolation.level=read_committed', '-f', `${keyFormat}\\t%s\\n`], { encoding: 'utf8', maxBuffer: 1 << 30 });
   if (r.status !== 0) throw new Error(`kcat could not read ${topic}: ${r.stderr}`);
   return r.stdout.split('\n').filter(Boolean).map((l) => {
     const i = l.indexOf('\t');

@@ -77,6 +77,8 @@ const sales = fs.readFileSync(path.join(ROOT, 'pipelines/sales.yaml'), 'utf8');
 const inventory = fs.readFileSync(path.join(ROOT, 'pipelines/inventory.yaml'), 'utf8');
 const windowed = fs.readFileSync(path.join(ROOT, 'pipelines/windowed-sales.yaml'), 'utf8');
 const segments = fs.readFileSync(path.join(ROOT, 'pipelines/customer-segments.yaml'), 'utf8');
+/** sales.yaml with a second Kafka cluster defined. */
+const salesTwoClusters = sales.replace(/\n\nflows:/, '\n  other_kafka:\n    type: kafka\n    brokers: 127.0.0.1:9192\n\nflows:');
 
 /** The 1-based line of the first occurrence of `s` in `text` (after the change). */
 const lineOf = (text: string, s: string) => text.slice(0, text.indexOf(s)).split('\n').length;
@@ -112,6 +114,7 @@ const CASES: [string, string, string | RegExp, string, string, string][] = [
   ['bad table refresh', inventory, 'refresh: ${INVENTORY_REFRESH:-5s}', 'refresh: often', 'value.duration', 'refresh: often'],
   ['unknown join type', segments, 'type: ${SEGMENT_JOIN:-left}', 'type: outer', 'schema.', 'type: outer'],
   ['bad topic name', sales, 'topic: product_sales_dead_letters', 'topic: "dead letters!"', 'schema.', 'topic: "dead letters!"'],
+  ['Kafka outputs of one flow on two clusters', salesTwoClusters, '      connection: kafka\n      topic: product_sales_dead_letters', '      connection: other_kafka\n      topic: product_sales_dead_letters', 'checkpoint.connections', 'connection: other_kafka'],
   // references
   ['unknown connection', sales, '      connection: sales_db', '      connection: sales_dbb', 'ref.connection', 'connection: sales_dbb'],
   ['connection of the wrong kind', sales, '      type: sql\n      connection: sales_db', '      type: sql\n      connection: kafka', 'ref.connection', 'connection: kafka'],

@@ -1,0 +1,223 @@
+/**
+ * @module Exactly-once for flows that write to Kafka: one Kafka transaction
+ * per epoch holds the flow's outputs *and* its checkpoint.
+ *
+ * Rules:
+ * - One transactional producer per flow, transactional.id
+ *   `<topicPrefix>salespipe.<pipeline>.<flow>`. Starting it fences any
+ *   earlier producer of the same flow (a zombie of a killed run, or another
+ *   instance): the broker aborts that producer's open transaction and
+ *   refuses its further writes.
+ * - Every Kafka output of the flow (sinks, dead letters, late records) is
+ *   sent inside the epoch's transaction; the epoch's checkpoint (operator
+ *   state, source position, staged files) is written to the compacted
+ *   checkpoint topic inside the same transaction, then the transaction
+ *   commits. Outputs and checkpoint become visible together, or not at all;
+ *   `read_committed` consumers see every output record once.
+ * - A checkpoint is cut into chunks (each under the broker's message limit)
+ *   keyed `<pipeline>/<flow>/<i>`; chunk headers carry the epoch and the
+ *   chunk count. Chunks left over from a larger checkpoint get tombstones,
+ *   so compaction keeps exactly the latest checkpoint per flow.
+ * - Recovery: after fencing, the checkpoint topic is read with
+ *   `read_committed` up to its last stable offset; the latest chunks of this
+ *   flow form the last committed checkpoint.
+ * - A failed commit is not guessed at: the flow is restarted from whatever
+ *   checkpoint the topic then holds (the epoch either committed or not).
+ */
+import kafkajs from 'kafkajs';
+import type { Logger } from './log.js';
+import { kafkaAuthError, kafkaClient, KafkaConn, sleep, withRetry } from '../operators/connections.js';
+import { Checkpoint, parseCheckpoint, serializeCheckpoint } from './checkpoint.js';
+
+/** Bytes of checkpoint per chunk: well under the broker's default message.max.bytes (1 MB). */
+const CHUNK_BYTES = 512 * 1024;
+const H_EPOCH = 'salespipe-epoch';
+const H_CHUNK = 'salespipe-chunk';
+const H_CHUNKS = 'salespipe-chunks';
+
+export interface KafkaCheckpointOptions {
+  conn: KafkaConn;
+  /** Checkpoint topic, prefix included. */
+  topic: string;
+  transactionalId: string;
+  /** Key prefix of this flow's chunks: `<pipeline>/<flow>`. */
+  key: string;
+  /** Replication factor of a created checkpoint topic; undefined: the brokers' default. */
+  replicationFactor?: number;
+  /** How long the broker lets a transaction stay open before aborting it. */
+  transactionTimeout: number;
+  log: Logger;
+  signal: AbortSignal;
+}
+
+/** The flow's checkpoint could not be committed, or its producer was fenced: restart from the last checkpoint. */
+export class TransactionLost extends Error {
+  constructor(message: string, readonly fenced = false) {
+    super(message);
+  }
+}
+
+/** A Kafka error that means another producer with our transactional.id took over. */
+export function isFenced(e: unknown): boolean {
+  const t = (e as { type?: string })?.type ?? '';
+  return /PRODUCER_FENCED|INVALID_PRODUCER_EPOCH|TRANSACTIONAL_ID_AUTHORIZATION_FAILED/.test(t) || /fenced|epoch is not valid|producer.?epoch/i.test((e as Error)?.message ?? '');
+}
+
+export class KafkaCheckpointStore {
+  private kafka: kafkajs.Kafka;
+  private producer?: kafkajs.Producer;
+  private txn?: kafkajs.Transaction;
+  /** Chunks of the last committed checkpoint (tombstones go to the ones a smaller checkpoint leaves over). */
+  private chunks = 0;
+
+  constructor(private opts: KafkaCheckpointOptions) {
+    this.kafka = kafkaClient(opts.conn, opts.log);
+  }
+
+  /**
+   * Creates the checkpoint topic if needed, starts the transactional
+   * producer (fencing earlier ones) and returns the last committed checkpoint.
+   */
+  async open(): Promise<Checkpoint | undefined> {
+    const { log, signal, conn } = this.opts;
+    await withRetry('connecting to Kafka', log, signal, () => this.ensureTopic()).catch((e) => { throw kafkaAuthError(e, conn) ?? e; });
+    this.producer = this.kafka.producer({
+      transactionalId: this.opts.transactionalId,
+      transactionTimeout: this.opts.transactionTimeout,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
+      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
+    });
+    await withRetry('connecting producer', log, signal, () => this.producer!.connect());
+    // The first transaction() registers the transactional.id with the coordinator: the
+    // broker aborts whatever transaction an earlier producer of this flow left open.
+    this.txn = await withRetry('starting the Kafka transaction', log, signal, () => this.producer!.transaction());
+    const cp = await withRetry('reading the checkpoint', log, signal, () => this.read());
+    return cp;
+  }
+
+  private async ensureTopic() {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    try {
+      if ((await admin.listTopics()).includes(this.opts.topic)) return;
+      const created = await admin.createTopics({
+        waitForLeaders: true,
+        topics: [{
+          topic: this.opts.topic,
+          numPartitions: 1,
+          replicationFactor: this.opts.replicationFactor ?? -1,
+          configEntries: [
+            { name: 'cleanup.policy', value: 'compact' },
+            // Small segments, cleaned early: a restart reads the topic from its start.
+            { name: 'segment.bytes', value: String(16 << 20) },
+            { name: 'segment.ms', value: String(10 * 60_000) },
+            { name: 'min.cleanable.dirty.ratio', value: '0.1' },
+            { name: 'delete.retention.ms', value: String(60 * 60_000) },
+          ],
+        }],
+      });
+      if (created) this.opts.log.info(`created checkpoint topic ${this.opts.topic}`);
+    } finally {
+      await admin.disconnect();
+    }
+  }
+
+  /** The last committed checkpoint of this flow, read with read_committed up to the last stable offset. */
+  async read(): Promise<Checkpoint | undefined> {
+    const admin = this.kafka.admin();
+    await admin.connect();
+    let end: number, low: number;
+    try {
+      // ListOffsets with READ_COMMITTED: the last stable offset, past which nothing is decided yet.
+      const [p] = await admin.fetchTopicOffsets(this.opts.topic);
+      end = Number(p.offset);
+      low = Number(p.low);
+    } finally {
+      await admin.disconnect();
+    }
+    if (end <= low) return undefined;
+    const latest = new Map<string, kafkajs.KafkaMessage>();
+    const prefix = `${this.opts.key}/`;
+    const consumer = this.kafka.consumer({ groupId: `${this.opts.transactionalId}.recovery`, maxWaitTimeInMs: 200, sessionTimeout: 10_000 });
+    let reached = low;
+    let resolve!: () => void;
+    const done = new Promise<void>((r) => (resolve = r));
+    const note = (next: number) => { if (next > reached) reached = next; if (reached >= end) resolve(); };
+    try {
+      await consumer.connect();
+      await consumer.subscribe({ topic: this.opts.topic, fromBeginning: true });
+      consumer.on(consumer.events.END_BATCH_PROCESS, (e) => note(Number((e.payload as { lastOffset: string }).lastOffset) + 1));
+      await consumer.run({
+        autoCommit: false,
+        eachBatch: async ({ batch }) => {
+          for (const m of batch.messages) {
+            const k = m.key?.toString();
+            if (k?.startsWith(prefix)) latest.set(k, m);
+          }
+          note(Number(batch.lastOffset()) + 1);
+        },
+      });
+      await Promise.race([done, new Promise((_, reject) => {
+        const t = setTimeout(() => reject(new Error(`reading checkpoint topic ${this.opts.topic} timed out at offset ${reached} of ${end}`)), 120_000);
+        done.finally(() => clearTimeout(t));
+      })]);
+    } finally {
+      await consumer.disconnect().catch(() => undefined);
+    }
+    const head = latest.get(`${prefix}0`);
+    if (!head?.value) return undefined;
+    const header = (m: kafkajs.KafkaMessage, h: string) => Number(m.headers?.[h]?.toString());
+    const epoch = header(head, H_EPOCH);
+    const n = header(head, H_CHUNKS);
+    const parts: Buffer[] = [];
+    for (let i = 0; i < n; i++) {
+      const m = latest.get(`${prefix}${i}`);
+      if (!m?.value || header(m, H_EPOCH) !== epoch) throw new Error(`checkpoint of epoch ${epoch} in ${this.opts.topic} is missing chunk ${i} of ${n}`);
+      parts.push(m.value);
+    }
+    let stale = 0;
+    for (const [k, m] of latest) if (m.value && Number(k.slice(prefix.length)) >= n) stale++;
+    this.chunks = n + stale;
+    return parseCheckpoint(Buffer.concat(parts).toString('utf8'));
+  }
+
+  /** Sends rows of a sink inside the epoch's transaction. */
+  send(record: kafkajs.ProducerRecord): Promise<kafkajs.RecordMetadata[]> {
+    if (!this.txn) throw new TransactionLost('no transaction is open');
+    return this.txn.send({ ...record, acks: -1 }).catch((e) => { throw this.lost(e, 'sending'); });
+  }
+
+  /** Writes the checkpoint into the epoch's transaction and commits it; then opens the next one. */
+  async commit(cp: Checkpoint): Promise<void> {
+    if (!this.txn) throw new TransactionLost('no transaction is open');
+    const bytes = Buffer.from(serializeCheckpoint(cp), 'utf8');
+    const n = Math.max(1, Math.ceil(bytes.length / CHUNK_BYTES));
+    const headers = (i: number) => ({ [H_EPOCH]: String(cp.epoch), [H_CHUNK]: String(i), [H_CHUNKS]: String(n) });
+    const messages: kafkajs.Message[] = [];
+    for (let i = 0; i < n; i++) messages.push({ key: `${this.opts.key}/${i}`, value: bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES), headers: headers(i), partition: 0 });
+    for (let i = n; i < this.chunks; i++) messages.push({ key: `${this.opts.key}/${i}`, value: null, partition: 0 });
+    try {
+      // One chunk per request keeps each request under the broker's limit.
+      for (const m of messages) await this.txn.send({ topic: this.opts.topic, acks: -1, messages: [m] });
+      await this.txn.commit();
+    } catch (e) {
+      throw this.lost(e, `committing epoch ${cp.epoch}`);
+    }
+    this.chunks = n;
+    this.txn = await this.producer!.transaction();
+  }
+
+  private lost(e: unknown, what: string): Error {
+    if (e instanceof TransactionLost) return e;
+    const err = e as Error;
+    return new TransactionLost(`Kafka transaction failed while ${what}: ${err.message}`, isFenced(e));
+  }
+
+  async close(): Promise<void> {
+    if (this.txn?.isActive()) await this.txn.abort().catch(() => undefined);
+    this.txn = undefined;
+    await Promise.race([this.producer?.disconnect().catch(() => undefined), sleep(10_000)]);
+  }
+}
