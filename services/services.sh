@@ -4,6 +4,8 @@
 #   MariaDB 3306, PostgreSQL 5432, Kafka (KRaft, one node) 9092.
 # Idempotent: `up` twice leaves one of each running.
 # Usage: services/services.sh up|down|status
+#        services/services.sh cluster up|down|kill N|start N   (a 3-node Kafka cluster on 19092/19192/19292,
+#                                                               started by the replication test itself)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -181,6 +183,68 @@ kafka_down() {
   rm -f "$state/kafka.pid"
 }
 
+# A three-node Kafka cluster (KRaft, each node broker and controller) for the
+# replication tests: brokers 127.0.0.1:19092, :19192, :19292; every topic
+# replicated 3 times, min.insync.replicas 2. Separate from the single broker.
+cluster_ports() { echo $((18992 + 100 * $1)); } # node 1 -> 19092
+cluster_alive() { # node
+  local f="$state/cluster/$1/kafka.pid"
+  [ -f "$f" ] || return 1
+  local pid; pid=$(cat "$f")
+  kill -0 "$pid" 2>/dev/null && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q 'kafka\.Kafka'
+}
+
+cluster_node_up() { # node
+  local n=$1 port; port=$(cluster_ports "$1")
+  if cluster_alive "$n"; then return 0; fi
+  local dir="$state/cluster/$n"
+  mkdir -p "$dir"
+  cat > "$dir/kafka.properties" <<PROPS
+process.roles=broker,controller
+node.id=$n
+controller.quorum.voters=1@127.0.0.1:19093,2@127.0.0.1:19193,3@127.0.0.1:19293
+listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$((port + 1))
+advertised.listeners=PLAINTEXT://127.0.0.1:$port
+controller.listener.names=CONTROLLER
+inter.broker.listener.name=PLAINTEXT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+log.dirs=$dir/data
+num.partitions=3
+default.replication.factor=3
+min.insync.replicas=2
+offsets.topic.replication.factor=3
+transaction.state.log.replication.factor=3
+transaction.state.log.min.isr=2
+group.initial.rebalance.delay.ms=0
+auto.create.topics.enable=false
+log.retention.hours=24
+PROPS
+  local cp="$kafka_home/libs/*"
+  if [ ! -f "$dir/data/meta.properties" ]; then
+    java -cp "$cp" kafka.tools.StorageTool format -t "$(cat "$state/cluster/cluster-id")" -c "$dir/kafka.properties" >/dev/null
+  fi
+  setsid nohup java -Xms128m -Xmx512m -Dlog4j2.level=WARN -cp "$cp" kafka.Kafka "$dir/kafka.properties" > "$dir/kafka.log" 2>&1 &
+  echo $! > "$dir/kafka.pid"
+}
+
+cluster_node_down() { # node [signal]
+  local f="$state/cluster/$1/kafka.pid"
+  if cluster_alive "$1"; then
+    local pid; pid=$(cat "$f"); kill "-${2:-TERM}" "$pid"
+    local i; for ((i = 0; i < 150; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$f"
+}
+
+cluster_up() {
+  mkdir -p "$state/cluster"
+  [ -f "$state/cluster/cluster-id" ] || java -cp "$kafka_home/libs/*" kafka.tools.StorageTool random-uuid 2>/dev/null | tail -1 > "$state/cluster/cluster-id"
+  local n; for n in 1 2 3; do cluster_node_up "$n"; done
+  for n in 1 2 3; do wait_port 127.0.0.1 "$(cluster_ports "$n")" 120 "Kafka cluster node $n" || { tail -30 "$state/cluster/$n/kafka.log"; return 1; }; done
+  log "Kafka cluster up on 127.0.0.1:19092,127.0.0.1:19192,127.0.0.1:19292 (replication 3, min.insync.replicas 2)"
+}
+
 mariadb_down() {
   if mariadb-admin ping >/dev/null 2>&1; then sudo_maybe mariadb-admin shutdown; log "MariaDB stopped"; fi
 }
@@ -198,10 +262,27 @@ case "${1:-}" in
     ;;
   down)
     kafka_down; mariadb_down; postgres_down
+    for n in 1 2 3; do cluster_node_down "$n"; done
     ;;
   stop|start) # one service, for the fault tests: stop|start mariadb|postgres|kafka
     case "${2:-}" in mariadb|postgres|kafka) ;; *) echo "usage: $0 $1 mariadb|postgres|kafka" >&2; exit 2 ;; esac
     if [ "$1" = stop ]; then "${2}_down"; else "${2}_up"; fi
+    ;;
+  cluster) # the three-node cluster: cluster up|down|reset | cluster kill|stop|start NODE
+    install_kafka
+    case "${2:-}" in
+      up) cluster_up ;;
+      down) for n in 1 2 3; do cluster_node_down "$n"; done; log "Kafka cluster stopped" ;;
+      reset) for n in 1 2 3; do cluster_node_down "$n"; done; rm -rf "$state/cluster"; log "Kafka cluster data removed" ;;
+      kill|stop|start)
+        case "${3:-}" in 1|2|3) ;; *) echo "usage: $0 cluster $2 1|2|3" >&2; exit 2 ;; esac
+        if [ "$2" = start ]; then cluster_node_up "$3"; wait_port 127.0.0.1 "$(cluster_ports "$3")" 120 "Kafka cluster node $3"
+        elif [ "$2" = kill ]; then cluster_node_down "$3" KILL
+        else cluster_node_down "$3"; fi
+        log "Kafka cluster node $3: $2"
+        ;;
+      *) echo "usage: $0 cluster up|down|reset|kill N|stop N|start N" >&2; exit 2 ;;
+    esac
     ;;
   reset-kafka) # wipe the broker's data (tests use fresh topic names instead)
     kafka_down; rm -rf "$kafka_data"; log "Kafka data removed"
@@ -211,5 +292,5 @@ case "${1:-}" in
     pg_lsclusters 2>/dev/null || true
     if kafka_alive; then echo "Kafka running"; else echo "Kafka down"; fi
     ;;
-  *) echo "usage: $0 up|down|status|reset-kafka|stop SERVICE|start SERVICE" >&2; exit 2 ;;
+  *) echo "usage: $0 up|down|status|reset-kafka|stop SERVICE|start SERVICE|cluster ..." >&2; exit 2 ;;
 esac
