@@ -60,7 +60,7 @@ export class TransactionLost extends Error {
 /** A Kafka error that means another producer with our transactional.id took over. */
 export function isFenced(e: unknown): boolean {
   const t = (e as { type?: string })?.type ?? '';
-  return /PRODUCER_FENCED|INVALID_PRODUCER_EPOCH|TRANSACTIONAL_ID_AUTHORIZATION_FAILED/.test(t) || /fenced|epoch is not valid|producer.?epoch/i.test((e as Error)?.message ?? '');
+  return /PRODUCER_FENCED|INVALID_PRODUCER_EPOCH|TRANSACTIONAL_ID_AUTHORIZATION_FAILED/.test(t) || /fenced|old epoch|epoch is not valid/i.test((e as Error)?.message ?? '');
 }
 
 export class KafkaCheckpointStore {
