@@ -87,6 +87,9 @@ class KafkaSink implements Sink {
   private batchSize: number;
   private log;
   private topic: string;
+  /** The topic's partitions, for choosing each message's partition as kafkajs would (murmur2 of the key, as Java's). */
+  private partitions: kafkajs.PartitionMetadata[] = [];
+  private partitionOf = kafkajs.Partitioners.DefaultPartitioner();
 
   constructor(private cfg: Config, private input: StreamInfo, private ctx: RunContext) {
     this.encode = makeJsonEncoder(input.schema);
@@ -100,10 +103,10 @@ class KafkaSink implements Sink {
   async open() {
     const kc = kafkaConn(this.ctx, this.cfg.connection);
     const kafka = kafkaClient(kc, this.log);
-    if (this.cfg.createTopic !== false) {
-      const admin = kafka.admin();
-      await withRetry('connecting to Kafka', this.log, this.ctx.signal, () => admin.connect()).catch((e) => { throw kafkaAuthError(e, kc) ?? e; });
-      try {
+    const admin = kafka.admin();
+    await withRetry('connecting to Kafka', this.log, this.ctx.signal, () => admin.connect()).catch((e) => { throw kafkaAuthError(e, kc) ?? e; });
+    try {
+      if (this.cfg.createTopic !== false) {
         const compact = this.cfg.compact ?? this.input.mode !== 'append';
         const exists = (await admin.listTopics()).includes(this.topic);
         const created = !exists && await admin.createTopics({
@@ -116,9 +119,11 @@ class KafkaSink implements Sink {
           }],
         });
         if (created) this.log.info(`created topic ${this.topic} (${this.cfg.partitions ?? 1} partition(s)${compact ? ', compacted' : ''})`);
-      } finally {
-        await admin.disconnect();
-      }
+      } else if (!(await admin.listTopics()).includes(this.topic)) throw new Error(`topic ${this.topic} does not exist (createTopic is false)`);
+      const meta = await withRetry(`reading the partitions of ${this.topic}`, this.log, this.ctx.signal, () => admin.fetchTopicMetadata({ topics: [this.topic] }));
+      this.partitions = meta.topics[0].partitions;
+    } finally {
+      await admin.disconnect();
     }
     if (this.ctx.kafkaTxn?.connection === this.cfg.connection) {
       this.txn = this.ctx.kafkaTxn;
@@ -151,13 +156,25 @@ class KafkaSink implements Sink {
     const messages = this.pending;
     this.pending = [];
     this.pendingBytes = 0;
-    const record: kafkajs.ProducerRecord = {
-      topic: this.topic,
-      acks: -1,
-      compression: this.cfg.compression === 'gzip' ? kafkajs.CompressionTypes.GZIP : kafkajs.CompressionTypes.None,
-      messages,
-    };
-    this.inflight = this.txn ? this.txn.send(record) : this.producer!.send(record);
+    // One send per partition: kafkajs retries a send only to brokers that have not answered
+    // it yet, so a send spanning partitions whose leader moved to a broker that had already
+    // answered for other partitions would drop that partition's messages without an error
+    // (found by killing a broker of a three-node cluster). A send for one partition has one
+    // leader, old or new, and is retried whole.
+    const byPartition = new Map<number, kafkajs.Message[]>();
+    const partitionMetadata = this.partitions;
+    for (const m of messages) {
+      const p = this.partitionOf({ topic: this.topic, partitionMetadata, message: m });
+      let list = byPartition.get(p);
+      if (!list) byPartition.set(p, (list = []));
+      m.partition = p;
+      list.push(m);
+    }
+    const compression = this.cfg.compression === 'gzip' ? kafkajs.CompressionTypes.GZIP : kafkajs.CompressionTypes.None;
+    this.inflight = Promise.all([...byPartition.values()].map((msgs) => {
+      const record: kafkajs.ProducerRecord = { topic: this.topic, acks: -1, compression, messages: msgs };
+      return this.txn ? this.txn.send(record) : this.producer!.send(record);
+    }));
     this.inflight.catch(() => undefined); // surfaced by the next await
   }
 
