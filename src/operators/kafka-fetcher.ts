@@ -52,7 +52,6 @@ let credits = init.maxQueued;
 let stopping = false;
 const waiting: (() => void)[] = [];
 const fetched: Record<string, number> = Object.fromEntries(Object.entries(init.positions).map(([p, o]) => [p, Number(o)]));
-const reseeked = new Set<string>();
 
 const kafka = kafkaClient(init.conn, log);
 const consumer = kafka.consumer({ groupId: init.group, maxBytesPerPartition: 2 << 20, maxBytes: 8 << 20, sessionTimeout: 10_000, heartbeatInterval: 3_000, maxWaitTimeInMs: 500 });
@@ -72,9 +71,13 @@ port.on('message', (m: ToFetcher) => {
   }
 });
 
+/** The offset a fetch was issued at (kafkajs keeps it on the batch, outside its typings). */
+const fetchedFrom = (batch: kafkajs.Batch) => Number((batch as unknown as { fetchedOffset: string }).fetchedOffset);
+
 /** Moves a partition's position past offsets that hold no record for us. */
-function skip(p: string, next: number, high: string) {
+function skip(p: string, next: number, high: string, why: string) {
   if (next <= (fetched[p] ?? 0)) return;
+  log.debug(`partition ${p}: position moves from ${fetched[p] ?? 0} to ${next} (${why})`);
   fetched[p] = next;
   post({ type: 'skip', partition: p, next: String(next), high });
 }
@@ -89,14 +92,15 @@ async function onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: 
   // The batch's last offset counts transaction markers and aborted records after the last record.
   const end = Number(batch.lastOffset()) + 1;
   if (i === msgs.length) {
-    if (end > expected && msgs.length) skip(p, end, batch.highWatermark);
+    if (end > expected && msgs.length) skip(p, end, batch.highWatermark, `batch of ${msgs.length} message(s) up to ${end - 1}, all read already`);
     return;
   }
-  if (Number(msgs[i].offset) > expected && !reseeked.has(`${p}@${expected}`)) {
-    // A fetch issued before the start-up seek took effect (group offsets ahead of the
-    // checkpoint): seek again, once. A second fetch from here that still skips offsets
-    // skips only transaction markers or compacted records, which is fine.
-    reseeked.add(`${p}@${expected}`);
+  if (Number(msgs[i].offset) > expected && fetchedFrom(batch) > expected) {
+    // A fetch issued from beyond our position (group offsets ahead of the checkpoint, a
+    // fetch that raced a seek, a consumer restarted by kafkajs): seek back. A gap in a
+    // fetch issued at or before our position is transaction markers, aborted or compacted
+    // records, and is skipped.
+    log.debug(`partition ${p}: a fetch from offset ${fetchedFrom(batch)} returned offset ${msgs[i].offset}, expected ${expected}; seeking back`);
     consumer.seek({ topic: batch.topic, partition: batch.partition, offset: String(expected) });
     return;
   }
@@ -151,8 +155,14 @@ try {
   // A fetch that returned only transaction markers or aborted records never reaches onBatch;
   // kafkajs reports it here (batchSize 0), and the position must still move past it.
   consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
-    const { partition, batchSize, lastOffset, highWatermark } = e.payload as { partition: number; batchSize: number; lastOffset: string; highWatermark: string };
-    if (batchSize === 0) skip(String(partition), Number(lastOffset) + 1, highWatermark);
+    const { partition, batchSize, firstOffset, lastOffset, highWatermark } = e.payload as { partition: number; batchSize: number; firstOffset: string | null; lastOffset: string; highWatermark: string };
+    const p = String(partition);
+    // Only a fetch that started at our position says what lies there: its first raw offset
+    // (markers and aborted records count) is ours; a fetch that returned only offsets below
+    // its start reports that start as lastOffset (a compacted range), which must be ours.
+    const at = fetched[p] ?? 0;
+    const fromHere = firstOffset === null ? Number(lastOffset) === at : Number(firstOffset) <= at;
+    if (batchSize === 0 && fromHere) skip(p, Number(lastOffset) + 1, highWatermark, 'only transaction markers or aborted records');
   });
   await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch: onBatch });
   seekAll();
