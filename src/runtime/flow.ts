@@ -117,7 +117,13 @@ export class FlowRunner {
       try {
         return await this.runOnce();
       } catch (e) {
-        if (!(e instanceof TransactionLost) || this.ctx.signal.aborted) throw e;
+        if (!(e instanceof TransactionLost)) throw e;
+        if (this.ctx.signal.aborted) {
+          // Asked to stop: the epoch in flight is simply not committed; the next run redoes it.
+          this.ctx.log.warn(`${e.message}; stopping as asked: the epoch in flight is left to the next run, which resumes from the last checkpoint Kafka holds`);
+          if (this.committed) Object.assign(this.stats, structuredClone(this.committed.stats));
+          return this.stats;
+        }
         const delay = Math.min(10_000, 250 * 2 ** Math.min(attempt, 6));
         this.ctx.log.warn(`${e.message}; restarting the flow from its last committed checkpoint in ${delay} ms${e.fenced ? ' (the producer was fenced: its transaction timed out, or another instance of this flow started)' : ''}`);
         if (this.committed) Object.assign(this.stats, structuredClone(this.committed.stats));
@@ -195,6 +201,7 @@ export class FlowRunner {
       : new FileSink(defaultDeadLetterFile(this.opts.stateDir, this.plan.pipeline, flow.name), DEAD_LETTER_STREAM);
     if (flow.late) this.late = make(flow.late, 'late');
     this.source = b?.source ? b.source(flow) : flow.source.def.create(flow.source.cfg, flow.source.out, ctx);
+    let ended = false;
     try {
       // Opened together: connecting and joining a consumer group overlap with the sinks' set-up.
       const opened = Promise.all([...this.steps.map((s) => s.open?.()), ...this.sinks.map((s, i) => s.open(cp?.sinks[i])), this.dlq.open(cp?.deadLetter), ...(this.late ? [this.late.open(cp?.late)] : []), this.source.open(cp?.source)]);
@@ -205,11 +212,13 @@ export class FlowRunner {
         return this.stats;
       }
       await this.loop();
+      ended = true;
     } finally {
       // Bounded: a client still retrying a dead server must not hold the shutdown forever.
       const closing = Promise.allSettled([this.source.close(), ...this.steps.map((s) => s.close?.()), ...this.sinks.map((s) => s.close()), this.dlq.close(), ...(this.late ? [this.late.close()] : [])])
         .then(() => this.store?.close());
       await Promise.race([closing, new Promise((r) => setTimeout(r, 15_000).unref())]);
+      if (ended && this.committed) await this.store?.settle();
     }
     return this.stats;
   }

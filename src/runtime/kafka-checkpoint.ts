@@ -19,8 +19,8 @@
  *   chunk count. Chunks left over from a larger checkpoint get tombstones,
  *   so compaction keeps exactly the latest checkpoint per flow.
  * - Recovery: after fencing, the checkpoint topic is read with
- *   `read_committed` up to its last stable offset; the latest chunks of this
- *   flow form the last committed checkpoint.
+ *   `read_committed` to its end; the latest chunks of this flow form the
+ *   last committed checkpoint.
  * - A failed commit is not guessed at: the flow is restarted from whatever
  *   checkpoint the topic then holds (the epoch either committed or not).
  */
@@ -124,13 +124,16 @@ export class KafkaCheckpointStore {
     }
   }
 
-  /** The last committed checkpoint of this flow, read with read_committed up to the last stable offset. */
+  /**
+   * The last committed checkpoint of this flow: the topic read with
+   * read_committed until the position reaches the end offset taken first (a
+   * transaction another flow has open there is waited for, at most an epoch).
+   */
   async read(): Promise<Checkpoint | undefined> {
     const admin = this.kafka.admin();
     await admin.connect();
     let end: number, low: number;
     try {
-      // ListOffsets with READ_COMMITTED: the last stable offset, past which nothing is decided yet.
       const [p] = await admin.fetchTopicOffsets(this.opts.topic);
       end = Number(p.offset);
       low = Number(p.low);
@@ -219,5 +222,26 @@ export class KafkaCheckpointStore {
     if (this.txn?.isActive()) await this.txn.abort().catch(() => undefined);
     this.txn = undefined;
     await Promise.race([this.producer?.disconnect().catch(() => undefined), sleep(10_000)]);
+  }
+
+  /**
+   * After a graceful end (the last epoch committed, the producer closed):
+   * waits until the broker has written the last transaction's commit markers:
+   * the coordinator answers a new registration of the transactional.id only
+   * then, so when `salespipe run` returns, read_committed readers see all of
+   * its output (the markers are written after EndTxn has been answered).
+   */
+  async settle(): Promise<void> {
+    const p = this.kafka.producer({
+      transactionalId: this.opts.transactionalId, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false,
+      retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 2_000 }, // bounded by the 30 s below
+    });
+    const settling = (async () => {
+      await p.connect();
+      await (await p.transaction()).abort();
+    })();
+    const done = await Promise.race([settling.then(() => true, () => false), sleep(30_000).then(() => false)]);
+    if (!done) this.opts.log.warn('the last transaction\'s commit markers were not confirmed within 30 s; read_committed readers may see the last epoch\'s output a little later');
+    await p.disconnect().catch(() => undefined);
   }
 }
