@@ -7,6 +7,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { runCli, startCli, finished, tmpDir, uniq, readTopic, latestByKey, parseExact, readParquet, needServices, until, ROOT, money } from '../support/helpers.js';
@@ -30,12 +31,13 @@ function metadata(topic: string): { partition: number; leader: number; replicas:
 const topicSize = (t: string) => { try { return readTopic(t, CLUSTER).length; } catch { return 0; } };
 
 test('three-broker cluster (replication 3, min.insync.replicas 2): a broker killed mid-run loses nothing, doubles nothing; totals equal SQL', { timeout: 15 * 60_000 }, async (t) => {
-  if (!(await needServices(t, async () => { await pingDatabase(MARIADB_ADMIN); cluster('up'); }))) return;
+  // A fresh cluster each time: no topics or state left by an earlier run.
+  if (!(await needServices(t, async () => { await pingDatabase(MARIADB_ADMIN); cluster('reset'); cluster('up'); }))) return;
   let killed: number | undefined;
   try {
     const db = await freshDatabase('mysql', `sp_${uniq()}`);
     const prefix = `${uniq()}.`, out = tmpDir(), state = tmpDir();
-    const e = { SALES_DB_URL: db, KAFKA_BROKERS: CLUSTER, KAFKA_TOPIC_PREFIX: prefix, SALES_OUTPUT_DIR: out, SALESPIPE_STATE_DIR: state, CHECKPOINT_INTERVAL: '1s' };
+    const e = { SALES_DB_URL: db, KAFKA_BROKERS: CLUSTER, KAFKA_TOPIC_PREFIX: prefix, SALES_OUTPUT_DIR: out, SALESPIPE_STATE_DIR: state, CHECKPOINT_INTERVAL: '1s', SALESPIPE_LOG_LEVEL: 'debug' };
     const gen = startCli(['generate', '--db', db, '--count', '30000', '--writers', '4', '--rate', '1500'], e);
     const run = startCli(['run', SPEC, '--no-progress'], e);
     try {
@@ -55,9 +57,13 @@ test('three-broker cluster (replication 3, min.insync.replicas 2): a broker kill
       run.kill('SIGTERM');
     }
     const r = await finished(run);
-    assert.equal(r.code, 0, r.stderr.slice(-3000));
     const drain = await runCli(['run', SPEC, '--drain', '--no-progress'], e);
+    // Debug logs of both runs, for a failure to be explained.
+    const logs = path.join(state, 'runs.log');
+    fs.writeFileSync(logs, `${r.stderr}\n--- drain ---\n${drain.stderr}`);
+    assert.equal(r.code, 0, r.stderr.slice(-3000));
     assert.equal(drain.code, 0, drain.stderr.slice(-3000));
+    t.diagnostic(`logs: ${logs}`);
 
     const [{ n }] = await sqlRows(db, 'SELECT COUNT(*) AS n FROM product_sales');
     const keys = readTopic(`${prefix}product_sales`, CLUSTER).map((m) => m.key);
@@ -68,11 +74,11 @@ test('three-broker cluster (replication 3, min.insync.replicas 2): a broker kill
       const x = parseExact(v);
       return [`${x.product_name}|${x.brand}|${x.product_category}`, { units: x.total_quantity_sold!, revenue: money(x.total_revenue!) }];
     }));
-    assert.deepEqual(topic, want, 'topic totals differ from SQL');
+    assert.deepEqual(topic, want, `topic totals differ from SQL (logs: ${logs})`);
     const parquet = new Map(readParquet(path.join(out, 'aggregated_product_sales')).map((x) =>
       [`${x.product_name}|${x.brand}|${x.product_category}`, { units: String(x.total_quantity_sold), revenue: money(String(x.total_revenue)) }]));
     assert.deepEqual(parquet, want, 'Parquet totals differ from SQL');
   } finally {
-    cluster('down');
+    cluster('reset');
   }
 });
