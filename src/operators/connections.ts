@@ -146,6 +146,8 @@ export function isTransient(e: unknown): boolean {
   if (!err) return false;
   if (err.name === 'KafkaJSSASLAuthenticationError' || /authentication failed/i.test(err.message ?? '')) return false;
   if (err.code && TRANSIENT_CODES.has(err.code)) return true;
+  // Kafka says so itself: a leader moving, a topic just created and not yet known to every broker.
+  if (err.name === 'KafkaJSProtocolError' && (e as { retriable?: boolean }).retriable === true) return true;
   return /connect|connection|timeout|terminated|not available|leader|coordinator|broker/i.test(err.message ?? '');
 }
 
