@@ -46,13 +46,27 @@ async function expectExact(db: string, prefix: string, out: string) {
   assert.equal(keys.length, Number(n), 'no sale published twice');
 }
 
+/** A fresh database, topic prefix, output and state directories, and the environment naming them. */
+async function freshRun() {
+  const db = await freshDatabase('mysql', `sp_${uniq()}`);
+  const prefix = `${uniq()}.`, out = tmpDir(), state = tmpDir();
+  const e = { SALES_DB_URL: db, KAFKA_BROKERS: BROKERS, KAFKA_TOPIC_PREFIX: prefix, SALES_OUTPUT_DIR: out, SALESPIPE_STATE_DIR: state, CHECKPOINT_INTERVAL: '1s' };
+  return { db, prefix, out, state, e };
+}
+
+/** Waits for a stopped run to exit 0, then drains the pipeline. */
+async function endedThenDrained(run: ReturnType<typeof startCli>, e: NodeJS.ProcessEnv, spec = SPEC) {
+  const r = await finished(run);
+  assert.equal(r.code, 0, r.stderr.slice(-3000));
+  const drain = await runCli(['run', spec, '--drain', '--no-progress'], e);
+  assert.equal(drain.code, 0, drain.stderr);
+}
+
 const topicSize = (t: string) => { try { return readTopic(t).length; } catch { return 0; } };
 
 test('MariaDB stopped for 30 s mid-run: the source waits with log lines, resumes, and the results are exact', async (t) => {
   if (!(await needServices(t, async () => { await pingDatabase(MARIADB_ADMIN); await pingKafka(); }))) return;
-  const db = await freshDatabase('mysql', `sp_${uniq()}`);
-  const prefix = `${uniq()}.`, out = tmpDir(), state = tmpDir();
-  const e = { SALES_DB_URL: db, KAFKA_BROKERS: BROKERS, KAFKA_TOPIC_PREFIX: prefix, SALES_OUTPUT_DIR: out, SALESPIPE_STATE_DIR: state, CHECKPOINT_INTERVAL: '1s' };
+  const { db, prefix, out, e } = await freshRun();
   let g = await runCli(['generate', '--db', db, '--count', '5000', '--writers', '4'], e);
   assert.equal(g.code, 0, g.stderr);
   const run = startCli(['run', SPEC, '--no-progress'], e);
@@ -80,9 +94,7 @@ test('MariaDB stopped for 30 s mid-run: the source waits with log lines, resumes
 
 test('the Kafka broker stopped and restarted mid-run: producers and consumers wait, resume, and the results are exact', async (t) => {
   if (!(await needServices(t, async () => { await pingDatabase(MARIADB_ADMIN); await pingKafka(); }))) return;
-  const db = await freshDatabase('mysql', `sp_${uniq()}`);
-  const prefix = `${uniq()}.`, out = tmpDir(), state = tmpDir();
-  const e = { SALES_DB_URL: db, KAFKA_BROKERS: BROKERS, KAFKA_TOPIC_PREFIX: prefix, SALES_OUTPUT_DIR: out, SALESPIPE_STATE_DIR: state, CHECKPOINT_INTERVAL: '1s' };
+  const { db, prefix, out, e } = await freshRun();
   const gen = startCli(['generate', '--db', db, '--count', '20000', '--writers', '4', '--rate', '700'], e);
   const run = startCli(['run', SPEC, '--no-progress'], e);
   try {
@@ -97,18 +109,13 @@ test('the Kafka broker stopped and restarted mid-run: producers and consumers wa
   assert.equal(g.code, 0, g.stderr);
   await new Promise((r) => setTimeout(r, 5000));
   run.kill('SIGTERM');
-  const r = await finished(run);
-  assert.equal(r.code, 0, r.stderr.slice(-3000));
-  const drain = await runCli(['run', SPEC, '--drain', '--no-progress'], e);
-  assert.equal(drain.code, 0, drain.stderr);
+  await endedThenDrained(run, e);
   await expectExact(db, prefix, out);
 });
 
 test('fenced mid-run (another producer took the flow\'s transactional.id): the flow restarts from its last committed checkpoint, results exact', async (t) => {
   if (!(await needServices(t, async () => { await pingDatabase(MARIADB_ADMIN); await pingKafka(); }))) return;
-  const db = await freshDatabase('mysql', `sp_${uniq()}`);
-  const prefix = `${uniq()}.`, out = tmpDir(), state = tmpDir();
-  const e = { SALES_DB_URL: db, KAFKA_BROKERS: BROKERS, KAFKA_TOPIC_PREFIX: prefix, SALES_OUTPUT_DIR: out, SALESPIPE_STATE_DIR: state, CHECKPOINT_INTERVAL: '1s' };
+  const { db, prefix, out, e } = await freshRun();
   const gen = startCli(['generate', '--db', db, '--count', '15000', '--writers', '4', '--rate', '1500'], e);
   const run = startCli(['run', SPEC, '--no-progress'], e);
   try {
@@ -130,21 +137,16 @@ test('fenced mid-run (another producer took the flow\'s transactional.id): the f
     assert.equal(g.code, 0, g.stderr);
     run.kill('SIGTERM');
   }
-  const r = await finished(run);
-  assert.equal(r.code, 0, r.stderr.slice(-3000));
-  const drain = await runCli(['run', SPEC, '--drain', '--no-progress'], e);
-  assert.equal(drain.code, 0, drain.stderr);
+  await endedThenDrained(run, e);
   await expectExact(db, prefix, out);
 });
 
 test('a second instance of the pipeline fences the first: the first stops with a clear error, nothing is written twice', async (t) => {
   if (!(await needServices(t, async () => { await pingDatabase(MARIADB_ADMIN); await pingKafka(); }))) return;
-  const db = await freshDatabase('mysql', `sp_${uniq()}`);
-  const prefix = `${uniq()}.`, state = tmpDir();
+  const { db, prefix, e } = await freshRun();
   // The Kafka flows of sales.yaml only (files on a shared disk are not what fencing protects).
   const spec = path.join(tmpDir(), 'sales-kafka.yaml');
   fs.writeFileSync(spec, fs.readFileSync(SPEC, 'utf8').replace(/\n  archive_sales:[\s\S]*?\n(?=# )/, '\n').replace(/      - type: parquet\n.*\n.*\n/, '').replace(/\ntests:[\s\S]*$/, '\n'));
-  const e = { SALES_DB_URL: db, KAFKA_BROKERS: BROKERS, KAFKA_TOPIC_PREFIX: prefix, SALESPIPE_STATE_DIR: state, CHECKPOINT_INTERVAL: '1s' };
   const gen = startCli(['generate', '--db', db, '--count', '20000', '--writers', '4', '--rate', '1000'], e);
   const first = startCli(['run', spec, '--no-progress'], e);
   let second;
@@ -162,10 +164,7 @@ test('a second instance of the pipeline fences the first: the first stops with a
     first.kill('SIGTERM');
     second?.kill('SIGTERM');
   }
-  const r2 = await finished(second!);
-  assert.equal(r2.code, 0, r2.stderr.slice(-3000));
-  const drain = await runCli(['run', spec, '--drain', '--no-progress'], e);
-  assert.equal(drain.code, 0, drain.stderr);
+  await endedThenDrained(second!, e, spec);
   const want = new Map([...(await sqlTotals(db))].map(([k, v]) => [k, { units: v.units, revenue: money(v.revenue) }]));
   assert.deepEqual(totalsOf(prefix).topic, want, 'topic totals differ from SQL');
   const keys = readTopic(`${prefix}product_sales`).map((m) => m.key);
