@@ -180,9 +180,9 @@ export class KafkaCheckpointStore {
       if (!m?.value || header(m, H_EPOCH) !== epoch) throw new Error(`checkpoint of epoch ${epoch} in ${this.opts.topic} is missing chunk ${i} of ${n}`);
       parts.push(m.value);
     }
-    let stale = 0;
-    for (const [k, m] of latest) if (m.value && Number(k.slice(prefix.length)) >= n) stale++;
-    this.chunks = n + stale;
+    // Chunks past n still holding a value (a bigger checkpoint committed before) get tombstones next commit.
+    this.chunks = n;
+    for (const [k, m] of latest) if (m.value) this.chunks = Math.max(this.chunks, Number(k.slice(prefix.length)) + 1);
     return parseCheckpoint(Buffer.concat(parts).toString('utf8'));
   }
 
