@@ -86,6 +86,8 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
   });
 
   const flows: FlowPlan[] = [];
+  /** Replication factors the Kafka outputs ask for: the checkpoint topic takes the largest. */
+  const sinkReplication: number[] = [];
   for (const [name, flow] of Object.entries<any>(spec.flows ?? {})) {
     const base: Path = ['flows', name];
     // Plan as far as the JSON Schema allows: a broken source stops the flow, a broken
@@ -134,6 +136,7 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
     // they must all live on one cluster.
     const kafkaOutputs = outputs.filter((s) => s.type === 'kafka');
     const kafkaOutput = kafkaOutputs[0]?.cfg.connection as string | undefined;
+    for (const s of kafkaOutputs) if (s.cfg.replicationFactor !== undefined) sinkReplication.push(Number(s.cfg.replicationFactor));
     for (const s of kafkaOutputs.slice(1)) {
       if (s.cfg.connection !== kafkaOutput) loaded.problem([...s.path, 'connection'], `every Kafka output of a flow must use the same connection: its outputs and its checkpoint commit in one Kafka transaction (the flow's first Kafka output uses "${kafkaOutput}")`, 'checkpoint.connections');
     }
@@ -156,8 +159,6 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
     loaded.problem(['flows', cycle[0], 'source'], `flows form a cycle through their topics: ${cycle.join(' -> ')}`, 'graph.cycle'));
 
   if (loaded.problems.some((p) => p.severity === 'error')) return undefined;
-  const sinkReplication = flows.flatMap((f) => [...f.sinks, ...(f.deadLetter ? [f.deadLetter] : []), ...(f.late ? [f.late] : [])])
-    .filter((s) => s.type === 'kafka' && s.cfg.replicationFactor !== undefined).map((s) => Number(s.cfg.replicationFactor));
   const checkpointReplication = spec.checkpoint?.replicationFactor ?? (sinkReplication.length ? Math.max(...sinkReplication) : undefined);
   const checkpointTopic = spec.checkpoint?.topic ?? '_salespipe_checkpoints';
   return { pipeline: spec.pipeline, file: loaded.file, timeZone, checkpointMs: checkpointMs!, checkpointTopic, checkpointReplication, connections, flows: ordered };
