@@ -8,11 +8,14 @@
  * - SIGINT/SIGTERM (or `signal`) stop the sources; each flow then ends its
  *   epoch (flush, checkpoint, commit) and closes. A second signal exits at once.
  * - If one flow fails, the others are stopped gracefully and the run fails.
+ * - A run holds its pipeline's guard (guard.ts) from before the first flow
+ *   opens until the last one has closed: a second instance is refused.
  */
 import type { Plan } from '../plan/plan.js';
 import { FlowRunner, FlowStats } from './flow.js';
 import type { Logger } from './log.js';
 import { Progress } from './progress.js';
+import { guardPipeline } from './guard.js';
 
 export interface RunOptions {
   stateDir: string;
@@ -24,7 +27,24 @@ export interface RunOptions {
 
 export async function runPlan(plan: Plan, opts: RunOptions): Promise<FlowStats[]> {
   const stop = new AbortController();
+  if (opts.signal?.aborted) stop.abort();
   opts.signal?.addEventListener('abort', () => stop.abort(), { once: true });
+  let guard;
+  try {
+    guard = await guardPipeline(plan, opts.stateDir, opts.log, stop.signal);
+  } catch (e) {
+    if (!stop.signal.aborted) throw e;
+    opts.log.info('stopped before the run had started');
+    return [];
+  }
+  try {
+    return await runFlows(plan, opts, stop, (fn) => guard.lost(fn));
+  } finally {
+    await guard.release();
+  }
+}
+
+async function runFlows(plan: Plan, opts: RunOptions, stop: AbortController, onLost: (fn: (why: string) => void) => void): Promise<FlowStats[]> {
   const done = new Map<string, { promise: Promise<void>; resolve: () => void }>();
   for (const f of plan.flows) {
     let resolve!: () => void;
@@ -43,6 +63,11 @@ export async function runPlan(plan: Plan, opts: RunOptions): Promise<FlowStats[]
   const progress = new Progress(runners.map((r) => r.stats), opts.log, opts.progress ?? true);
   progress.start();
   let failure: unknown;
+  onLost((why) => {
+    failure ??= new Error(`${why}; stopping`);
+    opts.log.error(`${why}; stopping this instance`);
+    stop.abort();
+  });
   try {
     await Promise.all(
       runners.map((r, i) =>
