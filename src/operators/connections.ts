@@ -11,7 +11,7 @@ import knexFactory, { Knex } from 'knex';
 import kafkajs from 'kafkajs';
 import type { JsonSchema, PlanContext, RunContext } from './operator.js';
 import type { Logger } from '../runtime/log.js';
-import { redact } from '../runtime/log.js';
+import { redact, createLogger, logLevelFromEnv } from '../runtime/log.js';
 
 export const connectionsConfig: JsonSchema = {
   type: 'object',
@@ -98,6 +98,18 @@ export function dialectOf(url: string): Dialect | undefined {
 let pgTypesSet = false;
 
 /**
+ * knex's own log lines (a failed connection attempt with its stack, on
+ * stdout) go to stderr at debug: the caller's retry line says what failed.
+ */
+const knexQuiet = createLogger(undefined, logLevelFromEnv(), '').child('knex');
+const knexLog = {
+  warn: (m: unknown) => knexQuiet.debug(String(m)),
+  error: (m: unknown) => knexQuiet.debug(String(m)),
+  deprecate: (m: unknown) => knexQuiet.debug(String(m)),
+  debug: (m: unknown) => knexQuiet.debug(typeof m === 'string' ? m : JSON.stringify(m)),
+};
+
+/**
  * Opens a knex instance for a connection URL. Timestamps come back as text
  * so that zone-less values are read in the pipeline's zone, not the host's.
  */
@@ -113,6 +125,7 @@ export async function openKnex(url: string, specDir: string, pool = 4): Promise<
         supportBigNumbers: true, bigNumberStrings: true, timezone: 'Z',
       },
       pool: { min: 0, max: pool },
+      log: knexLog,
     });
     return { db, dialect };
   }
@@ -122,11 +135,11 @@ export async function openKnex(url: string, specDir: string, pool = 4): Promise<
       pg.types.setTypeParser(1114, (v: string) => v); // timestamp without time zone: keep text
       pgTypesSet = true;
     }
-    return { db: knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: pool } }), dialect };
+    return { db: knexFactory({ client: 'pg', connection: url, pool: { min: 0, max: pool }, log: knexLog }), dialect };
   }
   if (dialect === 'sqlite') {
     const file = path.resolve(specDir, url.replace(/^sqlite:(\/\/)?/i, ''));
-    return { db: knexFactory({ client: 'better-sqlite3', connection: { filename: file }, useNullAsDefault: true }), dialect };
+    return { db: knexFactory({ client: 'better-sqlite3', connection: { filename: file }, useNullAsDefault: true, log: knexLog }), dialect };
   }
   throw new Error(`unsupported database URL ${redact(url)} (expected mysql://, mariadb://, postgres:// or sqlite:)`);
 }
@@ -142,39 +155,50 @@ const TRANSIENT_CODES = new Set([
  * dropped, a deadlock); a missing table or a syntax error will not.
  */
 export function isTransient(e: unknown): boolean {
-  const err = e as { code?: string; errno?: string; message?: string; name?: string } | null;
+  const err = e as { code?: string; errno?: string; message?: string; name?: string; cause?: unknown; retriable?: boolean } | null;
   if (!err) return false;
-  if (err.name === 'KafkaJSSASLAuthenticationError' || /authentication failed/i.test(err.message ?? '')) return false;
+  if (err.name === 'KafkaJSSASLAuthenticationError' || /authentication failed|access denied|password authentication/i.test(err.message ?? '')) return false;
   if (err.code && TRANSIENT_CODES.has(err.code)) return true;
-  // Kafka says so itself: a leader moving, a topic just created and not yet known to every broker.
-  if (err.name === 'KafkaJSProtocolError' && (e as { retriable?: boolean }).retriable === true) return true;
-  return /connect|connection|timeout|terminated|not available|leader|coordinator|broker/i.test(err.message ?? '');
+  // Kafka says so itself: a leader moving, a topic just created and not yet known to every
+  // broker (UNKNOWN_TOPIC_OR_PARTITION), a coordinator loading; also when kafkajs gave up
+  // its own retries of such an error.
+  if (err.name === 'KafkaJSProtocolError' && err.retriable === true) return true;
+  if (err.name === 'KafkaJSNumberOfRetriesExceeded' && err.cause && err.cause !== e) return isTransient(err.cause);
+  return /connect|connection|timeout|terminated|not available|leader|coordinator|broker|does not host this topic-partition|metadata/i.test(err.message ?? '');
 }
 
 /**
  * Retries `fn` while its error is transient (a server restarting or
  * unreachable, a dropped connection, a deadlock), with exponential backoff
  * up to `maxDelay`, for as long as it takes: a streaming job outlives a
- * database or broker outage. Stops when `signal` aborts (SIGINT/SIGTERM).
- * Each failed attempt is one log line; the recovery is another.
+ * database or broker outage. Stops when `signal` aborts (SIGINT/SIGTERM,
+ * `--timeout`). Each failed attempt is one log line (at `level`: `debug`
+ * for races that settle by themselves, such as a topic just created); the
+ * recovery is another.
  */
-export async function withRetry<T>(what: string, log: Logger, signal: AbortSignal, fn: () => Promise<T>, maxDelay = 10_000): Promise<T> {
+export async function withRetry<T>(what: string, log: Logger, signal: AbortSignal, fn: () => Promise<T>, maxDelay = 10_000, level: 'warn' | 'debug' = 'warn'): Promise<T> {
   let delay = 250;
   const started = Date.now();
   for (let attempt = 1; ; attempt++) {
     try {
       const r = await fn();
-      if (attempt > 1) log.info(`${what}: works again after ${attempt - 1} failed attempt(s) over ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      if (attempt > 1) log[level === 'warn' ? 'info' : 'debug'](`${what}: works again after ${attempt - 1} failed attempt(s) over ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      waiting.delete(what);
       return r;
     } catch (e) {
-      if (signal.aborted || !isTransient(e)) throw e;
-      log.warn(`${what} failed (${redact((e as Error).message)}); retrying in ${delay} ms`);
+      if (signal.aborted || !isTransient(e)) { waiting.delete(what); throw e; }
+      const reason = redact((e as Error).message);
+      waiting.set(what, reason);
+      log[level](`${what} failed (${reason}); retrying in ${delay} ms`);
       await sleep(delay, signal);
-      if (signal.aborted) throw e;
+      if (signal.aborted) { waiting.delete(what); throw e; }
       delay = Math.min(delay * 2, maxDelay);
     }
   }
 }
+
+/** What is being retried right now, and why (for `--timeout`'s message). */
+export const waiting = new Map<string, string>();
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
@@ -193,10 +217,16 @@ export interface KafkaSecurity {
   sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
 }
 
-export interface KafkaConn { brokers: string; clientId?: string; security?: KafkaSecurity }
+export interface KafkaConn {
+  brokers: string;
+  clientId?: string;
+  security?: KafkaSecurity;
+  /** Names the connection and where its brokers came from, for messages: `connection "kafka" (brokers from \${KAFKA_BROKERS})`. */
+  label?: string;
+}
 
 /** A Kafka connection of the spec, ready for kafkaClient. */
-export function kafkaConn(ctx: Pick<RunContext, 'connections' | 'specDir'>, name: string): KafkaConn {
+export function kafkaConn(ctx: Pick<RunContext, 'connections' | 'specDir' | 'connectionLabels'>, name: string): KafkaConn {
   const c = connection(ctx, name);
   const read = (f: string | undefined) => (f === undefined ? undefined : fs.readFileSync(path.resolve(ctx.specDir, f), 'utf8'));
   const security: KafkaSecurity = {};
@@ -206,7 +236,15 @@ export function kafkaConn(ctx: Pick<RunContext, 'connections' | 'specDir'>, name
     security.ssl = { ...(ca ? { ca: [ca] } : {}), cert: read(c.tls.cert), key: read(c.tls.key), rejectUnauthorized: c.tls.rejectUnauthorized ?? true };
   }
   if (c.sasl) security.sasl = { mechanism: c.sasl.mechanism, username: c.sasl.username, password: c.sasl.password };
-  return { brokers: c.brokers!, clientId: c.clientId, security };
+  return { brokers: c.brokers!, clientId: c.clientId, security, label: ctx.connectionLabels?.[name] ?? `connection "${name}"` };
+}
+
+/** What a retry line calls connecting to a Kafka cluster: where, and which setting says so. */
+export const kafkaWhere = (conn: KafkaConn) => `Kafka at ${conn.brokers}${conn.label ? ` (${conn.label})` : ''}`;
+
+/** The same for a database: its URL (password masked) and the setting. */
+export function sqlWhere(ctx: Pick<RunContext, 'connections' | 'connectionLabels'>, name: string): string {
+  return `${redact(connection(ctx, name).url ?? '')} (${ctx.connectionLabels?.[name] ?? `connection "${name}"`})`;
 }
 
 /** What failed, said without the secret: a refused login is not retried. */
@@ -217,7 +255,17 @@ export function kafkaAuthError(e: unknown, conn: KafkaConn): Error | undefined {
   return new Error(`Kafka at ${conn.brokers} refused the login of user "${s?.username}" (${s?.mechanism?.toUpperCase()}): wrong username or password? (${redact(err.message)})`);
 }
 
-/** A kafkajs client whose log lines go through our logger (redacted, one line each). */
+/** How long a repeated kafkajs error stays at debug after it was shown once. */
+const REPEAT_QUIET_MS = 30_000;
+/** kafkajs errors shown lately, whichever client (a retry often makes a new one). */
+const shown = new Map<string, { at: number; repeats: number }>();
+
+/**
+ * A kafkajs client whose log lines go through our logger (redacted, one
+ * line each). An error kafkajs repeats (every retry of a dead broker) is
+ * shown once, then at most every 30 s with a count; our own retry lines
+ * say what is waited for.
+ */
 export function kafkaClient(conn: KafkaConn, log: Logger): kafkajs.Kafka {
   process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
   return new Kafka({
@@ -228,14 +276,21 @@ export function kafkaClient(conn: KafkaConn, log: Logger): kafkajs.Kafka {
     ...(conn.security?.ssl ? { ssl: typeof conn.security.ssl === 'object' ? { ...conn.security.ssl } : true } : {}),
     ...(conn.security?.sasl ? { sasl: { ...conn.security.sasl } as kafkajs.SASLOptions } : {}),
     logLevel: logLevel.WARN,
-    retry: { retries: 10, initialRetryTime: 300, maxRetryTime: 10_000 },
+    // Few retries inside kafkajs (about 2 s): our own retries (withRetry) then take over, with a
+    // line per attempt naming the connection, for as long as it takes. Producers set their own.
+    retry: { retries: 3, initialRetryTime: 300, maxRetryTime: 2_000 },
     logCreator: () => ({ level, log: entry }) => {
-      const msg = `kafka: ${entry.message}${entry.error ? ` (${entry.error})` : ''}`;
+      const msg = `kafka${conn.label ? ` (${conn.label})` : ''}: ${entry.message}${entry.error ? ` (${entry.error})` : ''}`;
       // Chatter kafkajs handles itself: the coordinator loading at start-up, a second line
-      // repeating a connection error, a socket closed while we shut down; a fenced producer
-      // (the flow says so itself, once).
-      if (level <= logLevel.ERROR && !/coordinator is (loading|not available)|not the correct coordinator|Topic creation errors|SaslAuthenticate|SASL \w+ authentication failed|Failed to connect to seed broker|write after end|old epoch|concurrent operation on the same transaction/i.test(msg)) log.warn(msg);
-      else log.debug(msg);
+      // repeating a connection error, a socket closed while we shut down, a group rebalancing;
+      // a fenced producer (the flow says so itself, once).
+      if (level > logLevel.ERROR || /coordinator is (loading|not available)|not the correct coordinator|Topic creation errors|SaslAuthenticate|SASL \w+ authentication failed|Failed to connect to seed broker|write after end|old epoch|concurrent operation on the same transaction|group is rebalancing|rejoin is needed|does not host this topic-partition|no leader for this topic-partition|There is no leader/i.test(msg)) return log.debug(msg);
+      const key = msg.replace(/\d+/g, '#');
+      const now = Date.now();
+      const s = shown.get(key);
+      if (s && now - s.at < REPEAT_QUIET_MS) { s.repeats++; return log.debug(msg); }
+      shown.set(key, { at: now, repeats: 0 });
+      log.warn(s?.repeats ? `${msg} (and ${s.repeats} time(s) more in the last ${Math.round((now - s.at) / 1000)} s)` : msg);
     },
   });
 }

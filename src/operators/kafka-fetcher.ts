@@ -14,6 +14,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import kafkajs from 'kafkajs';
 import { kafkaClient, KafkaConn } from './connections.js';
+import { roundRobinAssigner } from '../kafka/members.js';
 import type { Logger } from '../runtime/log.js';
 
 export interface FetcherInit {
@@ -54,7 +55,8 @@ const waiting: (() => void)[] = [];
 const fetched: Record<string, number> = Object.fromEntries(Object.entries(init.positions).map(([p, o]) => [p, Number(o)]));
 
 const kafka = kafkaClient(init.conn, log);
-const consumer = kafka.consumer({ groupId: init.group, maxBytesPerPartition: 2 << 20, maxBytes: 8 << 20, sessionTimeout: 10_000, heartbeatInterval: 3_000, maxWaitTimeInMs: 500 });
+// The assigner carries this process's identity, so that a successor can remove a killed member (members.ts).
+const consumer = kafka.consumer({ groupId: init.group, maxBytesPerPartition: 2 << 20, maxBytes: 8 << 20, sessionTimeout: 10_000, heartbeatInterval: 3_000, maxWaitTimeInMs: 500, partitionAssigners: [roundRobinAssigner()] });
 
 port.on('message', (m: ToFetcher) => {
   if (m.type === 'taken') {

@@ -20,7 +20,7 @@
 import kafkajs from 'kafkajs';
 import type { SinkDef, Sink, StreamInfo, RunContext } from './operator.js';
 import { connectionField } from './operator.js';
-import { checkConnection, connection, kafkaClient, kafkaConn, kafkaAuthError, withRetry, topicId, topicName } from './connections.js';
+import { checkConnection, connection, kafkaClient, kafkaConn, kafkaAuthError, kafkaWhere, withRetry, topicId, topicName } from './connections.js';
 import { makeJsonEncoder, makeKeyEncoder } from './json-row.js';
 import { fieldOf } from '../types.js';
 
@@ -35,6 +35,8 @@ interface Config {
   compact?: boolean;
   compression?: 'none' | 'gzip';
   batchSize?: number;
+  partialKey?: boolean;
+  decimals?: 'number' | 'string';
 }
 
 export const kafkaSink: SinkDef<Config> = {
@@ -58,6 +60,8 @@ export const kafkaSink: SinkDef<Config> = {
       compact: { type: 'boolean', description: 'Create the topic with cleanup.policy=compact (default: true for keyed streams).' },
       compression: { enum: ['none', 'gzip'], description: 'Message compression (default none).' },
       batchSize: { type: 'integer', minimum: 1, description: 'Messages per produce request (default 2000).' },
+      partialKey: { type: 'boolean', description: 'Allow a key that leaves out some of a keyed stream\'s key columns (a compacted topic then keeps one row for rows differing only there): a warning instead of an error (default false).' },
+      decimals: { enum: ['number', 'string'], description: 'Decimals as JSON numbers with their exact digits (default), or as strings, for consumers that read numbers into doubles (exact only to about 15 significant digits, e.g. totals past 90 trillion with 2 decimals).' },
     },
   },
   plan(cfg, input, ctx) {
@@ -66,6 +70,16 @@ export const kafkaSink: SinkDef<Config> = {
     keys.forEach((k, i) => {
       if (!fieldOf(input.schema, k)) ctx.error(Array.isArray(cfg.key) ? ['key', i] : ['key'], `unknown key column "${k}"; available: ${input.schema.map((f) => f.name).join(', ')}`, 'column.unknown');
     });
+    // A keyed stream on a compacted topic: the latest message per Kafka key survives, so
+    // the Kafka key must tell every row of the stream apart.
+    const missing = cfg.key === undefined || input.mode === 'append' ? [] : (input.key ?? []).filter((k) => !keys.includes(k));
+    if (missing.length) {
+      const msg = `the stream holds the latest row per (${input.key!.join(', ')}), but this key leaves out ${missing.join(', ')}: ` +
+        `the topic would keep one row for rows that differ only there (e.g. two brands' products of one name). ` +
+        `Leave key out (the stream's key is the default) or list every key column${cfg.partialKey ? '' : '; partialKey: true accepts the loss'}`;
+      if (cfg.partialKey) ctx.warn(['key'], msg, 'key.partial');
+      else ctx.error(['key'], msg, 'key.partial');
+    }
   },
   writes: (cfg, conns) => topicId(conns, cfg.connection, cfg.topic),
   create(cfg, input, ctx) {
@@ -92,9 +106,9 @@ class KafkaSink implements Sink {
   private partitionOf = kafkajs.Partitioners.DefaultPartitioner();
 
   constructor(private cfg: Config, private input: StreamInfo, private ctx: RunContext) {
-    this.encode = makeJsonEncoder(input.schema);
+    this.encode = makeJsonEncoder(input.schema, { decimals: cfg.decimals });
     const keys = cfg.key === undefined ? input.key ?? [] : Array.isArray(cfg.key) ? cfg.key : [cfg.key];
-    this.key = keys.length ? makeKeyEncoder(keys) : null;
+    this.key = keys.length ? makeKeyEncoder(keys, input.schema) : null;
     this.batchSize = cfg.batchSize ?? 2000;
     this.topic = topicName(connection(ctx, cfg.connection), cfg.topic);
     this.log = ctx.log.child(`kafka:${this.topic}`);
@@ -104,24 +118,11 @@ class KafkaSink implements Sink {
     const kc = kafkaConn(this.ctx, this.cfg.connection);
     const kafka = kafkaClient(kc, this.log);
     const admin = kafka.admin();
-    await withRetry('connecting to Kafka', this.log, this.ctx.signal, () => admin.connect()).catch((e) => { throw kafkaAuthError(e, kc) ?? e; });
+    await withRetry(`connecting to ${kafkaWhere(kc)}`, this.log, this.ctx.signal, () => admin.connect()).catch((e) => { throw kafkaAuthError(e, kc) ?? e; });
     try {
-      if (this.cfg.createTopic !== false) {
-        const compact = this.cfg.compact ?? this.input.mode !== 'append';
-        const exists = (await admin.listTopics()).includes(this.topic);
-        const created = !exists && await admin.createTopics({
-          waitForLeaders: true,
-          topics: [{
-            topic: this.topic,
-            numPartitions: this.cfg.partitions ?? 1,
-            replicationFactor: this.cfg.replicationFactor ?? -1, // -1: the brokers' default.replication.factor
-            configEntries: compact ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
-          }],
-        });
-        if (created) this.log.info(`created topic ${this.topic} (${this.cfg.partitions ?? 1} partition(s)${compact ? ', compacted' : ''})`);
-      } else if (!(await admin.listTopics()).includes(this.topic)) throw new Error(`topic ${this.topic} does not exist (createTopic is false)`);
-      const meta = await withRetry(`reading the partitions of ${this.topic}`, this.log, this.ctx.signal, () => admin.fetchTopicMetadata({ topics: [this.topic] }));
-      this.partitions = meta.topics[0].partitions;
+      // Creating a topic races other flows creating it, and a topic just created is not known to
+      // every broker at once: all of it is retried, at debug (it settles by itself).
+      await withRetry(`setting up topic ${this.topic}`, this.log, this.ctx.signal, () => this.ensureTopic(admin), 10_000, 'debug');
     } finally {
       await admin.disconnect();
     }
@@ -135,6 +136,25 @@ class KafkaSink implements Sink {
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
     });
     await withRetry('connecting producer', this.log, this.ctx.signal, () => producer.connect()).catch((e) => { throw kafkaAuthError(e, kc) ?? e; });
+  }
+
+  private async ensureTopic(admin: kafkajs.Admin) {
+    if (this.cfg.createTopic !== false) {
+      const compact = this.cfg.compact ?? this.input.mode !== 'append';
+      const exists = (await admin.listTopics()).includes(this.topic);
+      const created = !exists && await admin.createTopics({
+        waitForLeaders: true,
+        topics: [{
+          topic: this.topic,
+          numPartitions: this.cfg.partitions ?? 1,
+          replicationFactor: this.cfg.replicationFactor ?? -1, // -1: the brokers' default.replication.factor
+          configEntries: compact ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+        }],
+      });
+      if (created) this.log.info(`created topic ${this.topic} (${this.cfg.partitions ?? 1} partition(s)${compact ? ', compacted' : ''})`);
+    } else if (!(await admin.listTopics()).includes(this.topic)) throw new Error(`topic ${this.topic} does not exist (createTopic is false)`);
+    const meta = await admin.fetchTopicMetadata({ topics: [this.topic] });
+    this.partitions = meta.topics[0].partitions;
   }
 
   async write(rows: import('../types.js').Row[]) {

@@ -31,6 +31,12 @@ export interface FlowPlan {
   late?: SinkNode;
   /** The Kafka connection of the flow's Kafka outputs, if it has any: their transactions hold its checkpoint. */
   kafkaOutput?: string;
+  /**
+   * Where the checkpoint lives: the Kafka connection of the outputs, else
+   * that of a Kafka source (so that a Kafka-reading flow never depends on a
+   * local directory), else undefined: a local file in the state directory.
+   */
+  checkpointConnection?: string;
   reads: string[];
   writes: string[];
   /** Flows that feed this one through a topic. */
@@ -47,6 +53,8 @@ export interface Plan {
   /** undefined: the brokers' default.replication.factor. */
   checkpointReplication?: number;
   connections: Record<string, { type: string; [k: string]: unknown }>;
+  /** Per connection, how messages name it: `connection "kafka" (brokers from ${KAFKA_BROKERS})`. */
+  connectionLabels: Record<string, string>;
   /** In dependency order: upstream flows first. */
   flows: FlowPlan[];
 }
@@ -140,7 +148,8 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
     for (const s of kafkaOutputs.slice(1)) {
       if (s.cfg.connection !== kafkaOutput) loaded.problem([...s.path, 'connection'], `every Kafka output of a flow must use the same connection: its outputs and its checkpoint commit in one Kafka transaction (the flow's first Kafka output uses "${kafkaOutput}")`, 'checkpoint.connections');
     }
-    flows.push({ name, source, steps, sinks, deadLetter, late, kafkaOutput, reads: sdef.reads?.(flow.source, connections) ?? [], writes, upstream: [] });
+    const checkpointConnection = kafkaOutput ?? (source.type === 'kafka' ? String(source.cfg.connection) : undefined);
+    flows.push({ name, source, steps, sinks, deadLetter, late, kafkaOutput, checkpointConnection, reads: sdef.reads?.(flow.source, connections) ?? [], writes, upstream: [] });
   }
 
   // A connection nobody uses is most likely a typo elsewhere, or left over.
@@ -161,7 +170,12 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
   if (loaded.problems.some((p) => p.severity === 'error')) return undefined;
   const checkpointReplication = spec.checkpoint?.replicationFactor ?? (sinkReplication.length ? Math.max(...sinkReplication) : undefined);
   const checkpointTopic = spec.checkpoint?.topic ?? '_salespipe_checkpoints';
-  return { pipeline: spec.pipeline, file: loaded.file, timeZone, checkpointMs: checkpointMs!, checkpointTopic, checkpointReplication, connections, flows: ordered };
+  const connectionLabels = Object.fromEntries(Object.entries(connections).map(([n, c]) => {
+    const field = c.type === 'kafka' ? 'brokers' : 'url';
+    const vars = loaded.varsAt(['connections', n, field]);
+    return [n, `connection "${n}"${vars.length ? ` (${field} from ${vars.map((v) => `\${${v}}`).join(', ')})` : ''}`];
+  }));
+  return { pipeline: spec.pipeline, file: loaded.file, timeZone, checkpointMs: checkpointMs!, checkpointTopic, checkpointReplication, connections, connectionLabels, flows: ordered };
 }
 
 function topoOrder(flows: FlowPlan[], onCycle: (cycle: string[]) => void): FlowPlan[] {

@@ -1,6 +1,7 @@
 /**
- * @module Exactly-once for flows that write to Kafka: one Kafka transaction
- * per epoch holds the flow's outputs *and* its checkpoint.
+ * @module Exactly-once for flows that read or write Kafka: one Kafka
+ * transaction per epoch holds the flow's Kafka outputs (if any) *and* its
+ * checkpoint.
  *
  * Rules:
  * - One transactional producer per flow, transactional.id
@@ -25,8 +26,9 @@
  *   checkpoint the topic then holds (the epoch either committed or not).
  */
 import kafkajs from 'kafkajs';
+import crypto from 'node:crypto';
 import type { Logger } from './log.js';
-import { kafkaAuthError, kafkaClient, KafkaConn, sleep, withRetry } from '../operators/connections.js';
+import { kafkaAuthError, kafkaClient, KafkaConn, kafkaWhere, sleep, withRetry } from '../operators/connections.js';
 import { Checkpoint, parseCheckpoint, serializeCheckpoint } from './checkpoint.js';
 
 /** Bytes of checkpoint per chunk: well under the broker's default message.max.bytes (1 MB). */
@@ -63,6 +65,106 @@ export function isFenced(e: unknown): boolean {
   return /PRODUCER_FENCED|INVALID_PRODUCER_EPOCH|TRANSACTIONAL_ID_AUTHORIZATION_FAILED/.test(t) || /fenced|old epoch|epoch is not valid/i.test((e as Error)?.message ?? '');
 }
 
+/**
+ * Creates the compacted one-partition checkpoint topic if it is missing; a
+ * topic another process creates at the same moment is fine.
+ */
+export async function ensureCheckpointTopic(kafka: kafkajs.Kafka, topic: string, replicationFactor: number | undefined, log: Logger): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    if ((await admin.listTopics()).includes(topic)) return;
+    const created = await admin.createTopics({
+      waitForLeaders: true,
+      topics: [{
+        topic,
+        numPartitions: 1,
+        replicationFactor: replicationFactor ?? -1,
+        configEntries: [
+          { name: 'cleanup.policy', value: 'compact' },
+          // Small segments, cleaned early: a restart reads the topic from its start.
+          { name: 'segment.bytes', value: String(16 << 20) },
+          { name: 'segment.ms', value: String(10 * 60_000) },
+          { name: 'min.cleanable.dirty.ratio', value: '0.1' },
+          { name: 'delete.retention.ms', value: String(60 * 60_000) },
+        ],
+      }],
+    });
+    if (created) log.info(`created checkpoint topic ${topic}`);
+    // A topic just created is not known to every broker at once: wait until its metadata is.
+    await admin.fetchTopicMetadata({ topics: [topic] });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
+/**
+ * The last committed checkpoint under each key prefix (`<pipeline>/<flow>`)
+ * of a checkpoint topic, read with read_committed to the end offset taken
+ * first; `chunks` counts the prefix's keys still holding a value.
+ * `group` is the consumer group the read uses (its offsets are never committed).
+ */
+export async function readCheckpoints(kafka: kafkajs.Kafka, topic: string, group: string, keys: string[]): Promise<Map<string, { checkpoint?: Checkpoint; chunks: number }>> {
+  const out = new Map<string, { checkpoint?: Checkpoint; chunks: number }>();
+  const admin = kafka.admin();
+  await admin.connect();
+  let end: number, low: number;
+  try {
+    const [p] = await admin.fetchTopicOffsets(topic);
+    end = Number(p.offset);
+    low = Number(p.low);
+  } finally {
+    await admin.disconnect();
+  }
+  if (end <= low) return out;
+  const latest = new Map<string, kafkajs.KafkaMessage>();
+  const prefixes = keys.map((k) => `${k}/`);
+  const consumer = kafka.consumer({ groupId: group, maxWaitTimeInMs: 200, sessionTimeout: 10_000 });
+  let reached = low;
+  let resolve!: () => void;
+  const done = new Promise<void>((r) => (resolve = r));
+  const note = (next: number) => { if (next > reached) reached = next; if (reached >= end) resolve(); };
+  try {
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    consumer.on(consumer.events.END_BATCH_PROCESS, (e) => note(Number((e.payload as { lastOffset: string }).lastOffset) + 1));
+    await consumer.run({
+      autoCommit: false,
+      eachBatch: async ({ batch }) => {
+        for (const m of batch.messages) {
+          const k = m.key?.toString();
+          if (k && prefixes.some((p) => k.startsWith(p))) latest.set(k, m);
+        }
+        note(Number(batch.lastOffset()) + 1);
+      },
+    });
+    await Promise.race([done, new Promise((_, reject) => {
+      const t = setTimeout(() => reject(new Error(`reading checkpoint topic ${topic} timed out at offset ${reached} of ${end}`)), 120_000);
+      done.finally(() => clearTimeout(t));
+    })]);
+  } finally {
+    await consumer.disconnect().catch(() => undefined);
+  }
+  const header = (m: kafkajs.KafkaMessage, h: string) => Number(m.headers?.[h]?.toString());
+  for (const key of keys) {
+    const prefix = `${key}/`;
+    let chunks = 0;
+    for (const [k, m] of latest) if (k.startsWith(prefix) && m.value && /^\d+$/.test(k.slice(prefix.length))) chunks = Math.max(chunks, Number(k.slice(prefix.length)) + 1);
+    const head = latest.get(`${prefix}0`);
+    if (!head?.value) { out.set(key, { chunks }); continue; }
+    const epoch = header(head, H_EPOCH);
+    const n = header(head, H_CHUNKS);
+    const parts: Buffer[] = [];
+    for (let i = 0; i < n; i++) {
+      const m = latest.get(`${prefix}${i}`);
+      if (!m?.value || header(m, H_EPOCH) !== epoch) throw new Error(`checkpoint of epoch ${epoch} in ${topic} is missing chunk ${i} of ${n}`);
+      parts.push(m.value);
+    }
+    out.set(key, { checkpoint: parseCheckpoint(Buffer.concat(parts).toString('utf8')), chunks: Math.max(chunks, n) });
+  }
+  return out;
+}
+
 export class KafkaCheckpointStore {
   private kafka: kafkajs.Kafka;
   private producer?: kafkajs.Producer;
@@ -80,7 +182,7 @@ export class KafkaCheckpointStore {
    */
   async open(): Promise<Checkpoint | undefined> {
     const { log, signal, conn } = this.opts;
-    await withRetry('connecting to Kafka', log, signal, () => this.ensureTopic()).catch((e) => { throw kafkaAuthError(e, conn) ?? e; });
+    await withRetry(`connecting to ${kafkaWhere(conn)}`, log, signal, () => this.ensureTopic()).catch((e) => { throw kafkaAuthError(e, conn) ?? e; });
     this.producer = this.kafka.producer({
       transactionalId: this.opts.transactionalId,
       transactionTimeout: this.opts.transactionTimeout,
@@ -97,31 +199,8 @@ export class KafkaCheckpointStore {
     return cp;
   }
 
-  private async ensureTopic() {
-    const admin = this.kafka.admin();
-    await admin.connect();
-    try {
-      if ((await admin.listTopics()).includes(this.opts.topic)) return;
-      const created = await admin.createTopics({
-        waitForLeaders: true,
-        topics: [{
-          topic: this.opts.topic,
-          numPartitions: 1,
-          replicationFactor: this.opts.replicationFactor ?? -1,
-          configEntries: [
-            { name: 'cleanup.policy', value: 'compact' },
-            // Small segments, cleaned early: a restart reads the topic from its start.
-            { name: 'segment.bytes', value: String(16 << 20) },
-            { name: 'segment.ms', value: String(10 * 60_000) },
-            { name: 'min.cleanable.dirty.ratio', value: '0.1' },
-            { name: 'delete.retention.ms', value: String(60 * 60_000) },
-          ],
-        }],
-      });
-      if (created) this.opts.log.info(`created checkpoint topic ${this.opts.topic}`);
-    } finally {
-      await admin.disconnect();
-    }
+  private ensureTopic() {
+    return ensureCheckpointTopic(this.kafka, this.opts.topic, this.opts.replicationFactor, this.opts.log);
   }
 
   /**
@@ -130,60 +209,12 @@ export class KafkaCheckpointStore {
    * transaction another flow has open there is waited for, at most an epoch).
    */
   async read(): Promise<Checkpoint | undefined> {
-    const admin = this.kafka.admin();
-    await admin.connect();
-    let end: number, low: number;
-    try {
-      const [p] = await admin.fetchTopicOffsets(this.opts.topic);
-      end = Number(p.offset);
-      low = Number(p.low);
-    } finally {
-      await admin.disconnect();
-    }
-    if (end <= low) return undefined;
-    const latest = new Map<string, kafkajs.KafkaMessage>();
-    const prefix = `${this.opts.key}/`;
-    const consumer = this.kafka.consumer({ groupId: `${this.opts.transactionalId}.recovery`, maxWaitTimeInMs: 200, sessionTimeout: 10_000 });
-    let reached = low;
-    let resolve!: () => void;
-    const done = new Promise<void>((r) => (resolve = r));
-    const note = (next: number) => { if (next > reached) reached = next; if (reached >= end) resolve(); };
-    try {
-      await consumer.connect();
-      await consumer.subscribe({ topic: this.opts.topic, fromBeginning: true });
-      consumer.on(consumer.events.END_BATCH_PROCESS, (e) => note(Number((e.payload as { lastOffset: string }).lastOffset) + 1));
-      await consumer.run({
-        autoCommit: false,
-        eachBatch: async ({ batch }) => {
-          for (const m of batch.messages) {
-            const k = m.key?.toString();
-            if (k?.startsWith(prefix)) latest.set(k, m);
-          }
-          note(Number(batch.lastOffset()) + 1);
-        },
-      });
-      await Promise.race([done, new Promise((_, reject) => {
-        const t = setTimeout(() => reject(new Error(`reading checkpoint topic ${this.opts.topic} timed out at offset ${reached} of ${end}`)), 120_000);
-        done.finally(() => clearTimeout(t));
-      })]);
-    } finally {
-      await consumer.disconnect().catch(() => undefined);
-    }
-    const head = latest.get(`${prefix}0`);
-    if (!head?.value) return undefined;
-    const header = (m: kafkajs.KafkaMessage, h: string) => Number(m.headers?.[h]?.toString());
-    const epoch = header(head, H_EPOCH);
-    const n = header(head, H_CHUNKS);
-    const parts: Buffer[] = [];
-    for (let i = 0; i < n; i++) {
-      const m = latest.get(`${prefix}${i}`);
-      if (!m?.value || header(m, H_EPOCH) !== epoch) throw new Error(`checkpoint of epoch ${epoch} in ${this.opts.topic} is missing chunk ${i} of ${n}`);
-      parts.push(m.value);
-    }
-    // Chunks past n still holding a value (a bigger checkpoint committed before) get tombstones next commit.
-    this.chunks = n;
-    for (const [k, m] of latest) if (m.value) this.chunks = Math.max(this.chunks, Number(k.slice(prefix.length)) + 1);
-    return parseCheckpoint(Buffer.concat(parts).toString('utf8'));
+    // A group of its own per read: a killed run's reader would hold a shared one until its session expired.
+    const group = `${this.opts.transactionalId}.recovery.${crypto.randomBytes(4).toString('hex')}`;
+    const got = (await readCheckpoints(this.kafka, this.opts.topic, group, [this.opts.key])).get(this.opts.key);
+    // Chunks past the checkpoint's still holding a value (a bigger checkpoint committed before) get tombstones next commit.
+    this.chunks = got?.chunks ?? 0;
+    return got?.checkpoint;
   }
 
   /** Sends rows of a sink inside the epoch's transaction. */

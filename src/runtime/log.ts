@@ -7,6 +7,13 @@
 
 export type Level = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<Level, number> = { debug: 10, info: 20, warn: 30, error: 40 };
+export const LEVELS = Object.keys(ORDER) as Level[];
+
+/** SALESPIPE_LOG_LEVEL, or info; the CLI rejects other values before anything runs. */
+export function logLevelFromEnv(env: NodeJS.ProcessEnv = process.env): Level {
+  const v = env.SALESPIPE_LOG_LEVEL?.toLowerCase();
+  return v && v in ORDER ? (v as Level) : 'info';
+}
 
 export interface Logger {
   debug(msg: string): void;
@@ -33,7 +40,7 @@ export function redact(text: string): string {
   return out;
 }
 
-export function createLogger(write: (line: string) => void = (l) => process.stderr.write(l + '\n'), level: Level = (process.env.SALESPIPE_LOG_LEVEL as Level) || 'info', scope = ''): Logger {
+export function createLogger(write: (line: string) => void = (l) => process.stderr.write(l + '\n'), level: Level = logLevelFromEnv(), scope = ''): Logger {
   const emit = (lv: Level, msg: string) => {
     if (ORDER[lv] < ORDER[level]) return;
     const line = redact(`${new Date().toISOString()} ${lv.toUpperCase().padEnd(5)} ${scope ? `[${scope}] ` : ''}${msg}`);

@@ -30,6 +30,8 @@ export interface LoadedSpec {
   /** Line/col of the node at `path`; `key` points at the key of a map entry; `offset` moves inside a scalar. */
   locate(path: Path, opts?: { key?: boolean; offset?: number }): { line: number; col: number };
   problem(path: Path, message: string, code: string, opts?: { key?: boolean; offset?: number; severity?: Problem['severity'] }): void;
+  /** The environment variables whose values went into the scalar at `path` (for messages naming a setting). */
+  varsAt(path: Path): string[];
 }
 
 /** What a file holds: a pipeline spec, or a sidecar of tests (FILE.tests.yaml). */
@@ -92,22 +94,32 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
   };
 
   // One syntax error makes the parser trip over every token after it: report the
-  // first errors (one per line) and say how many consequences were left out.
+  // first errors (one per line) and say how many consequences were left out. The
+  // parser finds the cause first (a tab), its consequences after (a key seen twice,
+  // possibly at an earlier position): they are shown in that order.
   const lines = new Set<number>();
   let skipped = 0;
+  let first: { line: number; col: number } | undefined;
   for (const e of doc.errors) {
     const at = pos(e.pos[0]);
     if (lines.has(at.line) || lines.size >= 3) { skipped++; continue; }
     lines.add(at.line);
     let message = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
     if (text.slice(Math.max(0, e.pos[0] - 2), e.pos[0] + 1).includes('${')) message += ' (a ${VAR} inside a { } flow mapping must be quoted: "${VAR}", or use block style)';
-    problems.push({ file, ...at, code: `yaml.${e.code.toLowerCase()}`, message, severity: 'error' });
+    if (first) message += ` (perhaps a consequence of the error at ${first.line}:${first.col})`;
+    first ??= at;
+    problems.push({ file, ...at, code: `yaml.${e.code.toLowerCase()}`, message, severity: 'error', seq: problems.length });
   }
   if (skipped) problems[problems.length - 1].message += ` (and ${skipped} further syntax error(s), most likely consequences of the first)`;
   for (const w of doc.warnings) {
     problems.push({ file, ...pos(w.pos[0]), code: `yaml.${w.code.toLowerCase()}`, message: w.message.split('\n')[0], severity: 'warning' });
   }
-  const loaded: LoadedSpec = { file, spec: undefined, problems, invalidPaths: [], locate, problem };
+  const varsOf = new WeakMap<object, string[]>();
+  const varsAt = (path: Path) => {
+    const n = doc.getIn(path, true);
+    return (n && typeof n === "object" ? varsOf.get(n) : undefined) ?? [];
+  };
+  const loaded: LoadedSpec = { file, spec: undefined, problems, invalidPaths: [], locate, problem, varsAt };
   if (doc.errors.length) return loaded;
 
   // Passwords come from the environment, never from the spec's text.
@@ -120,7 +132,7 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
   });
   interpolate(doc, env, (node, offset, message) => {
     problems.push({ file, ...pos((node.range?.[0] ?? 0) + offset + (node.type === 'PLAIN' ? 0 : 1)), code: 'env.unset', message, severity: 'error' });
-  });
+  }, (node, name) => { const l = varsOf.get(node) ?? []; if (!l.includes(name)) l.push(name); varsOf.set(node, l); });
 
   // An alias to an anchor that is not defined (before it) has no value: a problem, not a crash.
   let unresolved = false;
@@ -163,7 +175,7 @@ export function loadSpec(file: string, env: NodeJS.ProcessEnv = process.env, kin
 
 const VAR = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{([^}]*)\}?/g;
 
-function interpolate(doc: Document, env: NodeJS.ProcessEnv, report: (n: Scalar, offset: number, msg: string) => void) {
+function interpolate(doc: Document, env: NodeJS.ProcessEnv, report: (n: Scalar, offset: number, msg: string) => void, used: (n: Scalar, name: string) => void) {
   visit(doc, {
     Scalar(_key, node) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
@@ -174,6 +186,7 @@ function interpolate(doc: Document, env: NodeJS.ProcessEnv, report: (n: Scalar, 
           report(node, offset, `invalid variable reference "${m}" (expected \${NAME} or \${NAME:-default})`);
           return m;
         }
+        used(node, name);
         const v = env[name];
         if (v === undefined || v === '') {
           if (def !== undefined) return def;
