@@ -129,7 +129,7 @@ function compareRows(flow: string, out: FlowOutput, expected: Record<string, unk
   const by = keyed ? key!.filter((k) => expected.every((r) => k in r)) : [];
   if (keyed && !by.length) return [`${flow}: the output is keyed by (${key!.join(', ')}); expected rows need (some of) these columns to be matched`];
   const sub: Schema = schema.filter((f) => cols.includes(f.name)).map((f) => ({ ...f, type: { ...f.type, nullable: true } }));
-  const decode = makeDecoder(sub, { timeZone, numericText: true });
+  const decode = makeDecoder(sub, { timeZone, numericText: true, bigDecimals: true });
   const show = (r: Row, only: string[]) => `{ ${only.filter((c) => c in r).map((c) => `${c}: ${canonical(r[c], fieldOf(schema, c)!.type)}`).join(', ')} }`;
   const all = schema.map((f) => f.name);
   const exp: Row[] = [];

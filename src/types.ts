@@ -81,16 +81,20 @@ export function formatDecimal(v: number | bigint, scale: number): string {
 
 /**
  * Parses decimal text or a number into a scaled integer, or returns an error
- * message. Text is parsed digit by digit so no binary rounding enters.
+ * message. Text is parsed digit by digit so no binary rounding enters. With
+ * `big`, text past 2^53 becomes a BigInt (totals, as `salespipe test`
+ * states them), else it is an error (a record's own value).
  */
-export function toScaled(v: unknown, scale: number): number | string {
+export function toScaled(v: unknown, scale: number): number | string;
+export function toScaled(v: unknown, scale: number, big: true): number | bigint | string;
+export function toScaled(v: unknown, scale: number, big = false): number | bigint | string {
   if (typeof v === 'number') {
     if (!Number.isFinite(v)) return `not a finite number: ${v}`;
     const s = v * POW10[scale];
     const r = Math.round(s);
     // a double carries at most ~1 ulp of error per operation; more means real extra digits
     if (Math.abs(s - r) > 8 * Number.EPSILON * Math.max(1, Math.abs(s))) return `${v} has more than ${scale} decimal places`;
-    if (!Number.isSafeInteger(r)) return `${v} is too large for an exact decimal`;
+    if (!Number.isSafeInteger(r)) return `${v} is too large for an exact decimal (at most ±${formatDecimal(BigInt(Number.MAX_SAFE_INTEGER), scale)})${big ? '; a number this large loses digits in JSON and YAML: write it as a string, e.g. "90071992547409.93"' : ''}`;
     return r;
   }
   if (typeof v === 'string') {
@@ -98,8 +102,12 @@ export function toScaled(v: unknown, scale: number): number | string {
     if (!m) return `not a decimal number: ${JSON.stringify(v.slice(0, 40))}`;
     const frac = (m[3] ?? '').replace(/0+$/, '');
     if (frac.length > scale) return `${v} has more than ${scale} decimal places`;
-    const r = Number(m[2] + frac.padEnd(scale, '0')) * (m[1] === '-' ? -1 : 1);
-    if (!Number.isSafeInteger(r)) return `${v} is too large for an exact decimal`;
+    const digits = m[2] + frac.padEnd(scale, '0');
+    const r = Number(digits) * (m[1] === '-' ? -1 : 1);
+    if (!Number.isSafeInteger(r)) {
+      if (big) return BigInt(digits) * (m[1] === '-' ? -1n : 1n);
+      return `${v.trim()} is too large for an exact decimal (at most ±${formatDecimal(BigInt(Number.MAX_SAFE_INTEGER), scale)})`;
+    }
     return r;
   }
   return `expected a decimal number, got ${describe(v)}`;

@@ -10,7 +10,7 @@
  * - Null propagates through arithmetic and comparisons (SQL semantics); a
  *   filter keeps a row only when its condition is true.
  */
-import { ColumnType, Row, Schema, Value, POW10, fieldOf, isNumeric, typeName } from '../types.js';
+import { ColumnType, Row, Schema, Value, POW10, fieldOf, isNumeric, typeName, formatDecimal } from '../types.js';
 import { parseTimestamp, dateIn } from '../time.js';
 import { ExprError, Node, parseExpr } from './parse.js';
 
@@ -25,9 +25,16 @@ export interface CompileOptions { timeZone?: string }
 const T = (kind: ColumnType['kind'], nullable = false, scale?: number): ColumnType =>
   kind === 'decimal' ? { kind, precision: 18, scale: scale ?? 0, nullable } : { kind, nullable };
 
-const checked = (v: number): number => {
-  if (!Number.isSafeInteger(v)) throw new RecordError(`numeric overflow: ${v} is outside the exact range`);
-  return v;
+/** A result past 2^53: the record is dead-lettered with the exact figure and the limit, at the value's scale. */
+function overflow(exact: bigint, scale: number): never {
+  throw new RecordError(`numeric overflow: ${formatDecimal(exact, scale)} is outside the exact range (at most ±${formatDecimal(BigInt(Number.MAX_SAFE_INTEGER), scale)})`);
+}
+
+/** `v`, the double result of `a op b`, if exact; else an overflow naming the exact result. */
+const checked = (v: number, a: number, b: number, op: '+' | '-' | '*', scale: number): number => {
+  if (Number.isSafeInteger(v)) return v;
+  const x = BigInt(a), y = BigInt(b);
+  return overflow(op === '+' ? x + y : op === '-' ? x - y : x * y, scale);
 };
 
 /** Compiles expression text against a schema; throws ExprError. */
@@ -47,7 +54,7 @@ function toScale(t: ColumnType, f: Eval, s: number): Eval {
   const from = t.kind === 'decimal' ? t.scale ?? 0 : 0;
   if (from === s) return f;
   const mul = POW10[s - from];
-  return (r) => { const v = f(r); return v === null ? null : checked((v as number) * mul); };
+  return (r) => { const v = f(r); return v === null ? null : checked((v as number) * mul, v as number, mul, '*', s); };
 }
 
 export function compileNode(n: Node, schema: Schema, opts: CompileOptions): Compiled {
@@ -128,7 +135,7 @@ function compileBinary(n: Extract<Node, { t: 'bin' }>, schema: Schema, opts: Com
       return { type: T('float', nullable || op === '/' || op === '%'), fn: (row) => { const x = a(row), y = b(row); return x === null || y === null ? null : f(x as number, y as number); } };
     }
     if (l.type.kind === 'int' && r.type.kind === 'int') {
-      const f = INT_OPS[op];
+      const f = intOps(0)[op];
       return { type: T('int', nullable || op === '%'), fn: (row) => { const x = lf(row), y = rf(row); return x === null || y === null ? null : f(x as number, y as number); } };
     }
     // decimal arithmetic on scaled integers
@@ -136,12 +143,12 @@ function compileBinary(n: Extract<Node, { t: 'bin' }>, schema: Schema, opts: Com
     const rs = r.type.kind === 'decimal' ? r.type.scale ?? 0 : 0;
     if (op === '*') {
       if (ls + rs > 9) throw new ExprError(`decimal product would have ${ls + rs} decimal places (at most 9 stay exact)`, n.pos);
-      return { type: T('decimal', nullable, ls + rs), fn: (row) => { const x = lf(row), y = rf(row); return x === null || y === null ? null : checked((x as number) * (y as number)); } };
+      return { type: T('decimal', nullable, ls + rs), fn: (row) => { const x = lf(row), y = rf(row); return x === null || y === null ? null : checked((x as number) * (y as number), x as number, y as number, '*', ls + rs); } };
     }
     if (op === '%') throw new ExprError('"%" is defined for int operands only', n.pos);
     const s = Math.max(ls, rs);
     const a = toScale(l.type, lf, s), b = toScale(r.type, rf, s);
-    const f = INT_OPS[op];
+    const f = intOps(s)[op];
     return { type: T('decimal', nullable, s), fn: (row) => { const x = a(row), y = b(row); return x === null || y === null ? null : f(x as number, y as number); } };
   }
 
@@ -169,12 +176,13 @@ function compileBinary(n: Extract<Node, { t: 'bin' }>, schema: Schema, opts: Com
   return { type: T('bool', nullable), fn: (row) => { const x = a(row), y = b(row); return x === null || y === null ? null : cmp(x, y); } };
 }
 
-const INT_OPS: Record<string, (a: number, b: number) => number | null> = {
-  '+': (a, b) => checked(a + b),
-  '-': (a, b) => checked(a - b),
-  '*': (a, b) => checked(a * b),
+/** Integer arithmetic on values of decimal scale `s` (0 for ints). */
+const intOps = (s: number): Record<string, (a: number, b: number) => number | null> => ({
+  '+': (a, b) => checked(a + b, a, b, '+', s),
+  '-': (a, b) => checked(a - b, a, b, '-', s),
+  '*': (a, b) => checked(a * b, a, b, '*', s),
   '%': (a, b) => (b === 0 ? null : a % b),
-};
+});
 const FLOAT_OPS: Record<string, (a: number, b: number) => number | null> = {
   '+': (a, b) => a + b,
   '-': (a, b) => a - b,

@@ -7,8 +7,9 @@
  * or a string over `maxStringLength` yields a reason, and the record goes to
  * the dead-letter output; extra columns are ignored.
  */
-import { ColumnType, Row, Schema, parseType, toScaled, describe } from '../types.js';
+import { ColumnType, Row, Schema, parseType, toScaled, describe, formatDecimal } from '../types.js';
 import { parseTimestamp } from '../time.js';
+import { makeJsonEncoder } from './json-row.js';
 import type { PlanContext, JsonSchema, DeadLetter } from './operator.js';
 
 export const schemaConfig: JsonSchema = {
@@ -33,14 +34,14 @@ export const MAX_STRING = 4096;
 type FieldDecoder = (v: unknown) => unknown; // returns value, or a Fail
 class Fail { constructor(readonly msg: string) {} }
 
-function fieldDecoder(t: ColumnType, zone: string, maxLen: number, numericText: boolean): FieldDecoder {
+function fieldDecoder(t: ColumnType, zone: string, maxLen: number, numericText: boolean, big = false): FieldDecoder {
   switch (t.kind) {
     case 'int':
       return (v) => {
         if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
         if (typeof v === 'bigint' && v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER)) return Number(v);
         if (numericText && typeof v === 'string' && /^-?\d{1,15}$/.test(v)) return Number(v);
-        return new Fail(typeof v === 'number' ? (Number.isInteger(v) ? `${v} is outside the exact integer range` : `${v} is not an integer`) : `expected int, got ${describe(v)}`);
+        return new Fail(typeof v === 'number' ? (Number.isInteger(v) ? `${BigInt(v)} is outside the exact integer range (at most ±${Number.MAX_SAFE_INTEGER})` : `${v} is not an integer`) : `expected int, got ${describe(v)}`);
       };
     case 'float':
       return (v) => {
@@ -52,9 +53,10 @@ function fieldDecoder(t: ColumnType, zone: string, maxLen: number, numericText: 
       const scale = t.scale ?? 0;
       const limit = 10 ** (t.precision ?? 18);
       return (v) => {
-        const r = toScaled(v, scale);
+        const r = big ? toScaled(v, scale, true) : toScaled(v, scale);
         if (typeof r === 'string') return new Fail(r);
-        if (Math.abs(r) >= limit && (t.precision ?? 18) < 16) return new Fail(`${v} exceeds decimal(${t.precision},${scale})`);
+        if (typeof r === 'bigint') return r;
+        if (Math.abs(r) >= limit && (t.precision ?? 18) < 16) return new Fail(`${v} exceeds decimal(${t.precision},${scale}) (at most ±${formatDecimal(BigInt(limit) - 1n, scale)})`);
         return r;
       };
     }
@@ -82,6 +84,8 @@ export interface DecodeOptions {
   /** Decode in place: the parsed object becomes the row (for parsed JSON nobody else holds). */
   inPlace?: boolean;
   maxStringLength?: number;
+  /** Decimal text past 2^53 becomes a BigInt (`salespipe test` expectations of totals). */
+  bigDecimals?: boolean;
 }
 
 /**
@@ -91,7 +95,7 @@ export interface DecodeOptions {
  */
 export function makeDecoder(schema: Schema, opts: DecodeOptions): (obj: unknown) => Row | string {
   const names = schema.map((f) => f.name);
-  const decs = schema.map((f) => fieldDecoder(f.type, opts.timeZone, opts.maxStringLength ?? MAX_STRING, opts.numericText ?? false));
+  const decs = schema.map((f) => fieldDecoder(f.type, opts.timeZone, opts.maxStringLength ?? MAX_STRING, opts.numericText ?? false, opts.bigDecimals));
   const nullable = schema.map((f) => f.type.nullable);
   const n = names.length;
   const inPlace = opts.inPlace ?? false;
@@ -117,7 +121,63 @@ export function makeDecoder(schema: Schema, opts: DecodeOptions): (obj: unknown)
   };
 }
 
-/** A dead letter for a row that was already an object (a database row, a record mid-pipeline). */
-export function deadRow(raw: unknown, reason: string, origin: string): DeadLetter {
-  return { reason, payload: JSON.stringify(raw, (_k, v) => (typeof v === 'bigint' ? v.toString() : v)), encoding: 'json', origin };
+/**
+ * Where a row came from, kept on the row under the SOURCE symbol by the
+ * source that read it, so that a step rejecting the row dead-letters the
+ * record as it arrived (the message's text, the database row with its
+ * decimals and timestamps as text), not salespipe's internal values
+ * (scaled integers, epoch milliseconds). Symbol keys are copied by object
+ * spread and ignored by JSON and Object.keys, so they travel with the row
+ * through steps and never reach an output; the runtime drops them before
+ * the sinks, so buffered rows do not hold their payloads.
+ */
+export const SOURCE = Symbol('salespipe.source');
+
+export interface SourceRef {
+  readonly payload: string;
+  readonly encoding: DeadLetter['encoding'];
+  /** Where the original is: `topic/partition@offset`, `table#id`. */
+  readonly origin: string;
+}
+
+/** A row's source reference, if its source set one. */
+export const sourceOf = (r: Row): SourceRef | undefined => (r as unknown as Record<symbol, SourceRef | undefined>)[SOURCE];
+
+export function setSource(r: Row, ref: SourceRef): void {
+  (r as unknown as Record<symbol, SourceRef>)[SOURCE] = ref;
+}
+
+/** Drops a row's source reference (the property stays, so the row keeps its shape). */
+export function clearSource(r: Row): void {
+  (r as unknown as Record<symbol, SourceRef | undefined>)[SOURCE] = undefined;
+}
+
+const plainJson = (raw: unknown) => JSON.stringify(raw, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
+
+/**
+ * A dead letter for a row: the record as its source read it when the row
+ * carries a source reference; otherwise (a row a step produced) the row as
+ * JSON through `encode` (exact decimals, ISO timestamps), or as plain JSON
+ * for a database row that never became a typed row.
+ */
+export function deadRow(r: unknown, reason: string, origin: string, encode?: (row: Row) => string): DeadLetter {
+  const ref = r && typeof r === 'object' ? sourceOf(r as Row) : undefined;
+  if (ref) return { reason, payload: ref.payload, encoding: ref.encoding, origin: ref.origin };
+  return { reason, payload: encode ? encode(r as Row) : plainJson(r), encoding: 'json', origin };
+}
+
+/**
+ * The dead letters of a step whose input has `schema`: `(row, reason)`.
+ * A row without a source reference is written with the schema's encoder.
+ */
+export function deadLetters(schema: Schema, origin: string): (r: Row, reason: string) => DeadLetter {
+  let encode: ((r: Row) => string) | undefined;
+  return (r, reason) => deadRow(r, reason, origin, sourceOf(r) ? undefined : (encode ??= makeJsonEncoder(schema)));
+}
+
+/** A source reference for a database row: its JSON is built only if it is dead-lettered. */
+export class RawRowRef implements SourceRef {
+  readonly encoding = 'json' as const;
+  constructor(private raw: Record<string, unknown>, readonly origin: string) {}
+  get payload(): string { return plainJson(this.raw); }
 }

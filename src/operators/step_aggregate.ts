@@ -37,8 +37,7 @@ import { ExprError, parseExpr, Node } from '../expr/parse.js';
 import { compileNode, RecordError, AGGREGATES, Eval } from '../expr/compile.js';
 import { ColumnType, Row, Schema, Value, fieldOf, isNumeric, typeName, POW10 } from '../types.js';
 import { WindowAssigner, formatTimestamp, parseDuration } from '../time.js';
-import { makeJsonEncoder } from './json-row.js';
-import { deadRow } from './record-schema.js';
+import { deadLetters } from './record-schema.js';
 
 interface WindowConfig {
   size: string;
@@ -289,13 +288,13 @@ class Groups {
  * Evaluates every aggregate argument of a row into `args` first, so that a
  * failing row changes nothing: it becomes a dead letter and false is returned.
  */
-function evalArgs(specs: AggSpec[], args: Value[], r: Row, dead: DeadLetter[], origin: string): boolean {
+function evalArgs(specs: AggSpec[], args: Value[], r: Row, dead: DeadLetter[], toDead: (r: Row, reason: string) => DeadLetter): boolean {
   try {
     for (let i = 0; i < specs.length; i++) args[i] = specs[i].arg ? specs[i].arg!(r) : 1;
     return true;
   } catch (e) {
     if (!(e instanceof RecordError)) throw e;
-    dead.push(deadRow(r, `aggregate: ${e.message}`, origin));
+    dead.push(toDead(r, `aggregate: ${e.message}`));
     return false;
   }
 }
@@ -305,20 +304,20 @@ class Aggregate {
   private specs: AggSpec[];
   private args: Value[];
   private mode: 'update' | 'complete';
-  private origin: string;
+  private toDead: (r: Row, reason: string) => DeadLetter;
 
   constructor(private cfg: Config, schema: Schema, ctx: RunContext) {
     this.specs = Object.entries(cfg.compute).map(([n, s]) => planAggregate(n, s, schema, ctx, [])!);
     this.args = new Array(this.specs.length);
     this.mode = cfg.mode === 'complete' ? 'complete' : 'update';
-    this.origin = `${ctx.flow}/aggregate`;
+    this.toDead = deadLetters(schema, `${ctx.flow}/aggregate`);
     this.groups = new Groups(cfg.groupBy, this.specs);
   }
 
   process(rows: Row[], dead: DeadLetter[]): Row[] {
     const { specs, args, groups } = this;
     for (const r of rows) {
-      if (!evalArgs(specs, args, r, dead, this.origin)) continue;
+      if (!evalArgs(specs, args, r, dead, this.toDead)) continue;
       groups.add(r, args);
     }
     return [];
@@ -348,7 +347,7 @@ class WindowedAggregate {
   private last: WindowState | null = null;
   private maxEventTime = -Infinity;
   private batchMax = -Infinity;
-  private watermark = -Infinity;
+  private watermark_ = -Infinity;
   private specs: AggSpec[];
   private args: Value[];
   private starts: number[] = [];
@@ -357,8 +356,7 @@ class WindowedAggregate {
   private on: string;
   private lateness: number;
   private mode: 'append' | 'update' | 'complete';
-  private origin: string;
-  private encode: (r: Row) => string;
+  private toDead: (r: Row, reason: string) => DeadLetter;
 
   constructor(private cfg: Config, input: StreamInfo, ctx: RunContext) {
     this.specs = Object.entries(cfg.compute).map(([n, s]) => planAggregate(n, s, input.schema, ctx, [])!);
@@ -369,8 +367,7 @@ class WindowedAggregate {
     this.on = w.on ?? input.eventTime!;
     this.lateness = parseDuration(w.lateness ?? '0s')!;
     this.mode = cfg.mode ?? 'update';
-    this.origin = `${ctx.flow}/aggregate`;
-    this.encode = makeJsonEncoder(input.schema);
+    this.toDead = deadLetters(input.schema, `${ctx.flow}/aggregate`);
   }
 
   private window(start: number): WindowState {
@@ -384,15 +381,15 @@ class WindowedAggregate {
 
   process(rows: Row[], dead: DeadLetter[]): Row[] {
     const { specs, args, on, starts, missed } = this;
-    const wm = this.watermark;
+    const wm = this.watermark_;
     let max = this.batchMax;
     for (const r of rows) {
       const t = r[on] as number | null;
       if (t === null || t === undefined) {
-        dead.push(deadRow(r, `aggregate: event-time column ${on} is null`, this.origin));
+        dead.push(this.toDead(r, `aggregate: event-time column ${on} is null`));
         continue;
       }
-      if (!evalArgs(specs, args, r, dead, this.origin)) continue;
+      if (!evalArgs(specs, args, r, dead, this.toDead)) continue;
       this.assign.starts(t, starts);
       missed.length = 0;
       for (const s of starts) {
@@ -417,20 +414,21 @@ class WindowedAggregate {
     this.batchMax = -Infinity;
     if (reached > this.maxEventTime) this.maxEventTime = reached;
     // The watermark never goes back.
-    if (this.maxEventTime - this.lateness > this.watermark) this.watermark = this.maxEventTime - this.lateness;
+    if (this.maxEventTime - this.lateness > this.watermark_) this.watermark_ = this.maxEventTime - this.lateness;
+  }
+
+  watermark(): number | undefined {
+    return Number.isFinite(this.watermark_) ? this.watermark_ : undefined;
   }
 
   private late(r: Row, t: number, wm: number, missed: number[]): DeadLetter {
     const ws = missed.map((s) => `[${formatTimestamp(s)}, ${formatTimestamp(this.assign.end(s))})`).join(', ');
-    return {
-      reason: `late: event time ${formatTimestamp(t)} is behind the watermark ${formatTimestamp(wm)}; window ${ws} already final`,
-      payload: this.encode(r), encoding: 'json', origin: this.origin, late: true,
-    };
+    return { ...this.toDead(r, `late: event time ${formatTimestamp(t)} is behind the watermark ${formatTimestamp(wm)}; window ${ws} already final`), late: true };
   }
 
   flush(): Row[] {
     const out: Row[] = [];
-    const wm = this.watermark;
+    const wm = this.watermark_;
     const ordered = [...this.windows.values()].sort((a, b) => a.start - b.start);
     for (const w of ordered) {
       const final = w.end <= wm;
@@ -460,7 +458,7 @@ class WindowedAggregate {
     this.windows = new Map();
     this.last = null;
     this.maxEventTime = s.maxEventTime ?? -Infinity;
-    this.watermark = this.maxEventTime - this.lateness;
+    this.watermark_ = this.maxEventTime - this.lateness;
     for (const [start, groups] of s.windows) this.window(start).groups.restore(groups);
   }
 }

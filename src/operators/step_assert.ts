@@ -8,7 +8,7 @@ import type { StepDef } from './operator.js';
 import { planExpr, compileAtRun } from './expr-config.js';
 import { RecordError } from '../expr/compile.js';
 import { typeName } from '../types.js';
-import { deadRow } from './record-schema.js';
+import { deadLetters } from './record-schema.js';
 
 interface Config { check: string; message?: string }
 
@@ -32,7 +32,7 @@ export const assertStep: StepDef<Config> = {
   create(cfg, input, _out, ctx) {
     const fn = compileAtRun(cfg.check, input.schema, ctx).fn;
     const reason = cfg.message ?? `failed check: ${cfg.check}`;
-    const origin = `${ctx.flow}/assert`;
+    const dead_ = deadLetters(input.schema, `${ctx.flow}/assert`);
     return {
       process(rows, dead) {
         const out = [];
@@ -40,7 +40,7 @@ export const assertStep: StepDef<Config> = {
           let ok: unknown;
           try { ok = fn(r); } catch (e) { if (!(e instanceof RecordError)) throw e; ok = e.message; }
           if (ok === true) out.push(r);
-          else dead.push(deadRow(r, typeof ok === 'string' ? `${reason} (${ok})` : reason, origin));
+          else dead.push(dead_(r, typeof ok === 'string' ? `${reason} (${ok})` : reason));
         }
         return out;
       },

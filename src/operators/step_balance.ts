@@ -34,7 +34,7 @@ import { LookupTable, TableConfig, tableConfig, planTable, planOn, keyOf, Key } 
 import { planExpr, compileAtRun } from './expr-config.js';
 import { RecordError, Eval } from '../expr/compile.js';
 import { ColumnType, POW10, Row, Schema, Value, fieldOf, typeName } from '../types.js';
-import { deadRow } from './record-schema.js';
+import { deadLetters } from './record-schema.js';
 
 interface Config {
   table: TableConfig;
@@ -150,7 +150,7 @@ class Balance {
   private key: Value[] = [];
   private held = 0;
   private seenVersion = -1;
-  private origin: string;
+  private toDead: (r: Row, reason: string) => DeadLetter;
 
   constructor(private cfg: Config, private p: Planned, input: StreamInfo, _out: StreamInfo, ctx: RunContext) {
     this.streamCols = Object.keys(cfg.on);
@@ -160,7 +160,7 @@ class Balance {
     const up = POW10[p.scale - p.moveScale];
     this.move = up === 1 ? c.fn : (r) => { const v = c.fn(r); return v === null ? null : (v as number) * up; };
     this.sign = cfg.add !== undefined ? 1 : -1;
-    this.origin = `${ctx.flow}/balance`;
+    this.toDead = deadLetters(input.schema, `${ctx.flow}/balance`);
   }
 
   open() { return this.table.open(); }
@@ -179,7 +179,7 @@ class Balance {
       const k = keyOf(this.key);
       const t = r[et] as number | null;
       if (k === null || t === null) {
-        dead.push(deadRow(r, `balance: ${k === null ? 'key' : 'event time'} is null`, this.origin));
+        dead.push(this.toDead(r, `balance: ${k === null ? 'key' : 'event time'} is null`));
         continue;
       }
       let m: Value;
@@ -187,7 +187,7 @@ class Balance {
         m = this.move(r);
       } catch (e) {
         if (!(e instanceof RecordError)) throw e;
-        dead.push(deadRow(r, `balance: ${e.message}`, this.origin));
+        dead.push(this.toDead(r, `balance: ${e.message}`));
         continue;
       }
       if (m === null || m === 0) continue;

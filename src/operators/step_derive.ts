@@ -9,7 +9,7 @@ import type { StepDef, StreamInfo } from './operator.js';
 import { planExpr, compileAtRun } from './expr-config.js';
 import { RecordError, Eval } from '../expr/compile.js';
 import type { Row, Schema } from '../types.js';
-import { deadRow } from './record-schema.js';
+import { deadLetters } from './record-schema.js';
 
 type Config = Record<string, string>;
 
@@ -41,7 +41,7 @@ export const deriveStep: StepDef<Config> = {
       cols.push([name, c.fn]);
       schema = [...schema.filter((f) => f.name !== name), { name, type: c.type }];
     }
-    const origin = `${ctx.flow}/derive`;
+    const dead_ = deadLetters(input.schema, `${ctx.flow}/derive`);
     return {
       process(rows, dead) {
         const out: Row[] = [];
@@ -52,7 +52,7 @@ export const deriveStep: StepDef<Config> = {
               o[name] = fn(o);
             } catch (e) {
               if (!(e instanceof RecordError)) throw e;
-              dead.push(deadRow(r, `derive ${name}: ${e.message}`, origin));
+              dead.push(dead_(r, `derive ${name}: ${e.message}`));
               continue next;
             }
           }

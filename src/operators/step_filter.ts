@@ -7,7 +7,7 @@ import type { StepDef } from './operator.js';
 import { planExpr, compileAtRun } from './expr-config.js';
 import { RecordError } from '../expr/compile.js';
 import { typeName } from '../types.js';
-import { deadRow } from './record-schema.js';
+import { deadLetters } from './record-schema.js';
 
 export const filterStep: StepDef<string> = {
   key: 'filter',
@@ -20,7 +20,7 @@ export const filterStep: StepDef<string> = {
   },
   create(cfg, input, _out, ctx) {
     const fn = compileAtRun(cfg, input.schema, ctx).fn;
-    const origin = `${ctx.flow}/filter`;
+    const dead_ = deadLetters(input.schema, `${ctx.flow}/filter`);
     return {
       process(rows, dead) {
         const out = [];
@@ -29,7 +29,7 @@ export const filterStep: StepDef<string> = {
             if (fn(r) === true) out.push(r);
           } catch (e) {
             if (!(e instanceof RecordError)) throw e;
-            dead.push(deadRow(r, e.message, origin));
+            dead.push(dead_(r, e.message));
           }
         }
         return out;

@@ -29,7 +29,7 @@ import { SILENT_PLAN } from './operator.js';
 import { planExpr, compileAtRun } from './expr-config.js';
 import { RecordError, Eval } from '../expr/compile.js';
 import { Row, Schema, Value, fieldOf, isNumeric, typeName } from '../types.js';
-import { deadRow } from './record-schema.js';
+import { deadLetters } from './record-schema.js';
 
 interface Config {
   value: string;
@@ -97,7 +97,7 @@ class Threshold {
   private crosses: Eval;
   private threshold: Eval;
   private value: Eval;
-  private origin: string;
+  private toDead: (r: Row, reason: string) => DeadLetter;
   private scope: string;
 
   constructor(cfg: Config, private key: string[], input: StreamInfo, _out: StreamInfo, ctx: RunContext) {
@@ -107,7 +107,7 @@ class Threshold {
     this.threshold = compileAtRun(th, input.schema, ctx).fn;
     // One comparison compiled from both expressions: scales and types are aligned by the compiler.
     this.crosses = compileAtRun(`(${cfg.value}) ${side === 'below' ? '<' : '>'} (${th})`, input.schema, ctx).fn;
-    this.origin = `${ctx.flow}/threshold`;
+    this.toDead = deadLetters(input.schema, `${ctx.flow}/threshold`);
     this.scope = `${ctx.pipeline}/${ctx.flow}`;
   }
 
@@ -120,7 +120,7 @@ class Threshold {
         holds = this.crosses(r);
       } catch (e) {
         if (!(e instanceof RecordError)) throw e;
-        dead.push(deadRow(r, `threshold: ${e.message}`, this.origin));
+        dead.push(this.toDead(r, `threshold: ${e.message}`));
         continue;
       }
       const keyVals = this.key.map((c) => r[c] ?? null);

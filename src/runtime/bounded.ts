@@ -18,7 +18,7 @@
 import type { Plan, FlowPlan, SinkNode } from '../plan/plan.js';
 import { DEAD_LETTER_STREAM } from '../plan/plan.js';
 import type { Sink, Source, SourceBatch, StreamInfo } from '../operators/operator.js';
-import { makeDecoder, deadRow } from '../operators/record-schema.js';
+import { makeDecoder, deadRow, setSource } from '../operators/record-schema.js';
 import { makeJsonEncoder } from '../operators/json-row.js';
 import { topicId } from '../operators/connections.js';
 import type { Row } from '../types.js';
@@ -103,11 +103,18 @@ function sourceBatch(flow: FlowPlan, input: BoundedInput, topics: Map<string, st
   const decode = makeDecoder(flow.source.out.schema, { timeZone, numericText: flow.source.type === 'sql' });
   const batch: SourceBatch = { rows: [], dead: [] };
   const given = input.records[flow.name];
-  const records: unknown[] = given ?? (flow.source.type === 'kafka' ? (topics.get(topicOf(flow.source)) ?? []).map((t) => JSON.parse(t)) : []);
+  // Records from an in-memory topic are message texts, as a Kafka source would read them.
+  const texts = given ? undefined : flow.source.type === 'kafka' ? topics.get(topicOf(flow.source)) ?? [] : undefined;
+  const records: unknown[] = given ?? texts?.map((t) => JSON.parse(t)) ?? [];
   records.forEach((rec, i) => {
     const r = decode(rec);
-    if (typeof r === 'string') batch.dead.push(deadRow(rec, r, `${flow.name}#${i + 1}`));
-    else batch.rows.push(r);
+    const origin = `${flow.name}#${i + 1}`;
+    if (typeof r === 'string') batch.dead.push(deadRow(rec, r, origin));
+    else {
+      const payload = typeof texts?.[i] === 'string' ? texts[i] : JSON.stringify(rec);
+      setSource(r, { payload, encoding: texts ? 'utf8' : 'json', origin });
+      batch.rows.push(r);
+    }
   });
   return batch;
 }
