@@ -22,7 +22,8 @@ import type { Knex } from 'knex';
 import type { JsonSchema, PlanContext, RunContext } from './operator.js';
 import { connectionField } from './operator.js';
 import { schemaConfig, planSchema, makeDecoder } from './record-schema.js';
-import { checkConnection, connection, openKnex, withRetry } from './connections.js';
+import { checkConnection, connection, openKnex, withRetry, sqlWhere } from './connections.js';
+import { openTable } from './source_sql.js';
 import { parseDuration, naiveTimestamp } from '../time.js';
 import { ColumnType, Field, Row, Schema, Value, fieldOf, typeName } from '../types.js';
 import { redact } from '../runtime/log.js';
@@ -141,7 +142,9 @@ export class LookupTable {
       return;
     }
     const c = connection(this.ctx, this.cfg.connection);
-    this.db = (await openKnex(c.url!, this.ctx.specDir, 2)).db;
+    const k = await openKnex(c.url!, this.ctx.specDir, 2);
+    this.db = k.db;
+    await openTable(this.db, k.dialect, this.cfg.table, this.columns, this.schema, sqlWhere(this.ctx, this.cfg.connection), this.log, this.ctx.signal);
     await withRetry(`loading ${this.cfg.table} from ${redact(c.url!)}`, this.log, this.ctx.signal, () => this.refresh(true));
     this.log.info(`${this.rows.size} row(s) loaded; refreshed every ${this.refreshMs} ms${this.cfg.updatedAt ? ` by ${this.cfg.updatedAt}` : ''}`);
     this.schedule();

@@ -18,7 +18,7 @@
 import type { Knex } from 'knex';
 import type { SinkDef, Sink, StreamInfo, RunContext } from './operator.js';
 import { connectionField } from './operator.js';
-import { checkConnection, connection, openKnex, withRetry, Dialect } from './connections.js';
+import { checkConnection, connection, openKnex, withRetry, Dialect, sqlWhere } from './connections.js';
 import { ColumnType, Row, Schema, Value, fieldOf, formatDecimal, typeName } from '../types.js';
 import { naiveTimestamp } from '../time.js';
 import { redact } from '../runtime/log.js';
@@ -99,7 +99,7 @@ class SqlSink implements Sink {
     const k = await openKnex(c.url!, this.ctx.specDir, 2);
     this.db = k.db;
     this.dialect = k.dialect;
-    await withRetry(`connecting to ${redact(c.url!)}`, this.log, this.ctx.signal, async () => {
+    await withRetry(`connecting to ${sqlWhere(this.ctx, this.cfg.connection)}`, this.log, this.ctx.signal, async () => {
       const [schema, name] = this.cfg.table.includes('.') ? this.cfg.table.split('.') : [undefined, this.cfg.table];
       const sb = schema ? this.db.schema.withSchema(schema) : this.db.schema;
       if (await sb.hasTable(name)) return;

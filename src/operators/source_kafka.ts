@@ -22,9 +22,11 @@ import kafkajs from 'kafkajs';
 import type { FetcherInit, FromFetcher, ToFetcher } from './kafka-fetcher.js';
 import type { SourceDef, Source, SourceBatch, StreamInfo, RunContext, DeadLetter } from './operator.js';
 import { connectionField } from './operator.js';
-import { schemaConfig, planSchema, makeDecoder } from './record-schema.js';
-import { checkConnection, connection, kafkaClient, kafkaConn, KafkaConn, kafkaAuthError, withRetry, topicId, topicName, sleep } from './connections.js';
+import { schemaConfig, planSchema, makeDecoder, setSource, SourceRef } from './record-schema.js';
+import { checkConnection, connection, kafkaClient, kafkaConn, KafkaConn, kafkaAuthError, kafkaWhere, withRetry, topicId, topicName, sleep } from './connections.js';
 import { fieldOf } from '../types.js';
+import { topicIds } from '../kafka/topic-ids.js';
+import { evictGone } from '../kafka/members.js';
 
 interface Config {
   type: 'kafka';
@@ -40,6 +42,39 @@ interface Config {
 }
 
 type Offsets = Record<string, string>; // partition -> next offset to read
+
+/** The source's part of a checkpoint. */
+interface Position {
+  /** What the offsets refer to: the topic's name on the cluster and its id (Kafka 2.8+). */
+  topic?: string;
+  topicId?: string | null;
+  offsets: Offsets;
+  /** Largest event time seen per partition. */
+  eventTimes?: Record<string, number>;
+}
+
+/** A checkpoint whose positions do not fit the topic read now: the flow must not guess. */
+export class PositionMismatch extends Error {}
+
+/**
+ * Why the saved position cannot be applied to the topic as it is now
+ * (renamed in the spec, deleted and created again, records deleted by
+ * retention before they were read, or an offset past the end), or
+ * undefined when it can.
+ */
+export function positionProblem(saved: Position | undefined, topic: string, id: string | null, offsets: { partition: number; low: string; high: string }[]): string | undefined {
+  if (!saved?.offsets) return undefined;
+  if (saved.topic !== undefined && saved.topic !== topic) return `its checkpoint holds positions in topic ${saved.topic}, but the source now reads ${topic}: they do not apply to it`;
+  if (saved.topicId && id && saved.topicId !== id) return `topic ${topic} was deleted and created again since the checkpoint (topic id ${saved.topicId} then, ${id} now): the saved positions belong to the old topic`;
+  const now = new Map(offsets.map((o) => [String(o.partition), o]));
+  for (const [p, off] of Object.entries(saved.offsets)) {
+    const o = now.get(p);
+    if (!o) return `the checkpoint has a position in partition ${p} of ${topic}, which has ${offsets.length} partition(s) now: the topic was recreated`;
+    if (BigInt(off) < BigInt(o.low)) return `partition ${p} of ${topic} no longer holds offsets ${off}..${BigInt(o.low) - 1n}: ${BigInt(o.low) - BigInt(off)} record(s) were deleted (retention) before this flow read them`;
+    if (BigInt(off) > BigInt(o.high)) return `the saved offset ${off} of partition ${p} is past the end of ${topic} (${o.high}): the topic was recreated or truncated`;
+  }
+  return undefined;
+}
 
 export const kafkaSource: SourceDef<Config> = {
   type: 'kafka',
@@ -83,6 +118,24 @@ export const kafkaSource: SourceDef<Config> = {
 
 const MAX_QUEUED = 3;
 
+/** A message's text and place, for a step that dead-letters its row (record-schema.ts). */
+class MessageRef implements SourceRef {
+  readonly encoding = 'utf8' as const;
+  constructor(readonly payload: string, private topic: string, private b: { partition: string; offsets: ArrayBuffer }, private i: number) {}
+  get origin(): string { return `${this.topic}/${this.b.partition}@${new Float64Array(this.b.offsets)[this.i]}`; }
+}
+
+/**
+ * JSON.parse has rounded a number too large for a double before the schema
+ * sees it: the reason then quotes the digits as the message wrote them.
+ */
+function exactReason(reason: string, text: string): string {
+  const m = /^field "([^"]+)": (-?[\d.e+]+) (is outside the exact integer range|is too large for an exact decimal|exceeds decimal\(\d+,\d+\))(.*)$/.exec(reason);
+  if (!m) return reason;
+  const literal = new RegExp(`"${m[1].replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"\\s*:\\s*(-?\\d[\\d.eE+-]*)`).exec(text)?.[1];
+  return literal && literal !== m[2] ? `field "${m[1]}": ${literal} ${m[3]}${m[4]}` : reason;
+}
+
 type RawBatch = Extract<FromFetcher, { type: 'batch' }>;
 type Queued = Extract<FromFetcher, { type: 'batch' | 'skip' }>;
 
@@ -104,6 +157,7 @@ class KafkaSource implements Source {
   private log;
   private endKnown: Promise<void> = Promise.resolve();
   private topic: string;
+  private topicId: string | null = null;
   private absent = false;
   private ready = false;
 
@@ -120,21 +174,34 @@ class KafkaSource implements Source {
     const kc = kafkaConn(this.ctx, this.cfg.connection);
     this.kafka = kafkaClient(kc, this.log);
     const admin = this.kafka.admin();
-    await withRetry('connecting to Kafka', this.log, this.ctx.signal, () => admin.connect()).catch((e) => { throw kafkaAuthError(e, kc) ?? e; });
+    await withRetry(`connecting to ${kafkaWhere(kc)}`, this.log, this.ctx.signal, () => admin.connect()).catch((e) => { throw kafkaAuthError(e, kc) ?? e; });
     try {
       if (!(await this.waitForTopic(admin))) {
         this.absent = true;
         this.log.info(`topic ${this.topic} does not exist and nothing upstream created it: nothing to drain`);
         return;
       }
-      const offs = await admin.fetchTopicOffsets(this.topic);
-      const saved = (position as { offsets?: Offsets } | undefined)?.offsets;
-      Object.assign(this.maxEt, (position as { eventTimes?: Record<string, number> } | undefined)?.eventTimes);
+      // A new topic's partitions may still be electing leaders: these are retried.
+      const [offs, ids] = await withRetry(`reading the offsets of ${this.topic}`, this.log, this.ctx.signal,
+        () => Promise.all([admin.fetchTopicOffsets(this.topic), topicIds(this.kafka, [this.topic])]), 10_000, 'debug');
+      this.topicId = ids.get(this.topic) ?? null;
+      const saved = position as Position | undefined;
+      const problem = positionProblem(saved, this.topic, this.topicId, offs);
+      if (problem) {
+        const file = this.ctx.specFile ?? 'FILE';
+        throw new PositionMismatch(`flow ${this.ctx.flow}: ${problem}. Nothing was read. To start the flow over (its outputs are kept), run \`salespipe reset ${file} --flow ${this.ctx.flow}\`; to keep its state and read ${this.cfg.topic} from ${this.cfg.startFrom === 'latest' ? 'its end' : 'the start'}, add --positions`);
+      }
+      if (saved?.offsets && saved.topicId === undefined) this.log.debug(`the checkpoint predates topic ids; from now on it records ${this.topic}'s`);
+      Object.assign(this.maxEt, saved?.eventTimes);
       for (const o of offs) {
         const p = String(o.partition);
-        this.next_[p] = saved?.[p] ?? (this.cfg.startFrom === 'latest' ? o.high : o.low);
+        const at = saved?.offsets?.[p];
+        if (saved?.offsets && at === undefined) this.log.info(`partition ${p} of ${this.topic} is new since the checkpoint: read from its start`);
+        this.next_[p] = at ?? (saved?.offsets || this.cfg.startFrom !== 'latest' ? o.low : o.high);
         this.high[p] = o.high;
       }
+      // Members of processes that were killed would hold their partitions until their session expires.
+      await evictGone(this.kafka, admin, this.group, this.log);
     } finally {
       await admin.disconnect();
     }
@@ -172,11 +239,7 @@ class KafkaSource implements Source {
   private async waitForTopic(admin: kafkajs.Admin): Promise<boolean> {
     let logged = false;
     for (;;) {
-      if ((await admin.listTopics()).includes(this.topic)) {
-        // A new topic's partitions may still be electing leaders; fetchTopicOffsets needs them.
-        await withRetry(`reading offsets of ${this.topic}`, this.log, this.ctx.signal, () => admin.fetchTopicOffsets(this.topic));
-        return true;
-      }
+      if ((await withRetry(`listing the topics of ${this.kafkaWhereText()}`, this.log, this.ctx.signal, () => admin.listTopics())).includes(this.topic)) return true;
       if (this.ctx.drain) {
         await this.ctx.upstreamDone;
         if ((await admin.listTopics()).includes(this.topic)) continue;
@@ -189,11 +252,15 @@ class KafkaSource implements Source {
     }
   }
 
+  private kafkaWhereText() {
+    return kafkaWhere(kafkaConn(this.ctx, this.cfg.connection));
+  }
+
   private async snapshotEnd() {
     const admin = this.kafka.admin();
     await withRetry('reading end offsets', this.log, this.ctx.signal, () => admin.connect());
     try {
-      const offs = await admin.fetchTopicOffsets(this.topic);
+      const offs = await withRetry(`reading the end offsets of ${this.topic}`, this.log, this.ctx.signal, () => admin.fetchTopicOffsets(this.topic), 10_000, 'debug');
       this.end = Object.fromEntries(offs.map((o) => [String(o.partition), o.high]));
       this.log.info(`drain: reading ${this.topic} up to offsets ${JSON.stringify(this.end)}`);
     } finally {
@@ -237,8 +304,11 @@ class KafkaSource implements Source {
       return void out.dead.push({ reason: `not JSON: ${(e as Error).message}`, payload: text, encoding: 'utf8', origin: this.origin(b, i) });
     }
     const r = this.decode(obj);
-    if (typeof r === 'string') out.dead.push({ reason: r, payload: text, encoding: 'utf8', origin: this.origin(b, i) } satisfies DeadLetter);
-    else out.rows.push(r);
+    if (typeof r === 'string') out.dead.push({ reason: exactReason(r, text), payload: text, encoding: 'utf8', origin: this.origin(b, i) } satisfies DeadLetter);
+    else {
+      setSource(r, new MessageRef(text, this.topic, b, i));
+      out.rows.push(r);
+    }
   }
 
   private drained(): boolean {
@@ -281,8 +351,8 @@ class KafkaSource implements Source {
     }
   }
 
-  position() {
-    return { offsets: { ...this.next_ }, eventTimes: { ...this.maxEt } };
+  position(): Position {
+    return { topic: this.topic, topicId: this.topicId, offsets: { ...this.next_ }, eventTimes: { ...this.maxEt } };
   }
 
   /**

@@ -16,8 +16,12 @@
 import type { Knex } from 'knex';
 import type { SourceDef, Source, SourceBatch, StreamInfo, RunContext } from './operator.js';
 import { connectionField } from './operator.js';
-import { schemaConfig, planSchema, makeDecoder, deadRow } from './record-schema.js';
-import { checkConnection, openKnex, connection, withRetry, sleep } from './connections.js';
+import { schemaConfig, planSchema, makeDecoder, deadRow, setSource, RawRowRef } from './record-schema.js';
+import { checkConnection, openKnex, connection, withRetry, sleep, sqlWhere, Dialect } from './connections.js';
+import { checkColumns, reportColumns } from './column-check.js';
+import type { Knex as KnexT } from 'knex';
+import type { Logger } from '../runtime/log.js';
+import type { Schema } from '../types.js';
 import { parseDuration } from '../time.js';
 import { fieldOf } from '../types.js';
 import { redact } from '../runtime/log.js';
@@ -100,8 +104,10 @@ class SqlSource implements Source {
   private lagCheckedAt = 0;
   private maxSeen: number | null = null;
   private log;
+  private schema: Schema;
 
   constructor(private cfg: Config, out: StreamInfo, private ctx: RunContext) {
+    this.schema = out.schema;
     this.decode = makeDecoder(out.schema, { timeZone: ctx.timeZone, numericText: true });
     this.batchSize = cfg.batchSize ?? 5000;
     this.pollMs = parseDuration(cfg.pollInterval ?? '1s')!;
@@ -113,19 +119,19 @@ class SqlSource implements Source {
 
   async open(position: unknown) {
     const c = connection(this.ctx, this.cfg.connection);
-    this.db = (await openKnex(c.url!, this.ctx.specDir, c.pool)).db;
+    const where = sqlWhere(this.ctx, this.cfg.connection);
+    const k = await openKnex(c.url!, this.ctx.specDir, c.pool);
+    this.db = k.db;
     if (position) this.pos = structuredClone(position as Position);
-    try {
-      await withRetry(`connecting to ${redact(c.url!)}`, this.log, this.ctx.signal, () => this.db(this.cfg.table).select(this.columns).limit(0));
-    } catch (e) {
-      const msg = (e as Error).message;
-      if (/doesn't exist|does not exist|no such table/i.test(msg)) {
-        throw new Error(`table ${this.cfg.table} not found at ${redact(c.url!)}: create it with sql/<database>.sql or \`salespipe generate --create-tables\``);
+    await openTable(this.db, k.dialect, this.cfg.table, this.columns, this.schema, where, this.log, this.ctx.signal);
+    if (position && this.pos.hwm !== null) {
+      // A table emptied or recreated since the checkpoint: its new rows would have ids below the position.
+      const r = await withRetry(`reading max ${this.cfg.cursor}`, this.log, this.ctx.signal, () => this.db(this.cfg.table).max({ m: this.cfg.cursor }));
+      const max = r[0]?.m === null || r[0]?.m === undefined ? null : Number(r[0].m);
+      if (max === null || max < this.pos.hwm) {
+        throw new Error(`flow ${this.ctx.flow}: its checkpoint has read ${this.cfg.table} up to ${this.cfg.cursor} ${this.pos.hwm}, but the table's largest ${this.cfg.cursor} is ${max ?? 'none (it is empty)'}: ` +
+          `was it emptied or created again? Its new rows would be skipped. Nothing was read. To read it from the start, run \`salespipe reset ${this.ctx.specFile ?? 'FILE'} --flow ${this.ctx.flow} --positions\` (keeps the flow's state) or without --positions (starts over)`);
       }
-      if (/unknown column|column .* does not exist|no such column/i.test(msg)) {
-        throw new Error(`table ${this.cfg.table} lacks a column the spec declares (${msg.replace(/^.* - /, '')})`);
-      }
-      throw e;
     }
     if (this.ctx.drain) {
       const r = await withRetry('reading max cursor', this.log, this.ctx.signal, () => this.db(this.cfg.table).max({ m: this.cfg.cursor }));
@@ -182,8 +188,12 @@ class SqlSource implements Source {
 
   private emit(raw: Record<string, unknown>, batch: SourceBatch) {
     const r = this.decode(raw);
-    if (typeof r === 'string') batch.dead.push(deadRow(raw, r, `${this.cfg.table}#${raw[this.cfg.cursor]}`));
-    else batch.rows.push(r);
+    const origin = `${this.cfg.table}#${raw[this.cfg.cursor]}`;
+    if (typeof r === 'string') batch.dead.push(deadRow(raw, r, origin));
+    else {
+      setSource(r, new RawRowRef(raw, origin));
+      batch.rows.push(r);
+    }
   }
 
   /** Re-queries open gaps (ids skipped by out-of-order commits), at most once per poll interval. */
@@ -243,4 +253,26 @@ class SqlSource implements Source {
   async close() {
     await this.db?.destroy();
   }
+}
+
+/**
+ * Connects (retrying while the database is away), checks that the table
+ * exists with the declared columns and that their types fit
+ * (column-check.ts). Shared by the source and lookup tables.
+ */
+export async function openTable(db: KnexT, dialect: Dialect, table: string, columns: string[], schema: Schema, where: string, log: Logger, signal: AbortSignal): Promise<void> {
+  try {
+    await withRetry(`connecting to ${where}`, log, signal, () => db(table).select(columns).limit(0));
+  } catch (e) {
+    const msg = (e as Error).message;
+    if (/doesn't exist|does not exist|no such table/i.test(msg)) {
+      throw new Error(`table ${table} not found at ${where}: create it with sql/<database>.sql or \`salespipe generate --create-tables\``);
+    }
+    if (/unknown column|column .* does not exist|no such column/i.test(msg)) {
+      throw new Error(`table ${table} at ${where} lacks a column the spec declares (${msg.replace(/^.* - /, '')})`);
+    }
+    if (signal.aborted) throw e;
+    throw new Error(`connecting to ${where} failed: ${redact(msg)}`);
+  }
+  reportColumns(await withRetry(`reading the columns of ${table}`, log, signal, () => checkColumns(db, dialect, table, schema)), table, where, log);
 }
