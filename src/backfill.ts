@@ -57,6 +57,8 @@ export interface BackfillOptions {
   toKafka: boolean;
   stateDir: string;
   log: Logger;
+  /** Aborts a re-emit waiting for Kafka (--timeout, SIGINT/SIGTERM). */
+  signal?: AbortSignal;
 }
 
 export interface BackfillSummary { rowsRead: number; partitions: number; datasets: number; skipped: number; seconds: number }
@@ -296,10 +298,10 @@ function recover(dir: string, log: Logger) {
 async function reemit(plan: Plan, f: FlowPlan, s: SinkNode, rows: Row[], opts: BackfillOptions) {
   const ctx: RunContext = {
     pipeline: plan.pipeline, flow: f.name, stateDir: opts.stateDir, specDir: path.dirname(path.resolve(plan.file)), timeZone: plan.timeZone,
-    drain: true, log: opts.log.child(f.name), signal: new AbortController().signal, connections: plan.connections, upstreamDone: Promise.resolve(),
+    drain: true, log: opts.log.child(f.name), signal: opts.signal ?? new AbortController().signal, connections: plan.connections, connectionLabels: plan.connectionLabels, upstreamDone: Promise.resolve(),
   };
   const sink = s.def.create(s.cfg, s.input, ctx);
-  await sink.open(undefined);
+  await sink.open(undefined, 0);
   try {
     for (let i = 0; i < rows.length; i += 5000) await sink.write(rows.slice(i, i + 5000));
     await sink.commit(0, await sink.preCommit(0));

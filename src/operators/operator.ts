@@ -56,6 +56,8 @@ export interface DeadLetter {
 export interface RunContext {
   pipeline: string;
   flow: string;
+  /** The spec file as given on the command line, for messages that suggest a command. */
+  specFile?: string;
   stateDir: string;
   specDir: string;
   timeZone: string;
@@ -63,6 +65,10 @@ export interface RunContext {
   log: Logger;
   signal: AbortSignal;
   connections: Record<string, { type: string; [k: string]: unknown }>;
+  /** Where the flow's checkpoint is kept, for messages: `Kafka topic … (connection "kafka")` or `state directory …`. */
+  checkpointWhere?: string;
+  /** How messages name each connection (plan.ts). */
+  connectionLabels?: Record<string, string>;
   /** Resolves when every upstream flow of a drain run has finished. */
   upstreamDone: Promise<void>;
   /** Bounded runs (`salespipe test`): rows of lookup tables by table name, instead of the database. */
@@ -111,6 +117,8 @@ export interface Step {
    * apply to this step's input (the step then goes by what it sees).
    */
   advance?(progress: number | null | undefined): void;
+  /** The step's watermark, if it keeps one (windowed aggregates): for progress and metrics. */
+  watermark?(): number | undefined;
   /** Epoch end: rows this step holds back until then (aggregates). */
   flush?(): Row[];
   snapshot?(): unknown;
@@ -125,7 +133,13 @@ export interface Step {
 }
 
 export interface Sink {
-  open(state: unknown): Promise<void>;
+  /**
+   * `state` is what preCommit returned for the last committed epoch, `epoch`
+   * that epoch (0: no checkpoint). A sink whose output shows a later epoch
+   * of this flow than `epoch` refuses: the run lacks the checkpoint of what
+   * it wrote, and would write it again.
+   */
+  open(state: unknown, epoch: number): Promise<void>;
   write(rows: Row[]): Promise<void>;
   /** Makes everything written so far durable (or staged); returns state for the checkpoint. */
   preCommit(epoch: number): Promise<unknown>;

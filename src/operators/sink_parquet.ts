@@ -8,12 +8,18 @@
  *   renames the last checkpoint lists and deletes any other staged file, so
  *   a crash never leaves a partial or duplicate file visible.
  * - Append streams: each epoch writes one new file per touched partition,
- *   `part-<epoch>.parquet`; an epoch ends early once `rollRows` rows wait,
- *   and at the checkpoint interval otherwise (files roll by size or time).
+ *   `part-<epoch>-<owner>-<run>.parquet` (owner: a tag of pipeline and
+ *   flow; run: random per run), so no run ever overwrites a file another
+ *   wrote; an epoch ends early once `rollRows` rows wait, and at the
+ *   checkpoint interval otherwise (files roll by size or time).
+ * - The dataset records per writing flow the last epoch it published
+ *   (`_salespipe/`, output-owner.ts): a flow that opens without the
+ *   checkpoint of that epoch refuses instead of writing its data twice.
  * - Keyed streams (update/complete, e.g. running totals): the dataset holds
  *   the latest row per key, never a history of updates. Each touched
  *   partition's single `data.parquet` is rewritten and atomically replaced.
- *   `partitionBy` must then be key columns, so a key never moves.
+ *   `partitionBy` must then be key columns, so a key never moves. A keyed
+ *   dataset has one writing flow.
  * - Partition columns live in the directory names (`brand=Dell/`), not in
  *   the files, as Hive, DuckDB and pyarrow expect.
  */
@@ -24,6 +30,8 @@ import { fieldOf, Row, Schema } from '../types.js';
 import { toParquet, fromParquet } from './arrow-rows.js';
 import { makeKeyEncoder } from './json-row.js';
 import { dateIn } from '../time.js';
+import { OutputMarkers, fsCall, ownerTag } from './output-owner.js';
+import crypto from 'node:crypto';
 
 interface Config {
   type: 'parquet';
@@ -95,6 +103,11 @@ class ParquetSink implements Sink {
   private rollRows: number;
   private key;
   private kinds: Map<string, string>;
+  private markers: OutputMarkers;
+  private tag: string;
+  /** Random per run: file names never repeat across runs. */
+  private run = crypto.randomBytes(3).toString('hex');
+  private what: string;
 
   constructor(private cfg: Config, input: StreamInfo, private ctx: RunContext) {
     this.dir = path.resolve(ctx.specDir, cfg.path);
@@ -104,21 +117,31 @@ class ParquetSink implements Sink {
     this.rollRows = cfg.rollRows ?? 500_000;
     this.key = makeKeyEncoder(input.key ?? []);
     this.kinds = new Map(input.schema.map((f) => [f.name, f.type.kind]));
+    this.what = `parquet sink ${cfg.path}`;
+    this.markers = new OutputMarkers(path.join(this.dir, '_salespipe'), { pipeline: ctx.pipeline, flow: ctx.flow }, `dataset ${this.dir}`);
+    this.tag = ownerTag({ pipeline: ctx.pipeline, flow: ctx.flow });
+  }
+
+  private isMine(staged: string): boolean {
+    return this.keyed || path.basename(staged).includes(`-${this.tag}-`);
   }
 
   private partDir(r: Row): string {
     return partitionDir(this.parts, this.kinds, r, this.ctx.timeZone);
   }
 
-  async open(state: unknown) {
-    fs.mkdirSync(this.dir, { recursive: true });
-    for (const s of (state as Staged[] | undefined) ?? []) {
+  async open(state: unknown, epoch: number) {
+    fsCall(this.what, this.dir, () => fs.mkdirSync(this.dir, { recursive: true }));
+    const published = (state as Staged[] | undefined) ?? [];
+    for (const s of published) {
       // The checkpoint names these files: finish publishing them (idempotent).
-      if (fs.existsSync(s.staged)) fs.renameSync(s.staged, s.final);
+      if (fs.existsSync(s.staged)) fsCall(this.what, s.final, () => fs.renameSync(s.staged, s.final));
     }
+    if (published.length) this.markers.write(epoch);
+    this.markers.check(epoch, this.ctx.checkpointWhere ?? 'the state directory', this.keyed);
     const files = [...walk(this.dir)];
     for (const f of files) {
-      if (path.basename(f).startsWith('.') && f.endsWith('.staged')) fs.rmSync(f, { force: true });
+      if (path.basename(f).startsWith('.') && f.endsWith('.staged') && this.isMine(f)) fs.rmSync(f, { force: true });
     }
     if (this.keyed) this.load(files.filter((f) => path.basename(f) === 'data.parquet'));
   }
@@ -167,16 +190,18 @@ class ParquetSink implements Sink {
     const staged: Staged[] = [];
     const stage = (partDir: string, name: string, rows: Row[]) => {
       const dir = path.join(this.dir, partDir);
-      fs.mkdirSync(dir, { recursive: true });
       const final = path.join(dir, name);
       const tmp = path.join(dir, `.${name}.${epoch}.staged`);
-      const fd = fs.openSync(tmp, 'w');
-      try {
-        fs.writeSync(fd, toParquet(this.fileSchema, rows, this.cfg.compression));
-        fs.fsyncSync(fd);
-      } finally {
-        fs.closeSync(fd);
-      }
+      fsCall(this.what, tmp, () => {
+        fs.mkdirSync(dir, { recursive: true });
+        const fd = fs.openSync(tmp, 'w');
+        try {
+          fs.writeSync(fd, toParquet(this.fileSchema, rows, this.cfg.compression));
+          fs.fsyncSync(fd);
+        } finally {
+          fs.closeSync(fd);
+        }
+      });
       staged.push({ staged: tmp, final });
     };
     if (this.keyed) {
@@ -188,16 +213,24 @@ class ParquetSink implements Sink {
         this.touched.clear();
       }
     } else {
-      for (const [d, rows] of this.buffer) stage(d, `part-${String(epoch).padStart(10, '0')}.parquet`, rows);
+      for (const [d, rows] of this.buffer) stage(d, `part-${String(epoch).padStart(10, '0')}-${this.tag}-${this.run}.parquet`, rows);
       this.buffer.clear();
       this.waiting = 0;
     }
     return staged;
   }
 
-  async commit(_epoch: number, state: unknown) {
-    for (const s of state as Staged[]) fs.renameSync(s.staged, s.final);
-    if ((state as Staged[]).length) fsyncDir(this.dir);
+  async commit(epoch: number, state: unknown) {
+    const staged = state as Staged[];
+    if (!staged.length) return;
+    // The renames are durable once the directories holding them are.
+    const dirs = new Set<string>();
+    for (const s of staged) {
+      fsCall(this.what, s.final, () => fs.renameSync(s.staged, s.final));
+      for (let d = path.dirname(s.final); d.startsWith(this.dir) && !dirs.has(d); d = path.dirname(d)) dirs.add(d);
+    }
+    for (const d of dirs) fsyncDir(d);
+    this.markers.write(epoch);
   }
 
   async close() {}

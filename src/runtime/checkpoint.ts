@@ -20,7 +20,15 @@ export interface Checkpoint {
   at: string;
   /** Which process wrote it (checkpoints kept in Kafka: tells another instance's from ours). */
   writer?: string;
+  /** Counts since the flow first ran (or was reset), for `salespipe status`. */
+  totals?: Totals;
+  /** Written by `salespipe reset`: positions (and, unless `positionsOnly`, operator state) dropped. */
+  reset?: { at: string; positionsOnly: boolean };
 }
+
+export interface Totals { recordsIn: number; recordsOut: number; deadLetters: number; late: number }
+
+export const ZERO_TOTALS: Totals = { recordsIn: 0, recordsOut: 0, deadLetters: 0, late: 0 };
 
 const replacer = (_k: string, v: unknown) => (typeof v === 'bigint' ? { $bigint: v.toString() } : v);
 const reviver = (_k: string, v: unknown) =>

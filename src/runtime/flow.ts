@@ -14,10 +14,16 @@
  * - On start the last checkpoint is restored: operator state, sink state
  *   (finishing staged outputs) and the source's position.
  * - Where the checkpoint lives: a flow with Kafka outputs commits it in the
- *   same Kafka transaction as those outputs (kafka-checkpoint.ts); other
- *   flows write a local file by atomic rename. If a transaction is lost (a
- *   failed commit, a timeout during a long broker outage) the flow restarts
- *   from the checkpoint Kafka holds, which says whether the epoch committed.
+ *   same Kafka transaction as those outputs (kafka-checkpoint.ts); a flow
+ *   that only reads Kafka commits it alone in such a transaction, so no
+ *   Kafka-reading flow depends on a local directory; flows without Kafka
+ *   write a local file by atomic rename. If a transaction is lost (a failed
+ *   commit, a timeout during a long broker outage) the flow restarts from
+ *   the checkpoint Kafka holds, which says whether the epoch committed.
+ * - Sinks open with the checkpoint's epoch: a local output that holds a
+ *   later epoch of this flow refuses (output-owner.ts).
+ * - The summary counts what committed: a failure rolls the counts back to
+ *   the last committed epoch.
  */
 import path from 'node:path';
 import type { FlowPlan, Plan, SinkNode } from '../plan/plan.js';
@@ -25,10 +31,11 @@ import { DEAD_LETTER_STREAM } from '../plan/plan.js';
 import type { DeadLetter, RunContext, Sink, Source, Step } from '../operators/operator.js';
 import type { Row } from '../types.js';
 import { FileSink } from '../operators/sink_file.js';
+import { clearSource, sourceOf } from '../operators/record-schema.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import crypto from 'node:crypto';
-import { Checkpoint, readCheckpoint, writeCheckpoint } from './checkpoint.js';
+import { Checkpoint, readCheckpoint, writeCheckpoint, Totals, ZERO_TOTALS } from './checkpoint.js';
 import { KafkaCheckpointStore, TransactionLost } from './kafka-checkpoint.js';
 import { connection, kafkaConn, sleep, topicName } from '../operators/connections.js';
 
@@ -46,6 +53,11 @@ export interface FlowStats {
   counters: Record<string, number>;
   /** When the last epoch committed (closing connections comes after). */
   finishedAt?: number;
+  /** Where dead letters go, for the summary: `topic x`, `file y`. */
+  deadLettersTo?: string;
+  /** The flow's watermark (windowed flows), else the event time its source has reached. */
+  watermark?: number;
+  watermarkKind?: 'watermark' | 'event time';
 }
 
 export interface FlowOptions {
@@ -95,11 +107,12 @@ export class FlowRunner {
   private committed?: { epoch: number; stats: FlowStats };
 
   constructor(private plan: Plan, private flow: FlowPlan, private opts: FlowOptions) {
-    this.stats = { flow: flow.name, recordsIn: 0, recordsOut: 0, deadLetters: 0, late: 0, epochs: 0, counters: {}, startedAt: Date.now() };
+    this.stats = { flow: flow.name, recordsIn: 0, recordsOut: 0, deadLetters: 0, late: 0, epochs: 0, counters: {}, startedAt: Date.now(), deadLettersTo: outputName(flow.deadLetter) ?? `file ${defaultDeadLetterFile(opts.stateDir, plan.pipeline, flow.name)}` };
     this.cpFile = checkpointFile(opts.stateDir, plan.pipeline, flow.name);
     this.ctx = {
       pipeline: plan.pipeline,
       flow: flow.name,
+      specFile: plan.file,
       stateDir: opts.stateDir,
       specDir: path.dirname(path.resolve(plan.file)),
       timeZone: plan.timeZone,
@@ -107,6 +120,7 @@ export class FlowRunner {
       log: opts.log.child(flow.name),
       signal: opts.signal,
       connections: plan.connections,
+      connectionLabels: plan.connectionLabels,
       upstreamDone: opts.upstreamDone,
       tables: opts.bounded?.tables,
     };
@@ -117,32 +131,46 @@ export class FlowRunner {
       try {
         return await this.runOnce();
       } catch (e) {
-        if (!(e instanceof TransactionLost)) throw e;
+        if (!(e instanceof TransactionLost)) {
+          // The summary counts what committed, not what was read or written since.
+          this.restoreCommittedStats();
+          throw e;
+        }
         if (this.ctx.signal.aborted) {
           // Asked to stop: the epoch in flight is simply not committed; the next run redoes it.
           this.ctx.log.warn(`${e.message}; stopping as asked: the epoch in flight is left to the next run, which resumes from the last checkpoint Kafka holds`);
-          if (this.committed) Object.assign(this.stats, structuredClone(this.committed.stats));
+          this.restoreCommittedStats();
           return this.stats;
         }
         const delay = Math.min(10_000, 250 * 2 ** Math.min(attempt, 6));
         this.ctx.log.warn(`${e.message}; restarting the flow from its last committed checkpoint in ${delay} ms${e.fenced ? ' (the producer was fenced: its transaction timed out, or another instance of this flow started)' : ''}`);
-        if (this.committed) Object.assign(this.stats, structuredClone(this.committed.stats));
+        this.restoreCommittedStats();
         await sleep(delay, this.ctx.signal);
         if (this.ctx.signal.aborted) return this.stats;
       }
     }
   }
 
+  /** Back to the counts of the last committed epoch (none: zero), keeping the start time. */
+  private restoreCommittedStats() {
+    const base: FlowStats = this.committed ? structuredClone(this.committed.stats) : { ...this.stats, recordsIn: 0, recordsOut: 0, deadLetters: 0, late: 0, epochs: 0, counters: {}, lag: undefined };
+    Object.assign(this.stats, base);
+  }
+
   /** Opens the Kafka checkpoint store (fencing earlier producers of this flow) and reads the last checkpoint. */
   private async openCheckpoint(): Promise<Checkpoint | undefined | 'aborted'> {
     const { flow, ctx, plan } = this;
     if (this.opts.bounded) return undefined;
-    if (!flow.kafkaOutput) return readCheckpoint(this.cpFile);
-    const conn = connection(ctx, flow.kafkaOutput);
+    if (!flow.checkpointConnection) {
+      ctx.checkpointWhere = `checkpoint file ${this.cpFile}`;
+      return readCheckpoint(this.cpFile);
+    }
+    const conn = connection(ctx, flow.checkpointConnection);
+    ctx.checkpointWhere = `Kafka topic ${topicName(conn, plan.checkpointTopic)}, ${plan.connectionLabels[flow.checkpointConnection] ?? flow.checkpointConnection}`;
     // Named like the flow's consumer group: the connection's prefix first.
     const name = `${conn.topicPrefix ?? ''}salespipe.${plan.pipeline}.${flow.name}`;
     this.store = new KafkaCheckpointStore({
-      conn: kafkaConn(ctx, flow.kafkaOutput),
+      conn: kafkaConn(ctx, flow.checkpointConnection),
       topic: topicName(conn, plan.checkpointTopic),
       transactionalId: name,
       key: `${plan.pipeline}/${flow.name}`,
@@ -186,25 +214,27 @@ export class FlowRunner {
       await this.store?.close();
       throw e;
     }
-    if (this.store) {
+    if (this.store && flow.kafkaOutput) {
       const store = this.store;
-      ctx.kafkaTxn = { connection: flow.kafkaOutput!, send: (record) => store.send(record) };
+      ctx.kafkaTxn = { connection: flow.kafkaOutput, send: (record) => store.send(record) };
     }
     this.epoch = cp ? cp.epoch + 1 : 1;
-    if (cp) ctx.log.info(`resuming from checkpoint of epoch ${cp.epoch} (${cp.at})`);
+    if (cp) ctx.log.info(`resuming from checkpoint of epoch ${cp.epoch} (${cp.at})${cp.reset ? `, reset ${cp.reset.positionsOnly ? '(positions only) ' : ''}at ${cp.reset.at}` : ''}`);
+    this.totalsAtOpen = { base: { ...ZERO_TOTALS, ...cp?.totals }, stats: { recordsIn: this.stats.recordsIn, recordsOut: this.stats.recordsOut, deadLetters: this.stats.deadLetters, late: this.stats.late } };
     this.steps = flow.steps.map((s) => s.def.create(s.cfg, s.input, s.out, ctx));
-    this.steps.forEach((s, i) => cp && s.restore?.(cp.steps[i]));
+    this.steps.forEach((s, i) => { if (cp && cp.steps[i] !== undefined && cp.steps[i] !== null) s.restore?.(cp.steps[i]); });
     const make = (node: SinkNode, role: 'sink' | 'deadLetter' | 'late') => b?.sink ? b.sink(node, role) : node.def.create(node.cfg, node.input, ctx);
     this.sinks = flow.sinks.map((s) => make(s, 'sink'));
     this.dlq = flow.deadLetter ? make(flow.deadLetter, 'deadLetter')
       : b?.sink ? b.sink(undefined, 'deadLetter')
-      : new FileSink(defaultDeadLetterFile(this.opts.stateDir, this.plan.pipeline, flow.name), DEAD_LETTER_STREAM);
+      : new FileSink(defaultDeadLetterFile(this.opts.stateDir, this.plan.pipeline, flow.name), DEAD_LETTER_STREAM, ctx);
     if (flow.late) this.late = make(flow.late, 'late');
     this.source = b?.source ? b.source(flow) : flow.source.def.create(flow.source.cfg, flow.source.out, ctx);
     let ended = false;
     try {
       // Opened together: connecting and joining a consumer group overlap with the sinks' set-up.
-      const opened = Promise.all([...this.steps.map((s) => s.open?.()), ...this.sinks.map((s, i) => s.open(cp?.sinks[i])), this.dlq.open(cp?.deadLetter), ...(this.late ? [this.late.open(cp?.late)] : []), this.source.open(cp?.source)]);
+      const at = cp?.epoch ?? 0;
+      const opened = Promise.all([...this.steps.map((s) => s.open?.()), ...this.sinks.map((s, i) => s.open(cp?.sinks[i], at)), this.dlq.open(cp?.deadLetter, at), ...(this.late ? [this.late.open(cp?.late, at)] : []), this.source.open(cp?.source)]);
       if ((await openedOrAborted(opened, ctx.signal)) === 'aborted') {
         // Stopped while still connecting (e.g. a server is down): nothing was read, nothing to commit.
         opened.catch(() => undefined);
@@ -237,6 +267,7 @@ export class FlowRunner {
         await this.push(batch.rows, 0, batch.dead);
         const progress = this.source.eventTimeProgress?.();
         this.steps.forEach((s, i) => s.advance?.(useProgress[i] ? progress : undefined));
+        this.noteWatermark(progress);
       }
       if (Date.now() - epochStart >= this.plan.checkpointMs || this.sinks.some((s) => s.full?.())) {
         if (dirty || this.steps.some((s) => s.pending?.())) await this.endEpoch();
@@ -248,6 +279,12 @@ export class FlowRunner {
     if (this.opts.bounded) this.steps.forEach((s) => s.advance?.(Infinity));
     if (dirty || this.opts.bounded || this.steps.some((s) => s.pending?.())) await this.endEpoch();
     this.stats.finishedAt = Date.now();
+  }
+
+  private noteWatermark(progress: number | null | undefined) {
+    const wm = this.steps.map((s) => s.watermark?.()).find((w) => w !== undefined);
+    if (wm !== undefined) { this.stats.watermark = wm; this.stats.watermarkKind = 'watermark'; }
+    else if (typeof progress === 'number') { this.stats.watermark = progress; this.stats.watermarkKind = 'event time'; }
   }
 
   /** Steps whose input still carries the source's event time unchanged (no aggregate before them). */
@@ -264,6 +301,8 @@ export class FlowRunner {
   /** Runs rows through steps[from..] into the sinks; dead letters go to the dead-letter (or late) sink. */
   private async push(rows: Row[], from: number, dead: DeadLetter[]) {
     for (let i = from; i < this.steps.length && rows.length; i++) rows = this.steps[i].process(rows, dead);
+    // Sinks never dead-letter: rows they buffer must not keep their payloads alive.
+    for (const r of rows) if (sourceOf(r)) clearSource(r);
     if (rows.length) {
       this.stats.recordsOut += rows.length;
       await Promise.all(this.sinks.map((s) => s.write(rows)));
@@ -287,6 +326,15 @@ export class FlowRunner {
       if (rest.length) await this.dlq.write(rest.map(stamp));
       dead.length = 0;
     }
+  }
+
+  /** Counts of the flow since it first ran: the checkpoint's, plus this run's since it was read. */
+  private totalsAtOpen = { base: ZERO_TOTALS, stats: ZERO_TOTALS };
+
+  private totals(): Totals {
+    const { base, stats } = this.totalsAtOpen;
+    const k = ['recordsIn', 'recordsOut', 'deadLetters', 'late'] as const;
+    return Object.fromEntries(k.map((n) => [n, base[n] + this.stats[n] - stats[n]])) as unknown as Totals;
   }
 
   private collectCounters() {
@@ -314,6 +362,7 @@ export class FlowRunner {
       deadLetter: dlqState,
       late: lateState,
       at: new Date().toISOString(),
+      totals: this.totals(),
     };
     if (this.store) {
       cp.writer = this.writer;
@@ -330,6 +379,13 @@ export class FlowRunner {
     this.epoch++;
     this.ctx.log.debug(`epoch ${epoch} committed`);
   }
+}
+
+/** How the summary names an output: `topic x`, `file y`. */
+function outputName(node: SinkNode | undefined): string | undefined {
+  if (!node) return undefined;
+  const c = node.cfg as { topic?: string; path?: string; table?: string };
+  return c.topic ? `topic ${c.topic}` : c.path ? `${node.type === 'parquet' ? 'dataset' : 'file'} ${c.path}` : c.table ? `table ${c.table}` : node.type;
 }
 
 /** Waits for `opened`, or for `signal` to abort first; the listener goes away either way (flows restart). */
