@@ -1,25 +1,17 @@
 /**
  * @module The command line: every command, option and example in one place.
  *
- * Rules: `cli(argv, io)` is a function tests call in-process; it returns the
- * exit code (0 success, 1 runtime failure, 2 invalid spec or usage) and never
- * prints a stack trace unless SALESPIPE_DEBUG is set.
+ * Rules:
+ * - `cli(argv, io)` is a function tests call in-process; it returns the exit
+ *   code (0 success, 1 runtime failure, 2 invalid spec or usage) and never
+ *   prints a stack trace unless SALESPIPE_DEBUG is set.
+ * - Each command's code is its own module under commands/, loaded when the
+ *   command runs: `salespipe --help` loads none of them.
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { loadSpec } from './spec/load.js';
-import { formatProblem, sortProblems, Problem } from './spec/errors.js';
-import { planSpec, Plan } from './plan/plan.js';
-import { explainText, explainMermaid, explainDot } from './plan/explain.js';
-import { collectTests, runSpecTest, isSidecar, SpecTest } from './testing.js';
-import { backfill } from './backfill.js';
-import { runPlan } from './runtime/run.js';
-import { createLogger, Logger, redact } from './runtime/log.js';
-import { generate } from './gen/generate.js';
-import { parseDuration, parseTimestamp } from './time.js';
-import { runDemo } from './demo.js';
-import { pipelineSchema } from './spec/schema.js';
+import { createLogger, Logger, redact, LEVELS } from './runtime/log.js';
 import { PACKAGE_ROOT } from './paths.js';
 
 export interface IO {
@@ -32,32 +24,35 @@ export interface IO {
 
 const pkg = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8'));
 
-/** Expands directories into their .yaml/.yml files, sorted. */
-function specFiles(inputs: string[]): string[] {
-  const out: string[] = [];
-  for (const p of inputs) {
-    if (fs.existsSync(p) && fs.statSync(p).isDirectory()) {
-      // Sidecar test files (FILE.tests.yaml) belong to their spec, not on their own.
-      for (const f of fs.readdirSync(p).sort()) if (/\.ya?ml$/.test(f) && !isSidecar(f)) out.push(path.join(p, f));
-    } else out.push(p);
-  }
-  return out;
-}
+const ENVIRONMENT = `
+Environment:
+  SALES_DB_URL          database of the shipped pipelines (default mysql://salespipe:***@127.0.0.1:3306/salespipe)
+  KAFKA_BROKERS         Kafka brokers of the shipped pipelines (default 127.0.0.1:9092)
+  KAFKA_TOPIC_PREFIX    prefix of every topic, consumer group and transactional id (keeps environments apart)
+  SALES_OUTPUT_DIR      where the shipped pipelines write Parquet (default out/ beside pipelines/)
+  CHECKPOINT_INTERVAL   epoch length of the shipped pipelines (default 5s)
+  SALESPIPE_STATE_DIR   state directory (default .salespipe/state beside the spec)
+  SALESPIPE_LOG_LEVEL   debug, info (default), warn or error
+  SALESPIPE_DEBUG       set: print stack traces of failures
+  NO_COLOR              set: no colours`;
 
-function loadPlan(file: string, io: IO): { plan?: Plan; problems: Problem[]; tests: SpecTest[] } {
-  const loaded = loadSpec(file, io.env);
-  const plan = loaded.problems.some((p) => p.severity === 'error') && !loaded.spec ? undefined : planSpec(loaded);
-  // The spec's tests (and its sidecar's) are part of what validate checks.
-  const t = collectTests(loaded, plan, io.env);
-  return { plan, problems: sortProblems([...loaded.problems, ...t.problems]), tests: t.tests };
-}
+/** Examples shown under a command's --help. */
+const examples = (lines: string[]) => `\nExamples:\n${lines.map((l) => `  ${l}`).join('\n')}\n`;
 
-function printProblems(problems: Problem[], io: IO) {
-  for (const p of problems) io.stderr(redact(formatProblem(p)) + '\n');
-}
+/** Runs a command's module, loaded only now. */
+type Loaded<T> = () => Promise<{ default: T }>;
 
 export async function cli(argv: string[], io: IO): Promise<number> {
-  const log: Logger = createLogger((l) => io.stderr(l + '\n'), (io.env.SALESPIPE_LOG_LEVEL as 'info') || 'info');
+  const level = io.env.SALESPIPE_LOG_LEVEL?.toLowerCase();
+  if (level !== undefined && level !== '' && !(LEVELS as string[]).includes(level)) {
+    io.stderr(`salespipe: SALESPIPE_LOG_LEVEL=${io.env.SALESPIPE_LOG_LEVEL}: expected one of ${LEVELS.join(', ')}\n`);
+    return 2;
+  }
+  const log: Logger = createLogger((l) => io.stderr(l + '\n'), (level || 'info') as 'info');
+  let code = 0;
+  const act = <A extends unknown[], T extends (...a: never[]) => Promise<number>>(load: Loaded<T>, call: (fn: T, ...a: A) => Promise<number>) =>
+    async (...a: A) => { code = await call((await load()).default, ...a); };
+
   const program = new Command();
   program
     .name('salespipe')
@@ -73,90 +68,79 @@ Examples:
   salespipe validate pipelines/                   check every spec, no servers needed
   salespipe test pipelines/                       run the specs' own tests in-process, no servers needed
   salespipe explain pipelines/sales.yaml          operators, edges, schemas, modes (--format mermaid|dot for a diagram)
+  salespipe status pipelines/sales.yaml           each flow's checkpoint, positions, lag and counts, without running it
   salespipe backfill pipelines/sales.yaml --from 2026-01-01 --to 2026-01-08   rewrite those days' history partitions
-  salespipe generate --db mysql://salespipe:salespipe@127.0.0.1:3306/salespipe --count 50000 --writers 8
+  salespipe generate --count 50000 --writers 8    insert sales into SALES_DB_URL
   salespipe demo                                  the embedded quick start (SQLite, no servers)
 
 Exit codes: 0 success, 1 runtime failure (or a failed test), 2 invalid spec or usage.
-Environment: SALES_DB_URL, KAFKA_BROKERS (used by the shipped pipelines), SALESPIPE_STATE_DIR,
-SALESPIPE_LOG_LEVEL (debug|info|warn|error).`);
-
-  let code = 0;
+${ENVIRONMENT}`);
 
   program
     .command('validate')
     .description('check specs (YAML, schema, variables, columns, types, modes) without any server')
-    .argument('<files...>', 'spec files or directories')
+    .argument('<files...>', 'spec files or directories (a FILE.tests.yaml stands for FILE.yaml)')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
-    .action((files: string[], o: { format: string }) => {
-      const all: Problem[] = [];
-      const list = specFiles(files);
-      for (const f of list) all.push(...loadPlan(f, io).problems);
-      const sorted = sortProblems(all);
-      if (o.format === 'json') io.stdout(JSON.stringify(sorted.map((p) => ({ ...p, message: redact(p.message) })), null, 2) + '\n');
-      else {
-        printProblems(sorted, io);
-        const errors = sorted.filter((p) => p.severity === 'error').length;
-        if (!errors) io.stdout(`${list.length} spec(s) valid${sorted.length ? ` (${sorted.length} warning(s))` : ''}\n`);
-      }
-      code = sorted.some((p) => p.severity === 'error') ? 2 : 0;
-    });
+    .addHelpText('after', examples(['salespipe validate pipelines/*.yaml', 'salespipe validate pipelines/ --format json']))
+    .action(act(() => import('./commands/validate.js'), (fn, files: string[], o: { format: 'text' | 'json' }) => fn(files, o, io)));
 
   program
     .command('explain')
     .description('print the plan: operators, edges, inferred schemas and modes')
     .argument('<file>', 'spec file')
     .addOption(new Option('--format <format>', 'text, mermaid (a flowchart) or dot (Graphviz)').choices(['text', 'mermaid', 'dot']).default('text'))
-    .action((file: string, o: { format: 'text' | 'mermaid' | 'dot' }) => {
-      const { plan, problems } = loadPlan(file, io);
-      printProblems(problems, io);
-      if (!plan) { code = 2; return; }
-      io.stdout({ text: explainText, mermaid: explainMermaid, dot: explainDot }[o.format](plan) + '\n');
-    });
+    .addHelpText('after', examples(['salespipe explain pipelines/sales.yaml', 'salespipe explain pipelines/sales.yaml --format dot | dot -Tsvg > sales.svg']))
+    .action(act(() => import('./commands/explain.js'), (fn, file: string, o: { format: 'text' | 'mermaid' | 'dot' }) => fn(file, o, io)));
 
   program
     .command('test')
     .description('run the tests written in specs (tests:) or beside them (FILE.tests.yaml), in-process, without any server')
     .argument('<files...>', 'spec files or directories')
-    .action(async (files: string[]) => {
-      let passed = 0, failed = 0, invalid = false;
-      const quiet = createLogger((l) => io.stderr(l + '\n'), 'error');
-      for (const f of specFiles(files)) {
-        const { plan, problems, tests } = loadPlan(f, io);
-        printProblems(problems, io);
-        if (!plan || problems.some((p) => p.severity === 'error')) { invalid = true; continue; }
-        if (!tests.length) { io.stdout(`${f}: no tests\n`); continue; }
-        for (const t of tests) {
-          const r = await runSpecTest(plan, t, quiet);
-          if (r.passed) passed++;
-          else failed++;
-          io.stdout(`${r.passed ? 'ok  ' : 'FAIL'} ${plan.pipeline}: ${t.name}  (${path.relative(process.cwd(), t.file) || t.file}:${t.line})\n`);
-          for (const d of r.diff) io.stdout(`       ${d}\n`);
-        }
-      }
-      io.stdout(`${passed} passed, ${failed} failed\n`);
-      code = invalid ? 2 : failed ? 1 : 0;
-    });
+    .addHelpText('after', examples(['salespipe test pipelines/', 'salespipe test pipelines/sales.yaml']))
+    .action(act(() => import('./commands/test.js'), (fn, files: string[]) => fn(files, io)));
 
   program
     .command('schema')
     .description('print the JSON Schema of pipeline specs (the one in schemas/pipeline.schema.json)')
-    .action(() => io.stdout(JSON.stringify(pipelineSchema(), null, 2) + '\n'));
+    .addHelpText('after', examples(['salespipe schema > pipeline.schema.json']))
+    .action(act(() => import('./commands/schema.js'), (fn) => fn(io)));
 
   program
     .command('run')
     .description('run a pipeline: until SIGINT/SIGTERM, or with --drain until the sources are drained')
     .argument('<file>', 'spec file')
     .option('--drain', 'process everything available at start, flush and commit, then exit')
-    .option('--state-dir <dir>', 'checkpoints and default dead-letter files', io.env.SALESPIPE_STATE_DIR || '.salespipe/state')
+    .option('--timeout <duration>', 'with --drain: give up after this long (e.g. 10m), exit 1')
+    .option('--state-dir <dir>', 'checkpoints and default dead-letter files (default: .salespipe/state beside the spec, or SALESPIPE_STATE_DIR)')
     .option('--no-progress', 'no spinner or periodic progress lines')
-    .action(async (file: string, o: { drain?: boolean; stateDir: string; progress: boolean }) => {
-      const { plan, problems } = loadPlan(file, io);
-      printProblems(problems, io);
-      if (!plan) { code = 2; return; }
-      log.info(`running ${plan.pipeline} (${plan.flows.map((f) => f.name).join(', ')})${o.drain ? ' until drained' : ''}; state in ${o.stateDir}`);
-      await runPlan(plan, { stateDir: path.resolve(o.stateDir), drain: !!o.drain, log, signal: io.signal, progress: o.progress });
-    });
+    .addHelpText('after', examples([
+      'salespipe run pipelines/sales.yaml                       until Ctrl-C; a second Ctrl-C exits at once',
+      'salespipe run pipelines/sales.yaml --drain --timeout 15m  from cron: what is there now, then exit',
+    ]))
+    .action(act(() => import('./commands/run.js'), (fn, file: string, o: { drain?: boolean; stateDir?: string; progress: boolean; timeout?: string }) => fn(file, o, io, log)));
+
+  program
+    .command('status')
+    .description('each flow\'s checkpoint, source positions, lag and counts so far, read without running the pipeline')
+    .argument('<file>', 'spec file')
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .option('--state-dir <dir>', 'where local checkpoints are (as for run)')
+    .addHelpText('after', examples(['salespipe status pipelines/sales.yaml', 'salespipe status pipelines/sales.yaml --format json']))
+    .action(act(() => import('./commands/status.js'), (fn, file: string, o: { format: 'text' | 'json'; stateDir?: string }) => fn(file, o, io, log)));
+
+  program
+    .command('reset')
+    .description('start flows over: drop their source positions and operator state (outputs are kept); the pipeline must not be running')
+    .argument('<file>', 'spec file')
+    .option('--flow <name>', 'a flow to reset (repeatable)', (v: string, prev: string[] = []) => [...prev, v])
+    .option('--all', 'every flow of the spec')
+    .option('--positions', 'drop only the source positions: keep the state, read the source again from startFrom')
+    .option('--state-dir <dir>', 'where local checkpoints are (as for run)')
+    .addHelpText('after', examples([
+      'salespipe reset pipelines/sales.yaml --flow aggregate_sales              the topic was recreated: start over',
+      'salespipe reset pipelines/sales.yaml --flow archive_sales --positions    read the topic again, keep the state',
+    ]))
+    .action(act(() => import('./commands/reset.js'), (fn, file: string, o: { flow?: string[]; all?: boolean; positions?: boolean; stateDir?: string }) => fn(file, o, io, log)));
 
   program
     .command('backfill')
@@ -165,56 +149,52 @@ SALESPIPE_LOG_LEVEL (debug|info|warn|error).`);
     .requiredOption('--from <time>', 'start of the range (inclusive), e.g. 2026-01-15 (in the pipeline time zone) or 2026-01-15T00:00:00Z')
     .requiredOption('--to <time>', 'end of the range (exclusive)')
     .option('--dry-run', 'list the partitions that would be rewritten; write nothing')
-    .option('--to-kafka', "also re-emit the recomputed final rows (append outputs no other flow reads) to their Kafka topics")
+    .option('--to-kafka', 'also re-emit the recomputed final rows (append outputs no other flow reads) to their Kafka topics')
     .option('--history <dir>', 'Parquet dataset of source records (e.g. out/sales_history) for flows reading a topic no flow of the spec writes')
-    .option('--state-dir <dir>', 'where the lock lives', io.env.SALESPIPE_STATE_DIR || '.salespipe/state')
-    .action(async (file: string, o: { from: string; to: string; dryRun?: boolean; toKafka?: boolean; history?: string; stateDir: string }) => {
-      const { plan, problems } = loadPlan(file, io);
-      printProblems(problems, io);
-      if (!plan) { code = 2; return; }
-      const from = parseTimestamp(o.from, plan.timeZone), to = parseTimestamp(o.to, plan.timeZone);
-      if (typeof from === 'string') throw new UsageError(`--from: ${from}`);
-      if (typeof to === 'string') throw new UsageError(`--to: ${to}`);
-      if (from >= to) throw new UsageError('--from must be before --to');
-      await backfill(plan, { from, to, dryRun: !!o.dryRun, toKafka: !!o.toKafka, history: o.history && path.resolve(o.history), stateDir: path.resolve(o.stateDir), log });
-    });
+    .option('--timeout <duration>', 'give up after this long (e.g. 30m), exit 1')
+    .option('--state-dir <dir>', 'where the lock lives (as for run)')
+    .addHelpText('after', examples([
+      'salespipe backfill pipelines/sales.yaml --from 2026-01-12 --to 2026-01-14',
+      'salespipe backfill pipelines/windowed-sales.yaml --from 2026-01-12 --to 2026-01-14 --history out/sales_history --dry-run',
+    ]))
+    .action(act(() => import('./commands/backfill.js'), (fn, file: string, o: { from: string; to: string; dryRun?: boolean; toKafka?: boolean; history?: string; stateDir?: string; timeout?: string }) => fn(file, o, io, log)));
 
+  const intArg = (name: string) => (v: string) => {
+    if (!/^\d+$/.test(v)) throw new UsageError(`${name} expects a whole number, got "${v}"`);
+    return Number(v);
+  };
+  const defaultDb = io.env.SALES_DB_URL || 'mysql://salespipe:salespipe@127.0.0.1:3306/salespipe';
   program
     .command('generate')
     .description('insert realistic sales into a database (MariaDB/MySQL, PostgreSQL or SQLite)')
-    .option('--db <url>', 'database URL', io.env.SALES_DB_URL || 'mysql://salespipe:salespipe@127.0.0.1:3306/salespipe')
-    .option('--count <n>', 'sales to insert', (v) => intArg(v, '--count'), 1000)
-    .option('--rate <n>', 'sales per second (0 = as fast as possible)', (v) => intArg(v, '--rate'), 0)
-    .option('--writers <n>', 'concurrent writers (transactions commit out of id order)', (v) => intArg(v, '--writers'), 4)
-    .option('--batch <n>', 'rows per transaction', (v) => intArg(v, '--batch'), 50)
-    .option('--seed <n>', 'random seed', (v) => intArg(v, '--seed'), 1)
+    .addOption(new Option('--db <url>', 'database URL').default(defaultDb, io.env.SALES_DB_URL ? `SALES_DB_URL: ${redact(defaultDb)}` : redact(defaultDb)))
+    .option('--count <n>', 'sales to insert', intArg('--count'), 1000)
+    .option('--rate <n>', 'sales per second (0 = as fast as possible)', intArg('--rate'), 0)
+    .option('--writers <n>', 'concurrent writers (transactions commit out of id order)', intArg('--writers'), 4)
+    .option('--batch <n>', 'rows per transaction', intArg('--batch'), 50)
+    .option('--seed <n>', 'random seed', intArg('--seed'), 1)
     .option('--from <time>', 'event times from this instant (default: wall clock at insert)')
     .option('--to <time>', 'event times before this instant')
     .option('--ordered', 'with --from/--to: event times advance with the inserts (history replayed in order, up to a minute out of order) instead of random')
     .option('--rollback <fraction>', 'fraction of transactions to roll back (leaves id gaps)', parseFloat, 0)
     .option('--create-tables', 'create the tables from sql/<dialect>.sql first')
     .option('--worked-example', 'also insert the worked example (transactions 3001-3003)')
-    .option('--reference-data [customers]', 'also insert customers (default 500, with segment and region) and an inventory row per product, where missing', (v) => intArg(v, '--reference-data'))
+    .option('--reference-data [customers]', 'also insert customers (default 500, with segment and region) and an inventory row per product, where missing', intArg('--reference-data'))
     .option('--restock-every <duration>', 'restock a random product this often while inserting, e.g. 10s')
-    .action(async (o) => {
-      const restockEvery = o.restockEvery === undefined ? undefined : parseDuration(o.restockEvery);
-      if (restockEvery === undefined && o.restockEvery !== undefined) throw new UsageError(`--restock-every: invalid duration "${o.restockEvery}"`);
-      const from = o.from !== undefined ? parseTimestamp(o.from) : undefined;
-      const to = o.to !== undefined ? parseTimestamp(o.to) : undefined;
-      if (typeof from === 'string' || typeof to === 'string') throw new UsageError(`--from/--to: ${from ?? to}`);
-      if ((from === undefined) !== (to === undefined)) throw new UsageError('--from and --to go together');
-      if (o.ordered && from === undefined) throw new UsageError('--ordered needs --from and --to');
-      await generate({ url: o.db, count: o.count, rate: o.rate, writers: o.writers, batch: o.batch, seed: o.seed, from, to, ordered: o.ordered, rollback: o.rollback, createTables: o.createTables, workedExample: o.workedExample, referenceData: o.referenceData === true ? 500 : o.referenceData, restockEvery }, log, io.signal);
-    });
+    .addHelpText('after', examples([
+      'salespipe generate --create-tables --worked-example --count 10000 --writers 4',
+      'salespipe generate --db sqlite:demo/sales.db --count 5000 --from 2026-01-01 --to 2026-01-08 --ordered',
+      'salespipe generate --reference-data --count 20000 --rate 200 --restock-every 20s   a live feed, a progress line every 10 s',
+    ]))
+    .action(act(() => import('./commands/generate.js'), (fn, o) => fn(o as never, io, log)));
 
   program
     .command('demo')
     .description('embedded quick start: SQLite sales (worked example + generated) -> aggregates -> Parquet and console')
     .option('--dir <dir>', 'where the demo database and outputs go', 'demo')
-    .option('--count <n>', 'generated sales besides the worked example', (v) => intArg(v, '--count'), 5000)
-    .action(async (o: { dir: string; count: number }) => {
-      code = await runDemo({ dir: path.resolve(o.dir), count: o.count }, io, log);
-    });
+    .option('--count <n>', 'generated sales besides the worked example', intArg('--count'), 5000)
+    .addHelpText('after', examples(['salespipe demo', 'salespipe demo --dir /tmp/demo --count 100000']))
+    .action(act(() => import('./commands/demo.js'), (fn, o: { dir: string; count: number }) => fn({ dir: path.resolve(o.dir), count: o.count }, io, log)));
 
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -223,21 +203,24 @@ SALESPIPE_LOG_LEVEL (debug|info|warn|error).`);
     if (e instanceof CommanderError) {
       return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : 2;
     }
-    if (e instanceof UsageError) { io.stderr(`salespipe: ${e.message}\n`); return 2; }
+    if (e instanceof Error && e.name === 'UsageError') { io.stderr(`salespipe: ${e.message}\n`); return 2; }
     io.stderr(`salespipe: error: ${redact((e as Error).message ?? String(e))}\n`);
     if (io.env.SALESPIPE_DEBUG) io.stderr(redact(String((e as Error).stack)) + '\n');
     return 1;
   }
 }
 
-class UsageError extends Error {}
-
-function intArg(v: string, name: string): number {
-  if (!/^\d+$/.test(v)) throw new UsageError(`${name} expects a whole number, got "${v}"`);
-  return Number(v);
+/** A mistake in how a command was called: exit 2, one line, no stack. */
+class UsageError extends Error {
+  override name = 'UsageError';
 }
 
-/** Entry point of bin/salespipe.js: real stdio, signals, exit code. */
+/**
+ * Entry point of bin/salespipe.js: real stdio, signals, exit code.
+ * Under `npx`/`npm exec` a signal to npm does not reach this process (npm
+ * runs it through a shell that does not pass signals on): when npm goes
+ * away, this process stops as it would on SIGTERM.
+ */
 export async function main(): Promise<void> {
   const ctl = new AbortController();
   let signals = 0;
@@ -252,6 +235,13 @@ export async function main(): Promise<void> {
   };
   process.on('SIGINT', () => onSignal('SIGINT'));
   process.on('SIGTERM', () => onSignal('SIGTERM'));
+  if (process.env.npm_command === 'exec') {
+    const parent = process.ppid;
+    const watch = setInterval(() => {
+      if (process.ppid !== parent && !ctl.signal.aborted) onSignal('the end of npx/npm exec (its parent)');
+    }, 500);
+    watch.unref();
+  }
   const code = await cli(process.argv.slice(2), {
     stdout: (s) => process.stdout.write(s),
     stderr: (s) => process.stderr.write(s),

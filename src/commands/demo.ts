@@ -7,14 +7,14 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { IO } from './cli.js';
-import type { Logger } from './runtime/log.js';
-import { generate } from './gen/generate.js';
-import { loadSpec } from './spec/load.js';
-import { planSpec } from './plan/plan.js';
-import { formatProblem } from './spec/errors.js';
-import { runPlan } from './runtime/run.js';
-import { PACKAGE_ROOT } from './paths.js';
+import type { IO } from '../cli.js';
+import type { Logger } from '../runtime/log.js';
+import { generate } from '../gen/generate.js';
+import { loadSpec } from '../spec/load.js';
+import { planSpec } from '../plan/plan.js';
+import { formatProblem } from '../spec/errors.js';
+import { runPlan } from '../runtime/run.js';
+import { PACKAGE_ROOT } from '../paths.js';
 
 const DEMO_SPEC = path.join(PACKAGE_ROOT, 'pipelines/demo.yaml');
 
@@ -40,3 +40,5 @@ export async function runDemo(opts: { dir: string; count: number }, io: IO, log:
   io.stdout(`\nParquet written under ${path.join(opts.dir, 'output')} (aggregated_product_sales/, sales_history/)\n`);
   return 0;
 }
+
+export default runDemo;

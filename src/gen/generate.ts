@@ -204,8 +204,18 @@ export async function generate(opts: GenerateOptions, log: Logger, signal?: Abor
         else inserted += n;
       }
     };
-    await Promise.all(Array.from({ length: Math.max(1, opts.writers) }, (_, w) => writer(w)));
-    await restocking;
+    // A long run (--rate) says how far it is every 10 s.
+    const progress = setInterval(() => {
+      const secs = (Date.now() - started) / 1000;
+      log.info(`inserted ${inserted} of ${opts.count} sale(s) in ${secs.toFixed(0)} s (${Math.round(inserted / Math.max(secs, 0.001))}/s)${rolledBack ? `; ${rolledBack} rolled back` : ''}${restocks ? `; ${restocks} restock(s)` : ''}`);
+    }, 10_000);
+    progress.unref();
+    try {
+      await Promise.all(Array.from({ length: Math.max(1, opts.writers) }, (_, w) => writer(w)));
+      await restocking;
+    } finally {
+      clearInterval(progress);
+    }
     log.info(`inserted ${inserted} sale(s) with ${opts.writers} writer(s) in ${((Date.now() - started) / 1000).toFixed(1)} s${rolledBack ? `; ${rolledBack} rolled back` : ''}${restocks ? `; ${restocks} restock(s)` : ''}`);
   } finally {
     await db.destroy();

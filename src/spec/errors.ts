@@ -15,6 +15,8 @@ export interface Problem {
   code: string;
   message: string;
   severity: Severity;
+  /** Syntax errors: the order the parser found them in, cause before consequence; they sort by it. */
+  seq?: number;
 }
 
 export function formatProblem(p: Problem): string {
@@ -22,12 +24,8 @@ export function formatProblem(p: Problem): string {
 }
 
 export function sortProblems(ps: Problem[]): Problem[] {
-  return [...ps].sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col || a.message.localeCompare(b.message));
+  const rank = (p: Problem) => p.seq ?? Number.MAX_SAFE_INTEGER;
+  return [...ps].sort((a, b) => a.file.localeCompare(b.file) || rank(a) - rank(b) || a.line - b.line || a.col - b.col || a.message.localeCompare(b.message));
 }
 
-/** Thrown by `loadSpec`'s callers when a spec has errors: carries all of them. */
-export class SpecInvalid extends Error {
-  constructor(readonly problems: Problem[]) {
-    super(sortProblems(problems).filter((p) => p.severity === 'error').map(formatProblem).join('\n'));
-  }
-}
+

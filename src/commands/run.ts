@@ -1,0 +1,38 @@
+/**
+ * @module `salespipe run FILE`: every flow of a pipeline, until stopped, or
+ * with --drain until the sources are drained (--timeout bounds a drain).
+ */
+import type { IO } from '../cli.js';
+import type { Logger } from '../runtime/log.js';
+import { runPlan } from '../runtime/run.js';
+import { waiting } from '../operators/connections.js';
+import { durationArg, loadPlan, oneSpec, printProblems, stateDir, UsageError } from './common.js';
+
+export interface RunFlags { drain?: boolean; stateDir?: string; progress: boolean; timeout?: string }
+
+export default async function run(file: string, o: RunFlags, io: IO, log: Logger): Promise<number> {
+  const spec = oneSpec(file);
+  const timeout = durationArg(o.timeout, '--timeout');
+  if (timeout !== undefined && !o.drain) throw new UsageError('--timeout bounds a drain: use it with --drain (a run without --drain stops on SIGINT/SIGTERM)');
+  const { plan, problems } = loadPlan(spec, io);
+  printProblems(problems, io);
+  if (!plan) return 2;
+  const dir = stateDir(o.stateDir, spec, io.env);
+  log.info(`running ${plan.pipeline} (${plan.flows.map((f) => f.name).join(', ')})${o.drain ? ' until drained' : ''}; state in ${dir}`);
+  const stop = new AbortController();
+  if (io.signal?.aborted) stop.abort();
+  io.signal?.addEventListener('abort', () => stop.abort(), { once: true });
+  let timedOut = false;
+  const timer = timeout === undefined ? undefined : setTimeout(() => {
+    timedOut = true;
+    const what = [...waiting].map(([w, why]) => `${w}: ${why}`);
+    log.error(`--timeout ${o.timeout} passed before the drain finished${what.length ? `; still waiting for ${what.join('; ')}` : ''}; stopping`);
+    stop.abort();
+  }, timeout);
+  try {
+    await runPlan(plan, { stateDir: dir, drain: !!o.drain, log, signal: stop.signal, progress: o.progress });
+  } finally {
+    clearTimeout(timer);
+  }
+  return timedOut ? 1 : 0;
+}

@@ -1,0 +1,155 @@
+/**
+ * @module `salespipe status FILE`: where each flow stands, read from its
+ * checkpoint and its source, without running anything.
+ *
+ * Rules:
+ * - Read-only: the checkpoint topic is read with read_committed by a
+ *   throwaway consumer group (deleted afterwards); no producer is started,
+ *   so a running pipeline is never fenced; local checkpoints are read from
+ *   the state directory.
+ * - Lag is what the source holds beyond the checkpoint: end offsets minus
+ *   positions for Kafka, rows with a larger cursor for a table (plus the
+ *   open gaps re-queried).
+ * - Counts (records in/out, dead letters, late) are the checkpoint's totals
+ *   since the flow first ran or was last reset.
+ */
+import path from 'node:path';
+import crypto from 'node:crypto';
+import type { IO } from '../cli.js';
+import type { Plan, FlowPlan } from '../plan/plan.js';
+import type { Logger } from '../runtime/log.js';
+import type { Checkpoint } from '../runtime/checkpoint.js';
+import { readCheckpoint } from '../runtime/checkpoint.js';
+import { checkpointFile } from '../runtime/flow.js';
+import { readCheckpoints } from '../runtime/kafka-checkpoint.js';
+import { connection, kafkaClient, kafkaConn, openKnex, topicName, withRetry, kafkaWhere, sqlWhere } from '../operators/connections.js';
+import { loadPlan, oneSpec, printProblems, stateDir } from './common.js';
+
+export interface FlowStatus {
+  flow: string;
+  /** Where the checkpoint is kept. */
+  where: string;
+  checkpoint: { epoch: number; at: string; reset?: Checkpoint['reset'] } | null;
+  source:
+    | { type: 'kafka'; topic: string; topicId?: string | null; offsets: Record<string, string>; end: Record<string, string> | null }
+    | { type: 'sql'; table: string; cursor: string; position: number | null; openGaps: number; max: number | null }
+    | { type: string };
+  /** Records in the source past the checkpoint; null when it could not be read. */
+  lag: number | null;
+  totals: Checkpoint['totals'] | null;
+  /** Why the source could not be read, if it could not. */
+  error?: string;
+}
+
+async function checkpoints(plan: Plan, dir: string, log: Logger, signal: AbortSignal): Promise<Map<string, { where: string; cp?: Checkpoint }>> {
+  const out = new Map<string, { where: string; cp?: Checkpoint }>();
+  const byConn = new Map<string, FlowPlan[]>();
+  const ctx = { connections: plan.connections, connectionLabels: plan.connectionLabels, specDir: path.dirname(path.resolve(plan.file)) };
+  for (const f of plan.flows) {
+    if (!f.checkpointConnection) {
+      const file = checkpointFile(dir, plan.pipeline, f.name);
+      out.set(f.name, { where: `file ${file}`, cp: readCheckpoint(file) });
+    } else byConn.set(f.checkpointConnection, [...(byConn.get(f.checkpointConnection) ?? []), f]);
+  }
+  for (const [name, flows] of byConn) {
+    const conn = kafkaConn(ctx, name);
+    const topic = topicName(connection(ctx, name), plan.checkpointTopic);
+    const kafka = kafkaClient(conn, log);
+    const group = `salespipe-status.${plan.pipeline}.${crypto.randomBytes(4).toString('hex')}`;
+    const admin = kafka.admin();
+    await withRetry(`connecting to ${kafkaWhere(conn)}`, log, signal, () => admin.connect());
+    try {
+      const exists = (await admin.listTopics()).includes(topic);
+      const got = exists ? await readCheckpoints(kafka, topic, group, flows.map((f) => `${plan.pipeline}/${f.name}`)) : new Map();
+      for (const f of flows) out.set(f.name, { where: `Kafka topic ${topic} (${plan.connectionLabels[name]})`, cp: got.get(`${plan.pipeline}/${f.name}`)?.checkpoint });
+      if (exists) await admin.deleteGroups([group]).catch(() => undefined);
+    } finally {
+      await admin.disconnect();
+    }
+  }
+  return out;
+}
+
+async function sourceStatus(plan: Plan, f: FlowPlan, cp: Checkpoint | undefined, log: Logger, signal: AbortSignal): Promise<Pick<FlowStatus, 'source' | 'lag' | 'error'>> {
+  const ctx = { connections: plan.connections, connectionLabels: plan.connectionLabels, specDir: path.dirname(path.resolve(plan.file)) };
+  const cfg = f.source.cfg as { connection: string; topic?: string; table?: string; cursor?: string; startFrom?: string };
+  if (f.source.type === 'kafka') {
+    const conn = kafkaConn(ctx, cfg.connection);
+    const topic = topicName(connection(ctx, cfg.connection), cfg.topic!);
+    const pos = cp?.source as { offsets?: Record<string, string>; topicId?: string | null } | undefined;
+    const src = { type: 'kafka' as const, topic, topicId: pos?.topicId, offsets: pos?.offsets ?? {}, end: null as Record<string, string> | null };
+    const admin = kafkaClient(conn, log).admin();
+    try {
+      await withRetry(`connecting to ${kafkaWhere(conn)}`, log, signal, () => admin.connect());
+      if (!(await admin.listTopics()).includes(topic)) return { source: src, lag: null, error: `topic ${topic} does not exist` };
+      const offs = await admin.fetchTopicOffsets(topic);
+      src.end = Object.fromEntries(offs.map((o) => [String(o.partition), o.high]));
+      const lag = offs.reduce((n, o) => n + Math.max(0, Number(o.high) - Number(pos?.offsets?.[String(o.partition)] ?? (cfg.startFrom === 'latest' ? o.high : o.low))), 0);
+      return { source: src, lag };
+    } catch (e) {
+      return { source: src, lag: null, error: (e as Error).message };
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+  if (f.source.type === 'sql') {
+    const pos = cp?.source as { hwm?: number | null; gaps?: unknown[] } | undefined;
+    const src = { type: 'sql' as const, table: cfg.table!, cursor: cfg.cursor!, position: pos?.hwm ?? null, openGaps: pos?.gaps?.length ?? 0, max: null as number | null };
+    const { db } = await openKnex(connection(ctx, cfg.connection).url!, ctx.specDir, 1);
+    try {
+      let q = db(cfg.table!).count({ n: '*' });
+      if (src.position !== null) q = q.where(cfg.cursor!, '>', src.position);
+      const [r] = await q;
+      const all = await db(cfg.table!).max({ m: cfg.cursor! });
+      src.max = all[0]?.m === null || all[0]?.m === undefined ? null : Number(all[0].m);
+      return { source: src, lag: Number(r.n) + src.openGaps };
+    } catch (e) {
+      return { source: src, lag: null, error: `reading ${sqlWhere(ctx, cfg.connection)}: ${(e as Error).message}` };
+    } finally {
+      await db.destroy();
+    }
+  }
+  return { source: { type: f.source.type }, lag: null };
+}
+
+export async function pipelineStatus(plan: Plan, dir: string, log: Logger, signal: AbortSignal): Promise<FlowStatus[]> {
+  const cps = await checkpoints(plan, dir, log, signal);
+  const out: FlowStatus[] = [];
+  for (const f of plan.flows) {
+    const { where, cp } = cps.get(f.name)!;
+    const s = await sourceStatus(plan, f, cp, log, signal);
+    out.push({ flow: f.name, where, checkpoint: cp ? { epoch: cp.epoch, at: cp.at, ...(cp.reset ? { reset: cp.reset } : {}) } : null, ...s, totals: cp?.totals ?? null });
+  }
+  return out;
+}
+
+const n = (v: number) => v.toLocaleString('en-US');
+
+export function statusText(plan: Plan, list: FlowStatus[]): string {
+  const lines = [`pipeline ${plan.pipeline} (${plan.file})`];
+  for (const s of list) {
+    lines.push(`  ${s.flow}: ${s.checkpoint ? `epoch ${s.checkpoint.epoch} committed ${s.checkpoint.at}${s.checkpoint.reset ? ` (reset ${s.checkpoint.reset.at})` : ''}` : 'no checkpoint yet'}; checkpoint in ${s.where}`);
+    const src = s.source as Record<string, unknown>;
+    if (src.type === 'kafka') {
+      const offs = Object.entries(src.offsets as Record<string, string>).map(([p, o]) => `${p}:${o}`).join(' ') || 'none';
+      const end = src.end ? Object.entries(src.end as Record<string, string>).map(([p, o]) => `${p}:${o}`).join(' ') : '?';
+      lines.push(`    source topic ${src.topic}: positions ${offs}; end ${end}`);
+    } else if (src.type === 'sql') {
+      lines.push(`    source table ${src.table}: read up to ${src.cursor} ${src.position ?? '(nothing yet)'}${src.openGaps ? ` with ${src.openGaps} open gap(s)` : ''}; largest ${src.cursor} ${src.max ?? '(empty)'}`);
+    }
+    const t = s.totals;
+    lines.push(`    lag ${s.lag === null ? 'unknown' : n(s.lag)}${t ? `; since the start: ${n(t.recordsIn)} records in, ${n(t.recordsOut)} out, ${n(t.deadLetters)} dead letters, ${n(t.late)} late` : ''}${s.error ? `; ${s.error}` : ''}`);
+  }
+  return lines.join('\n');
+}
+
+export default async function status(file: string, o: { format: 'text' | 'json'; stateDir?: string }, io: IO, log: Logger): Promise<number> {
+  const spec = oneSpec(file);
+  const { plan, problems } = loadPlan(spec, io);
+  printProblems(problems.filter((p) => p.severity === 'error'), io);
+  if (!plan) return 2;
+  const signal = io.signal ?? new AbortController().signal;
+  const list = await pipelineStatus(plan, stateDir(o.stateDir, spec, io.env), log, signal);
+  io.stdout((o.format === 'json' ? JSON.stringify({ pipeline: plan.pipeline, file: plan.file, flows: list }, null, 2) : statusText(plan, list)) + '\n');
+  return 0;
+}

@@ -1,0 +1,20 @@
+/** @module `salespipe validate FILE|DIR...`: every problem of every spec, without any server. */
+import type { IO } from '../cli.js';
+import type { Problem } from '../spec/errors.js';
+import { sortProblems } from '../spec/errors.js';
+import { redact } from '../runtime/log.js';
+import { loadPlan, printProblems, specFiles } from './common.js';
+
+export default async function validate(files: string[], o: { format: 'text' | 'json' }, io: IO): Promise<number> {
+  const all: Problem[] = [];
+  const list = specFiles(files);
+  for (const f of list) all.push(...loadPlan(f, io).problems);
+  const sorted = sortProblems(all);
+  if (o.format === 'json') io.stdout(JSON.stringify(sorted.map(({ seq: _seq, ...p }) => ({ ...p, message: redact(p.message) })), null, 2) + '\n');
+  else {
+    printProblems(sorted, io);
+    const errors = sorted.filter((p) => p.severity === 'error').length;
+    if (!errors) io.stdout(`${list.length} spec(s) valid${sorted.length ? ` (${sorted.length} warning(s))` : ''}\n`);
+  }
+  return sorted.some((p) => p.severity === 'error') ? 2 : 0;
+}
