@@ -85,7 +85,28 @@ interface GraphNode { id: string; label: string; shape: 'source' | 'step' | 'sin
 interface GraphEdge { from: string; to: string; label?: string }
 interface Graph { flows: { name: string; nodes: GraphNode[] }[]; topics: GraphNode[]; edges: GraphEdge[] }
 
-const edgeText = (s: StreamInfo) => `${streamText(s)}<br/>${schemaText(s)}`;
+/** Columns four to a line, so that a label stays narrow. */
+const wrapped = (s: StreamInfo) => {
+  const cols = s.schema.map((f) => `${f.name} ${typeName(f.type)}`);
+  const lines: string[] = [];
+  for (let i = 0; i < cols.length; i += 4) lines.push(cols.slice(i, i + 4).join(', '));
+  return lines.join('<br/>');
+};
+
+/**
+ * An edge's label: mode, key and windows always; the columns only where
+ * they differ from the edge before (a source's edge always has them).
+ */
+const edgeText = (s: StreamInfo, prev: StreamInfo | undefined) =>
+  `${wrapLine(streamText(s))}${prev && schemaText(prev) === schemaText(s) ? '' : `<br/>${wrapped(s)}`}`;
+
+/** Breaks a long description at its commas. */
+const wrapLine = (t: string) => t.length <= 60 ? t : t.split(', ').reduce((acc, part) => {
+  const last = acc[acc.length - 1];
+  if (last !== undefined && last.length + part.length < 60) acc[acc.length - 1] = `${last}, ${part}`;
+  else acc.push(part);
+  return acc;
+}, [] as string[]).join(',<br/>');
 
 function graphOf(plan: Plan): Graph {
   const g: Graph = { flows: [], topics: [], edges: [] };
@@ -102,19 +123,22 @@ function graphOf(plan: Plan): Graph {
   plan.flows.forEach((f, fi) => {
     const nodes: GraphNode[] = [];
     const id = (k: string) => `f${fi}_${k}`;
-    nodes.push({ id: id('src'), label: `${f.source.type} source<br/>${what(f.source.type, f.source.cfg)}`, shape: 'source' });
+    nodes.push({ id: id('src'), label: `${f.source.type} source<br/>${what(f.source.type, f.source.cfg).split(' ').slice(1).join('<br/>')}`, shape: 'source' });
     if (f.source.type === 'kafka') g.edges.push({ from: topic(String(f.source.cfg.topic)), to: id('src') });
     let prev = id('src');
     let stream = f.source.out;
+    let before: StreamInfo | undefined;
     f.steps.forEach((s, i) => {
-      nodes.push({ id: id(`s${i}`), label: stepText(s.key, s.cfg), shape: 'step' });
-      g.edges.push({ from: prev, to: id(`s${i}`), label: edgeText(stream) });
+      nodes.push({ id: id(`s${i}`), label: wrapLine(stepText(s.key, s.cfg)), shape: 'step' });
+      g.edges.push({ from: prev, to: id(`s${i}`), label: edgeText(stream, before) });
       prev = id(`s${i}`);
+      before = stream;
       stream = s.out;
     });
+    // Every sink takes the same stream: its columns are shown once.
     f.sinks.forEach((s, i) => {
-      nodes.push({ id: id(`k${i}`), label: `${s.type} sink<br/>${what(s.type, s.cfg)}`, shape: 'sink' });
-      g.edges.push({ from: prev, to: id(`k${i}`), label: edgeText(stream) });
+      nodes.push({ id: id(`k${i}`), label: `${s.type} sink<br/>${what(s.type, s.cfg).split(' ').slice(1).join('<br/>')}`, shape: 'sink' });
+      g.edges.push({ from: prev, to: id(`k${i}`), label: edgeText(stream, i === 0 ? before : stream) });
       if (s.type === 'kafka') g.edges.push({ from: id(`k${i}`), to: topic(String(s.cfg.topic)) });
     });
     const side = (k: 'deadLetter' | 'late', label: string) => {
@@ -138,7 +162,7 @@ export function explainMermaid(plan: Plan): string {
     const l = `"${esc(n.label)}"`;
     return n.shape === 'source' ? `${n.id}[(${l})]` : n.shape === 'sink' ? `${n.id}[/${l}/]` : n.shape === 'topic' ? `${n.id}{{${l}}}` : n.shape === 'side' ? `${n.id}>${l}]` : `${n.id}[${l}]`;
   };
-  const lines = ['flowchart LR'];
+  const lines = ['flowchart TB'];
   for (const f of g.flows) {
     lines.push(`  subgraph ${f.nodes[0].id.split('_')[0]}["flow ${esc(f.name)}"]`);
     for (const n of f.nodes) lines.push(`    ${shape(n)}`);
@@ -154,7 +178,8 @@ export function explainDot(plan: Plan): string {
   const g = graphOf(plan);
   const q = (s: string) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/<br\/>/g, '\\n')}"`;
   const attrs = (n: GraphNode) => ({ source: 'shape=cylinder', step: 'shape=box', sink: 'shape=parallelogram', topic: 'shape=hexagon, style=filled, fillcolor="#eeeeee"', side: 'shape=note' })[n.shape];
-  const lines = [`digraph ${q(plan.pipeline)} {`, '  rankdir=LR;', '  node [fontname="Helvetica", fontsize=10];', '  edge [fontname="Helvetica", fontsize=8];'];
+  // Top to bottom: a pipeline's chain of flows is long, its branches few; labels stay narrow.
+  const lines = [`digraph ${q(plan.pipeline)} {`, '  rankdir=TB;', '  node [fontname="Helvetica", fontsize=10];', '  edge [fontname="Helvetica", fontsize=8];'];
   for (const f of g.flows) {
     lines.push(`  subgraph ${q(`cluster_${f.name}`)} {`, `    label=${q(`flow ${f.name}`)};`);
     for (const n of f.nodes) lines.push(`    ${n.id} [label=${q(n.label)}, ${attrs(n)}];`);

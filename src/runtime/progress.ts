@@ -2,29 +2,55 @@
  * @module Progress: an ora spinner on a terminal, plain log lines otherwise.
  *
  * Rules: a TTY not under CI gets one live line (records in, records/s, lag,
- * dead letters per flow); anywhere else, a log line every 10 s. Both end
- * with a summary line per flow.
+ * watermark, dead letters per flow); anywhere else, a log line every 10 s.
+ * Rates are over the last 10 s, so a steady flow shows a steady figure
+ * (a Kafka flow's records arrive in bursts at commits). Both end with a
+ * summary line per flow. NO_COLOR turns the spinner's colour off.
  */
 import ora, { Ora } from 'ora';
 import type { FlowStats } from './flow.js';
 import { logHooks, Logger } from './log.js';
+import { formatTimestamp } from '../time.js';
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
+
+/** Window of the shown rate. */
+export const RATE_WINDOW_MS = 10_000;
+
+/** Records per second over the last RATE_WINDOW_MS, from samples of a growing count. */
+export class Rate {
+  private samples: [number, number][] = [];
+
+  constructor(start: number) { this.samples.push([start, 0]); }
+
+  add(at: number, n: number): number {
+    this.samples.push([at, n]);
+    while (this.samples.length > 2 && this.samples[1][0] <= at - RATE_WINDOW_MS) this.samples.shift();
+    const [t0, n0] = this.samples[0];
+    return ((n - n0) * 1000) / Math.max(1, at - t0);
+  }
+}
+
+/** `12:03:05`, or the date too when it is not today's (UTC). */
+const when = (ms: number) => {
+  const iso = formatTimestamp(ms);
+  return iso.slice(0, 10) === new Date().toISOString().slice(0, 10) ? iso.slice(11, 19) : iso.slice(0, 19).replace('T', ' ');
+};
 
 export class Progress {
   private spinner: Ora | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private last = new Map<string, { at: number; n: number }>();
+  private rates = new Map<string, Rate>();
 
   constructor(private flows: FlowStats[], private log: Logger, private enabled: boolean) {}
 
-  private line(): string {
-    const now = Date.now();
+  line(now = Date.now()): string {
     return this.flows.map((f) => {
-      const prev = this.last.get(f.flow) ?? { at: f.startedAt, n: 0 };
-      const rate = ((f.recordsIn - prev.n) * 1000) / Math.max(1, now - prev.at);
-      this.last.set(f.flow, { at: now, n: f.recordsIn });
-      return `${f.flow}: ${fmt(f.recordsIn)} in, ${fmt(rate)}/s${f.lag !== undefined ? `, lag ${fmt(f.lag)}` : ''}${f.deadLetters ? `, ${fmt(f.deadLetters)} dead` : ''}${f.late ? `, ${fmt(f.late)} late` : ''}`;
+      let r = this.rates.get(f.flow);
+      if (!r) this.rates.set(f.flow, (r = new Rate(f.startedAt)));
+      const rate = r.add(now, f.recordsIn);
+      const wm = f.watermark !== undefined && Number.isFinite(f.watermark) ? `, ${f.watermarkKind ?? 'watermark'} ${when(f.watermark)}` : '';
+      return `${f.flow}: ${fmt(f.recordsIn)} in, ${fmt(rate)}/s${f.lag !== undefined ? `, lag ${fmt(f.lag)}` : ''}${wm}${f.deadLetters ? `, ${fmt(f.deadLetters)} dead` : ''}${f.late ? `, ${fmt(f.late)} late` : ''}`;
     }).join(' | ');
   }
 
@@ -35,7 +61,7 @@ export class Progress {
     const tty = process.stderr.isTTY && !process.env.CI && width >= 20;
     if (tty) {
       // discardStdin would put the terminal in raw mode, where Ctrl-C stops reaching us as SIGINT.
-      const spinner = ora({ text: 'starting', stream: process.stderr, discardStdin: false }).start();
+      const spinner = ora({ text: 'starting', stream: process.stderr, discardStdin: false, color: process.env.NO_COLOR ? false : 'cyan' }).start();
       this.spinner = spinner;
       logHooks.around = (write) => { spinner.clear(); write(); spinner.render(); };
       // One line only: a wrapped spinner line leaves copies of itself behind.
@@ -56,7 +82,7 @@ export class Progress {
     this.log.info(`peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`);
     for (const f of this.flows) {
       const secs = ((f.finishedAt ?? Date.now()) - f.startedAt) / 1000;
-      this.log.info(`${f.flow}: ${fmt(f.recordsIn)} records in, ${fmt(f.recordsOut)} out, ${fmt(f.deadLetters)} dead letters, ${f.late ? `${fmt(f.late)} late, ` : ''}${f.epochs} epoch(s) in ${secs.toFixed(2)} s (${fmt(f.recordsIn / Math.max(secs, 0.001))}/s)${Object.entries(f.counters).map(([k, v]) => `; ${k}: ${fmt(v)}`).join('')}`);
+      this.log.info(`${f.flow}: ${fmt(f.recordsIn)} records in, ${fmt(f.recordsOut)} out, ${fmt(f.deadLetters)} dead letters${f.deadLetters && f.deadLettersTo ? ` (to ${f.deadLettersTo})` : ''}, ${f.late ? `${fmt(f.late)} late, ` : ''}${f.epochs} epoch(s) in ${secs.toFixed(2)} s (${fmt(f.recordsIn / Math.max(secs, 0.001))}/s)${Object.entries(f.counters).map(([k, v]) => `; ${k}: ${fmt(v)}`).join('')}`);
     }
   }
 }
