@@ -84,7 +84,8 @@ async function customerTable(dir: string) {
 async function pipeline(spec: string, flow: string): Promise<{ rate: number; rss: number; secs: number }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'salespipe-bench-'));
   await customerTable(dir);
-  const env = { ...process.env, BENCH_TOPIC: topic, BENCH_GROUP: `${id}.${flow}`, BENCH_DIR: dir, SALESPIPE_STATE_DIR: path.join(dir, 'state') };
+  // A pipeline of its own per bench run: its checkpoints refer to this run's topic only.
+  const env = { ...process.env, BENCH_TOPIC: topic, BENCH_GROUP: `${id}.${flow}`, BENCH_PIPELINE: `bench-${id.slice(6)}-${flow}`, BENCH_DIR: dir, SALESPIPE_STATE_DIR: path.join(dir, 'state') };
   // BENCH_NODE_ARGS passes flags to the measured process, e.g. --cpu-prof for profiling.
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
   const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin/salespipe.js'), 'run', path.join(ROOT, 'bench', spec), '--drain'], { env, stdio: ['ignore', 'inherit', 'pipe'] });

@@ -50,9 +50,9 @@ test('worked example: aggregated_product_sales and Parquet hold exactly the thre
   const msgs = readTopic(`${prefix}aggregated_product_sales`);
   const latest = latestByKey(msgs);
   assert.deepEqual(new Map([...latest].map(([key, v]) => [key, parseExact(v)])), new Map([
-    ['Dell Inspiron', { product_name: 'Dell Inspiron', brand: 'Dell', product_category: 'Laptop', total_quantity_sold: '2', total_revenue: '100000.00' }],
-    ['Apple iPhone 12', { product_name: 'Apple iPhone 12', brand: 'Apple', product_category: 'Smartphone', total_quantity_sold: '3', total_revenue: '240000.00' }],
-    ['Lenovo ThinkPad', { product_name: 'Lenovo ThinkPad', brand: 'Lenovo', product_category: 'Laptop', total_quantity_sold: '1', total_revenue: '65000.00' }],
+    ['Dell Inspiron|Dell|Laptop', { product_name: 'Dell Inspiron', brand: 'Dell', product_category: 'Laptop', total_quantity_sold: '2', total_revenue: '100000.00' }],
+    ['Apple iPhone 12|Apple|Smartphone', { product_name: 'Apple iPhone 12', brand: 'Apple', product_category: 'Smartphone', total_quantity_sold: '3', total_revenue: '240000.00' }],
+    ['Lenovo ThinkPad|Lenovo|Laptop', { product_name: 'Lenovo ThinkPad', brand: 'Lenovo', product_category: 'Laptop', total_quantity_sold: '1', total_revenue: '65000.00' }],
   ]));
   // Values are real JSON (not a dictionary repr).
   for (const m of msgs) assert.doesNotThrow(() => JSON.parse(m.value));

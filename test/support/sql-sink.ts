@@ -22,7 +22,7 @@ export async function sqlSinkRoundTrip(ctx: RunContext, connName = 'db'): Promis
   assert.deepEqual(errors, []);
   const run = async (rows: Row[]) => {
     const sink = sqlSink.create(cfg, input, ctx);
-    await sink.open(undefined);
+    await sink.open(undefined, 0);
     await sink.write(rows);
     await sink.commit(1, await sink.preCommit(1));
     await sink.close();

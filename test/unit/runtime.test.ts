@@ -57,7 +57,7 @@ function plan(h: ReturnType<typeof harness>, withAggregate: boolean): Plan {
   const aggCfg = { groupBy: ['k'], compute: { total: 'sum(v)' }, mode: 'update' as const };
   const aggOut = aggregateStep.plan(aggCfg, stream, { error: (_p, m) => assert.fail(m), warn: () => {}, connections: {}, timeZone: 'UTC' })!;
   return {
-    pipeline: 'rt', file: 'rt.yaml', timeZone: 'UTC', checkpointMs: 60_000, checkpointTopic: '_salespipe_checkpoints', checkpointReplication: 1, connections: {},
+    pipeline: 'rt', file: 'rt.yaml', timeZone: 'UTC', checkpointMs: 60_000, checkpointTopic: '_salespipe_checkpoints', checkpointReplication: 1, connections: {}, connectionLabels: {},
     flows: [{
       name: 'main', reads: [], writes: [], upstream: [],
       source: { type: 'counter', cfg: {}, def: h.source, out: stream, path: [] },
