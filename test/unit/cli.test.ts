@@ -165,3 +165,70 @@ test('the default state directory is beside the spec, whatever the working direc
   const elsewhere = await call(['run', spec, '--drain', '--no-progress'], {}, tmpDir());
   assert.match(elsewhere.stderr, new RegExp(`state in ${path.join(dir, '.salespipe', 'state').replace(/\./g, '\\.')}`));
 });
+
+/** A SQLite sales table in `dir` with `n` rows, and a spec reading it into `sink`. */
+async function sqliteSpec(dir: string, n: number, sink: string, extra = ''): Promise<string> {
+  const { openKnex } = await import('../../src/operators/connections.js');
+  const { createTables } = await import('../../src/gen/generate.js');
+  const { db } = await openKnex(`sqlite:${path.join(dir, 's.db')}`, dir, 1);
+  await createTables(db, 'sqlite');
+  for (let i = 0; i < n; i += 500) {
+    await db('product_sales').insert(Array.from({ length: Math.min(500, n - i) }, () => ({ product_name: 'Dell Inspiron', product_category: 'Laptop', brand: 'Dell', quantity_sold: 1, price_per_unit: '10.00', transaction_date: '2026-01-15 10:00:00' })));
+  }
+  await db.destroy();
+  const spec = path.join(dir, 's.yaml');
+  fs.writeFileSync(spec, `pipeline: s\n${extra}connections: { db: { type: sql, url: "sqlite:s.db" } }\nflows:\n  f:\n    source: { type: sql, connection: db, table: product_sales, cursor: transaction_id, pollInterval: 100ms, schema: { transaction_id: int, quantity_sold: int, transaction_date: timestamp } }\n    sinks: [ ${sink} ]\n`);
+  return spec;
+}
+
+test('an output made read-only mid-run: the flow fails naming the sink, the path and EROFS, and the summary counts what committed', { skip: process.getuid?.() === 0 ? false : 'needs root to mount' }, async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const mnt = tmpDir();
+  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=16m', 'tmpfs', mnt], { encoding: 'utf8' });
+  if (m.status !== 0) {
+    if (process.env.CI === 'true') assert.fail(`mount of a tmpfs failed: ${m.stderr}`);
+    return t.skip(`cannot mount: ${m.stderr.trim()}`);
+  }
+  try {
+    const dir = tmpDir();
+    const spec = await sqliteSpec(dir, 500, `{ type: parquet, path: ${mnt}/history }`, 'checkpoint: { interval: 200ms }\n');
+    const { startCli, finished, until } = await import('../support/helpers.js');
+    const run = startCli(['run', spec, '--no-progress'], { SALESPIPE_LOG_LEVEL: 'debug' });
+    await until(() => /epoch 1 committed/.test(run.out.stderr), 30_000, 'the first epoch');
+    assert.equal(spawnSync('mount', ['-o', 'remount,ro', mnt]).status, 0);
+    const { openKnex } = await import('../../src/operators/connections.js');
+    const { db } = await openKnex(`sqlite:${path.join(dir, 's.db')}`, dir, 1);
+    await db('product_sales').insert({ product_name: 'x', product_category: 'y', brand: 'z', quantity_sold: 1, price_per_unit: '1.00', transaction_date: '2026-01-15 11:00:00' });
+    await db.destroy();
+    const r = await finished(run);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, new RegExp(`parquet sink ${mnt}/history: cannot write ${mnt}/history/transaction_date=[^:]*: the filesystem is mounted read-only \\(EROFS\\)|parquet sink ${mnt}/history: cannot write \\S+: the filesystem is mounted read-only \\(EROFS\\)`));
+    assert.match(r.stderr, /f: 500 records in, 500 out, 0 dead letters, 1 epoch\(s\)/, 'the summary counts the committed epoch, not the row read after it');
+  } finally {
+    spawnSync('umount', [mnt]);
+  }
+});
+
+test('NO_COLOR: the spinner on a terminal draws no colour', async (t) => {
+  const { spawnSync } = await import('node:child_process');
+  const dir = tmpDir();
+  const spec = await sqliteSpec(dir, 10, '{ type: console, format: json }');
+  const bin = path.join(ROOT, 'bin/salespipe.js');
+  // Two seconds of a run on a pseudo-terminal, then Ctrl-C (SIGINT).
+  const tty = (env: string) => spawnSync('script', ['-qec', `stty cols 120 rows 40; env -u CI ${env} timeout --preserve-status -s INT 2 ${process.execPath} ${bin} run ${spec}`, '/dev/null'], { encoding: 'utf8', env: { ...process.env, CI: '' } });
+  const plain = tty('NO_COLOR=1');
+  if (plain.error) return t.skip('script(1) is not available');
+  assert.equal(plain.status, 0, plain.stdout);
+  assert.doesNotMatch(plain.stdout, /\x1b\[3\dm/, 'no colour codes with NO_COLOR');
+  const coloured = tty('FORCE_COLOR=1');
+  assert.match(coloured.stdout, /\x1b\[36m/, 'the spinner is cyan otherwise');
+});
+
+test('generate --rate reports progress every 10 s', async () => {
+  const dir = tmpDir();
+  const { runCli } = await import('../support/helpers.js');
+  const r = await runCli(['generate', '--db', `sqlite:${path.join(dir, 'g.db')}`, '--create-tables', '--count', '1200', '--rate', '100', '--writers', '1', '--batch', '10']);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /inserted \d+ of 1200 sale\(s\) in 10 s \(\d+\/s\)/);
+  assert.match(r.stderr, /inserted 1200 sale\(s\) with 1 writer\(s\)/);
+});
