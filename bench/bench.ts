@@ -20,8 +20,8 @@ import path from 'node:path';
 import kafkajs from 'kafkajs';
 import { customers, randomSale, rng } from '../src/gen/generate.js';
 import knexFactory from 'knex';
-import { formatTimestamp } from '../src/time.js';
-import { PACKAGE_ROOT } from '../src/paths.js';
+import { formatTimestamp } from '../src/core/time.js';
+import { PACKAGE_ROOT } from '../src/core/paths.js';
 
 const ROOT = PACKAGE_ROOT;
 const N = Number(process.argv[2] ?? process.env.BENCH_RECORDS ?? 1_000_000);

@@ -11,16 +11,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Command, CommanderError, Option } from 'commander';
-import { createLogger, Logger, redact, LEVELS } from './runtime/log.js';
-import { PACKAGE_ROOT } from './paths.js';
+import { createLogger, Logger, redact, LEVELS } from './core/log.js';
+import { PACKAGE_ROOT } from './core/paths.js';
+import type { IO } from './core/io.js';
 
-export interface IO {
-  stdout: (s: string) => void;
-  stderr: (s: string) => void;
-  env: NodeJS.ProcessEnv;
-  /** Aborted to stop a running pipeline (the binary wires SIGINT/SIGTERM here). */
-  signal?: AbortSignal;
-}
+export type { IO };
 
 const pkg = JSON.parse(fs.readFileSync(path.join(PACKAGE_ROOT, 'package.json'), 'utf8'));
 
@@ -245,6 +240,7 @@ export async function main(): Promise<void> {
   const code = await cli(process.argv.slice(2), {
     stdout: (s) => process.stdout.write(s),
     stderr: (s) => process.stderr.write(s),
+    stdoutIsTTY: !!process.stdout.isTTY,
     env: process.env,
     signal: ctl.signal,
   });

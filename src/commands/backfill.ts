@@ -1,10 +1,10 @@
 /** @module `salespipe backfill FILE --from --to`: recompute a past range and rewrite exactly its partitions. */
 import path from 'node:path';
-import type { IO } from '../cli.js';
-import type { Logger } from '../runtime/log.js';
-import { backfill } from '../backfill.js';
-import { parseTimestamp } from '../time.js';
-import { waiting } from '../operators/connections.js';
+import type { IO } from '../core/io.js';
+import type { Logger } from '../core/log.js';
+import { backfill } from '../backfill/backfill.js';
+import { parseTimestamp } from '../core/time.js';
+import { waiting } from '../connections/retry.js';
 import { durationArg, loadPlan, oneSpec, printProblems, stateDir, UsageError } from './common.js';
 
 export interface BackfillFlags { from: string; to: string; dryRun?: boolean; toKafka?: boolean; history?: string; stateDir?: string; timeout?: string }

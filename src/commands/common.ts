@@ -5,13 +5,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { IO } from '../cli.js';
+import type { IO } from '../core/io.js';
 import { loadSpec } from '../spec/load.js';
 import { formatProblem, sortProblems, Problem } from '../spec/errors.js';
 import { planSpec, Plan } from '../plan/plan.js';
-import { collectTests, SpecTest, isSidecar } from '../testing.js';
-import { redact } from '../runtime/log.js';
-import { parseDuration } from '../time.js';
+import { collectTests, SpecTest, isSidecar } from '../testing/tests.js';
+import { redact } from '../core/log.js';
+import { parseDuration } from '../core/time.js';
 
 /** A mistake in how a command was called: exit 2, one line, no stack. */
 export class UsageError extends Error {

@@ -7,14 +7,14 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { IO } from '../cli.js';
-import type { Logger } from '../runtime/log.js';
+import { ioStdout, type IO } from '../core/io.js';
+import type { Logger } from '../core/log.js';
 import { generate } from '../gen/generate.js';
 import { loadSpec } from '../spec/load.js';
 import { planSpec } from '../plan/plan.js';
 import { formatProblem } from '../spec/errors.js';
 import { runPlan } from '../runtime/run.js';
-import { PACKAGE_ROOT } from '../paths.js';
+import { PACKAGE_ROOT } from '../core/paths.js';
 
 const DEMO_SPEC = path.join(PACKAGE_ROOT, 'pipelines/demo.yaml');
 
@@ -36,7 +36,7 @@ export async function runDemo(opts: { dir: string; count: number }, io: IO, log:
     loaded.problems.forEach((p) => io.stderr(formatProblem(p) + '\n'));
     return 2;
   }
-  await runPlan(plan, { stateDir: path.join(opts.dir, 'state'), drain: true, log, signal: io.signal, progress: false });
+  await runPlan(plan, { stateDir: path.join(opts.dir, 'state'), drain: true, log, signal: io.signal, progress: false, output: ioStdout(io) });
   io.stdout(`\nParquet written under ${path.join(opts.dir, 'output')} (aggregated_product_sales/, sales_history/)\n`);
   return 0;
 }

@@ -1,5 +1,5 @@
 /** @module `salespipe explain FILE`: the plan as text, Mermaid or Graphviz. */
-import type { IO } from '../cli.js';
+import type { IO } from '../core/io.js';
 import { explainText, explainMermaid, explainDot } from '../plan/explain.js';
 import { loadPlan, oneSpec, printProblems } from './common.js';
 

@@ -1,8 +1,8 @@
 /** @module `salespipe generate`: realistic sales inserted into a database. */
-import type { IO } from '../cli.js';
-import type { Logger } from '../runtime/log.js';
+import type { IO } from '../core/io.js';
+import type { Logger } from '../core/log.js';
 import { generate } from '../gen/generate.js';
-import { parseDuration, parseTimestamp } from '../time.js';
+import { parseDuration, parseTimestamp } from '../core/time.js';
 import { UsageError } from './common.js';
 
 export interface GenerateFlags {

@@ -14,15 +14,16 @@
  *   holds the old values until the flow writes new ones.
  */
 import path from 'node:path';
-import type { IO } from '../cli.js';
+import type { IO } from '../core/io.js';
 import type { Plan } from '../plan/plan.js';
-import type { Logger } from '../runtime/log.js';
+import type { Logger } from '../core/log.js';
 import type { Checkpoint } from '../runtime/checkpoint.js';
 import { readCheckpoint, writeCheckpoint, ZERO_TOTALS } from '../runtime/checkpoint.js';
 import { checkpointFile } from '../runtime/flow.js';
 import { KafkaCheckpointStore } from '../runtime/kafka-checkpoint.js';
 import { guardPipeline } from '../runtime/guard.js';
-import { connection, kafkaConn, topicName } from '../operators/connections.js';
+import { connection, topicName } from '../connections/config.js';
+import { kafkaConn } from '../connections/kafka.js';
 import { loadPlan, oneSpec, printProblems, stateDir, UsageError } from './common.js';
 
 export function resetCheckpoint(cp: Checkpoint, positionsOnly: boolean): Checkpoint {

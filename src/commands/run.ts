@@ -2,10 +2,10 @@
  * @module `salespipe run FILE`: every flow of a pipeline, until stopped, or
  * with --drain until the sources are drained (--timeout bounds a drain).
  */
-import type { IO } from '../cli.js';
-import type { Logger } from '../runtime/log.js';
+import { ioStdout, type IO } from '../core/io.js';
+import type { Logger } from '../core/log.js';
 import { runPlan } from '../runtime/run.js';
-import { waiting } from '../operators/connections.js';
+import { waiting } from '../connections/retry.js';
 import { durationArg, loadPlan, oneSpec, printProblems, stateDir, UsageError } from './common.js';
 
 export interface RunFlags { drain?: boolean; stateDir?: string; progress: boolean; timeout?: string }
@@ -30,7 +30,7 @@ export default async function run(file: string, o: RunFlags, io: IO, log: Logger
     stop.abort();
   }, timeout);
   try {
-    await runPlan(plan, { stateDir: dir, drain: !!o.drain, log, signal: stop.signal, progress: o.progress });
+    await runPlan(plan, { stateDir: dir, drain: !!o.drain, log, signal: stop.signal, progress: o.progress, output: ioStdout(io) });
   } finally {
     clearTimeout(timer);
   }

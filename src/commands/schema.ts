@@ -1,5 +1,5 @@
 /** @module `salespipe schema`: the JSON Schema of pipeline specs. */
-import type { IO } from '../cli.js';
+import type { IO } from '../core/io.js';
 import { pipelineSchema } from '../spec/schema.js';
 
 export default async function schema(io: IO): Promise<number> {

@@ -15,14 +15,16 @@
  */
 import path from 'node:path';
 import crypto from 'node:crypto';
-import type { IO } from '../cli.js';
+import type { IO } from '../core/io.js';
 import type { Plan, FlowPlan } from '../plan/plan.js';
-import type { Logger } from '../runtime/log.js';
+import type { Logger } from '../core/log.js';
 import type { Checkpoint } from '../runtime/checkpoint.js';
 import { readCheckpoint } from '../runtime/checkpoint.js';
-import { checkpointFile } from '../runtime/flow.js';
+import { checkpointFile, flowContext } from '../runtime/flow.js';
 import { readCheckpoints } from '../runtime/kafka-checkpoint.js';
-import { connection, kafkaClient, kafkaConn, openKnex, topicName, withRetry, kafkaWhere, sqlWhere } from '../operators/connections.js';
+import { connection, topicName } from '../connections/config.js';
+import { kafkaClient, kafkaConn, kafkaWhere } from '../connections/kafka.js';
+import { withRetry } from '../connections/retry.js';
 import { loadPlan, oneSpec, printProblems, stateDir } from './common.js';
 
 export interface FlowStatus {
@@ -30,10 +32,9 @@ export interface FlowStatus {
   /** Where the checkpoint is kept. */
   where: string;
   checkpoint: { epoch: number; at: string; reset?: Checkpoint['reset'] } | null;
-  source:
-    | { type: 'kafka'; topic: string; topicId?: string | null; offsets: Record<string, string>; end: Record<string, string> | null }
-    | { type: 'sql'; table: string; cursor: string; position: number | null; openGaps: number; max: number | null }
-    | { type: string };
+  /** The source's own account (operators' status): topic offsets and ends, or the table position and its largest id. */
+  source: Record<string, unknown>;
+  sourceText?: string;
   /** Records in the source past the checkpoint; null when it could not be read. */
   lag: number | null;
   totals: Checkpoint['totals'] | null;
@@ -70,55 +71,17 @@ async function checkpoints(plan: Plan, dir: string, log: Logger, signal: AbortSi
   return out;
 }
 
-async function sourceStatus(plan: Plan, f: FlowPlan, cp: Checkpoint | undefined, log: Logger, signal: AbortSignal): Promise<Pick<FlowStatus, 'source' | 'lag' | 'error'>> {
-  const ctx = { connections: plan.connections, connectionLabels: plan.connectionLabels, specDir: path.dirname(path.resolve(plan.file)) };
-  const cfg = f.source.cfg as { connection: string; topic?: string; table?: string; cursor?: string; startFrom?: string };
-  if (f.source.type === 'kafka') {
-    const conn = kafkaConn(ctx, cfg.connection);
-    const topic = topicName(connection(ctx, cfg.connection), cfg.topic!);
-    const pos = cp?.source as { offsets?: Record<string, string>; topicId?: string | null } | undefined;
-    const src = { type: 'kafka' as const, topic, topicId: pos?.topicId, offsets: pos?.offsets ?? {}, end: null as Record<string, string> | null };
-    const admin = kafkaClient(conn, log).admin();
-    try {
-      await withRetry(`connecting to ${kafkaWhere(conn)}`, log, signal, () => admin.connect());
-      if (!(await admin.listTopics()).includes(topic)) return { source: src, lag: null, error: `topic ${topic} does not exist` };
-      const offs = await admin.fetchTopicOffsets(topic);
-      src.end = Object.fromEntries(offs.map((o) => [String(o.partition), o.high]));
-      const lag = offs.reduce((n, o) => n + Math.max(0, Number(o.high) - Number(pos?.offsets?.[String(o.partition)] ?? (cfg.startFrom === 'latest' ? o.high : o.low))), 0);
-      return { source: src, lag };
-    } catch (e) {
-      return { source: src, lag: null, error: (e as Error).message };
-    } finally {
-      await admin.disconnect().catch(() => undefined);
-    }
-  }
-  if (f.source.type === 'sql') {
-    const pos = cp?.source as { hwm?: number | null; gaps?: unknown[] } | undefined;
-    const src = { type: 'sql' as const, table: cfg.table!, cursor: cfg.cursor!, position: pos?.hwm ?? null, openGaps: pos?.gaps?.length ?? 0, max: null as number | null };
-    const { db } = await openKnex(connection(ctx, cfg.connection).url!, ctx.specDir, 1);
-    try {
-      let q = db(cfg.table!).count({ n: '*' });
-      if (src.position !== null) q = q.where(cfg.cursor!, '>', src.position);
-      const [r] = await q;
-      const all = await db(cfg.table!).max({ m: cfg.cursor! });
-      src.max = all[0]?.m === null || all[0]?.m === undefined ? null : Number(all[0].m);
-      return { source: src, lag: Number(r.n) + src.openGaps };
-    } catch (e) {
-      return { source: src, lag: null, error: `reading ${sqlWhere(ctx, cfg.connection)}: ${(e as Error).message}` };
-    } finally {
-      await db.destroy();
-    }
-  }
-  return { source: { type: f.source.type }, lag: null };
-}
 
 export async function pipelineStatus(plan: Plan, dir: string, log: Logger, signal: AbortSignal): Promise<FlowStatus[]> {
   const cps = await checkpoints(plan, dir, log, signal);
   const out: FlowStatus[] = [];
   for (const f of plan.flows) {
     const { where, cp } = cps.get(f.name)!;
-    const s = await sourceStatus(plan, f, cp, log, signal);
-    out.push({ flow: f.name, where, checkpoint: cp ? { epoch: cp.epoch, at: cp.at, ...(cp.reset ? { reset: cp.reset } : {}) } : null, ...s, totals: cp?.totals ?? null });
+    const s = await f.source.def.status?.(f.source.planned, cp?.source, flowContext(plan, f, { stateDir: dir, log, signal }));
+    out.push({
+      flow: f.name, where, checkpoint: cp ? { epoch: cp.epoch, at: cp.at, ...(cp.reset ? { reset: cp.reset } : {}) } : null,
+      source: s?.detail ?? { type: f.source.type }, sourceText: s?.text, lag: s?.lag ?? null, ...(s?.error ? { error: s.error } : {}), totals: cp?.totals ?? null,
+    });
   }
   return out;
 }
@@ -129,14 +92,7 @@ export function statusText(plan: Plan, list: FlowStatus[]): string {
   const lines = [`pipeline ${plan.pipeline} (${plan.file})`];
   for (const s of list) {
     lines.push(`  ${s.flow}: ${s.checkpoint ? `epoch ${s.checkpoint.epoch} committed ${s.checkpoint.at}${s.checkpoint.reset ? ` (reset ${s.checkpoint.reset.at})` : ''}` : 'no checkpoint yet'}; checkpoint in ${s.where}`);
-    const src = s.source as Record<string, unknown>;
-    if (src.type === 'kafka') {
-      const offs = Object.entries(src.offsets as Record<string, string>).map(([p, o]) => `${p}:${o}`).join(' ') || 'none';
-      const end = src.end ? Object.entries(src.end as Record<string, string>).map(([p, o]) => `${p}:${o}`).join(' ') : '?';
-      lines.push(`    source topic ${src.topic}: positions ${offs}; end ${end}`);
-    } else if (src.type === 'sql') {
-      lines.push(`    source table ${src.table}: read up to ${src.cursor} ${src.position ?? '(nothing yet)'}${src.openGaps ? ` with ${src.openGaps} open gap(s)` : ''}; largest ${src.cursor} ${src.max ?? '(empty)'}`);
-    }
+    if (s.sourceText) lines.push(`    ${s.sourceText}`);
     const t = s.totals;
     lines.push(`    lag ${s.lag === null ? 'unknown' : n(s.lag)}${t ? `; since the start: ${n(t.recordsIn)} records in, ${n(t.recordsOut)} out, ${n(t.deadLetters)} dead letters, ${n(t.late)} late` : ''}${s.error ? `; ${s.error}` : ''}`);
   }

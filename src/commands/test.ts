@@ -1,8 +1,8 @@
 /** @module `salespipe test FILE|DIR...`: the specs' own tests, in-process, without any server. */
 import path from 'node:path';
-import type { IO } from '../cli.js';
-import { runSpecTest } from '../testing.js';
-import { createLogger } from '../runtime/log.js';
+import type { IO } from '../core/io.js';
+import { runSpecTest } from '../testing/tests.js';
+import { createLogger } from '../core/log.js';
 import { loadPlan, printProblems, specFiles } from './common.js';
 
 export default async function test(files: string[], io: IO): Promise<number> {

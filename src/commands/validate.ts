@@ -1,9 +1,16 @@
-/** @module `salespipe validate FILE|DIR...`: every problem of every spec, without any server. */
-import type { IO } from '../cli.js';
+/**
+ * @module `salespipe validate FILE|DIR...`: every problem of every spec, without any server.
+ *
+ * Rules: text output prints each problem as `file:line:col: message [code]`,
+ * then the line it points at with a caret under the offending text; JSON
+ * output is the problems as values (with `endLine`/`endCol` when known).
+ */
+import type { IO } from '../core/io.js';
+import fs from 'node:fs';
 import type { Problem } from '../spec/errors.js';
-import { sortProblems } from '../spec/errors.js';
-import { redact } from '../runtime/log.js';
-import { loadPlan, printProblems, specFiles } from './common.js';
+import { caretLines, formatProblem, sortProblems } from '../spec/errors.js';
+import { redact } from '../core/log.js';
+import { loadPlan, specFiles } from './common.js';
 
 export default async function validate(files: string[], o: { format: 'text' | 'json' }, io: IO): Promise<number> {
   const all: Problem[] = [];
@@ -12,7 +19,17 @@ export default async function validate(files: string[], o: { format: 'text' | 'j
   const sorted = sortProblems(all);
   if (o.format === 'json') io.stdout(JSON.stringify(sorted.map(({ seq: _seq, ...p }) => ({ ...p, message: redact(p.message) })), null, 2) + '\n');
   else {
-    printProblems(sorted, io);
+    const sources = new Map<string, string | undefined>();
+    const source = (file: string) => {
+      if (!sources.has(file)) {
+        try { sources.set(file, fs.readFileSync(file, 'utf8')); } catch { sources.set(file, undefined); }
+      }
+      return sources.get(file);
+    };
+    for (const p of sorted) {
+      const text = source(p.file);
+      io.stderr([redact(formatProblem(p)), ...(text === undefined ? [] : caretLines(p, text))].join('\n') + '\n');
+    }
     const errors = sorted.filter((p) => p.severity === 'error').length;
     if (!errors) io.stdout(`${list.length} spec(s) valid${sorted.length ? ` (${sorted.length} warning(s))` : ''}\n`);
   }

@@ -10,8 +10,8 @@
  * - Null propagates through arithmetic and comparisons (SQL semantics); a
  *   filter keeps a row only when its condition is true.
  */
-import { ColumnType, Row, Schema, Value, POW10, fieldOf, isNumeric, typeName, formatDecimal } from '../types.js';
-import { parseTimestamp, dateIn } from '../time.js';
+import { ColumnType, Row, Schema, Value, POW10, fieldOf, isNumeric, typeName, formatDecimal } from '../core/types.js';
+import { parseTimestamp, dateIn } from '../core/time.js';
 import { ExprError, Node, parseExpr } from './parse.js';
 
 export type Eval = (row: Row) => Value;
@@ -77,7 +77,7 @@ export function compileNode(n: Node, schema: Schema, opts: CompileOptions): Comp
       const f = fieldOf(schema, n.name);
       if (!f) {
         const names = schema.map((x) => x.name);
-        throw new ExprError(`unknown column "${n.name}"${suggest(n.name, names)}; available: ${names.join(', ')}`, n.pos);
+        throw ExprError.at(n, `unknown column "${n.name}"${suggest(n.name, names)}; available: ${names.join(', ')}`, 'column.unknown');
       }
       const name = n.name;
       return { type: f.type, fn: (r) => r[name] ?? null };
@@ -85,10 +85,10 @@ export function compileNode(n: Node, schema: Schema, opts: CompileOptions): Comp
     case 'un': {
       const e = compileNode(n.e, schema, opts);
       if (n.op === 'not') {
-        if (e.type.kind !== 'bool') throw new ExprError(`"not" needs a bool, got ${typeName(e.type)}`, n.pos);
+        if (e.type.kind !== 'bool') throw ExprError.at(n.e, `"not" needs a bool, got ${typeName(e.type)}`, 'type.mismatch');
         return { type: e.type, fn: (r) => { const v = e.fn(r); return v === null ? null : !v; } };
       }
-      if (!isNumeric(e.type)) throw new ExprError(`unary "-" needs a number, got ${typeName(e.type)}`, n.pos);
+      if (!isNumeric(e.type)) throw ExprError.at(n.e, `unary "-" needs a number, got ${typeName(e.type)}`, 'type.mismatch');
       return { type: e.type, fn: (r) => { const v = e.fn(r); return v === null ? null : -(v as number); } };
     }
     case 'isnull': {
@@ -108,7 +108,7 @@ function compileBinary(n: Extract<Node, { t: 'bin' }>, schema: Schema, opts: Com
 
   if (n.op === 'and' || n.op === 'or') {
     for (const [side, c] of [[n.l, l], [n.r, r]] as const) {
-      if (c.type.kind !== 'bool') throw new ExprError(`"${n.op}" needs bool operands, got ${typeName(c.type)}`, side.pos);
+      if (c.type.kind !== 'bool') throw ExprError.at(side, `"${n.op}" needs bool operands, got ${typeName(c.type)}`, 'type.mismatch');
     }
     const and = n.op === 'and';
     return {
@@ -126,7 +126,7 @@ function compileBinary(n: Extract<Node, { t: 'bin' }>, schema: Schema, opts: Com
   if (['+', '-', '*', '/', '%'].includes(n.op)) {
     if (!isNumeric(l.type) || !isNumeric(r.type)) {
       const bad = !isNumeric(l.type) ? l : r;
-      throw new ExprError(`"${n.op}" needs numbers, got ${typeName(l.type)} ${n.op} ${typeName(r.type)}`, (bad === l ? n.l : n.r).pos);
+      throw ExprError.at(bad === l ? n.l : n.r, `"${n.op}" needs numbers, got ${typeName(l.type)} ${n.op} ${typeName(r.type)}`, 'type.mismatch');
     }
     const op = n.op;
     if (op === '/' || l.type.kind === 'float' || r.type.kind === 'float') {
@@ -142,10 +142,10 @@ function compileBinary(n: Extract<Node, { t: 'bin' }>, schema: Schema, opts: Com
     const ls = l.type.kind === 'decimal' ? l.type.scale ?? 0 : 0;
     const rs = r.type.kind === 'decimal' ? r.type.scale ?? 0 : 0;
     if (op === '*') {
-      if (ls + rs > 9) throw new ExprError(`decimal product would have ${ls + rs} decimal places (at most 9 stay exact)`, n.pos);
+      if (ls + rs > 9) throw ExprError.at(n, `decimal product would have ${ls + rs} decimal places (at most 9 stay exact)`, 'type.mismatch');
       return { type: T('decimal', nullable, ls + rs), fn: (row) => { const x = lf(row), y = rf(row); return x === null || y === null ? null : checked((x as number) * (y as number), x as number, y as number, '*', ls + rs); } };
     }
-    if (op === '%') throw new ExprError('"%" is defined for int operands only', n.pos);
+    if (op === '%') throw ExprError.at(n, '"%" is defined for int operands only', 'type.mismatch');
     const s = Math.max(ls, rs);
     const a = toScale(l.type, lf, s), b = toScale(r.type, rf, s);
     const f = intOps(s)[op];
@@ -163,14 +163,14 @@ function compileBinary(n: Extract<Node, { t: 'bin' }>, schema: Schema, opts: Com
     }
   } else if (lk === 'timestamp' && n.r.t === 'str' || rk === 'timestamp' && n.l.t === 'str') {
     // A text literal beside a timestamp is a timestamp literal, checked now.
-    const lit = (lk === 'timestamp' ? n.r : n.l) as { value: string; pos: number };
+    const lit = (lk === 'timestamp' ? n.r : n.l) as Extract<Node, { t: 'str' }>;
     const ms = parseTimestamp(lit.value, opts.timeZone ?? 'UTC');
-    if (typeof ms === 'string') throw new ExprError(ms, lit.pos);
+    if (typeof ms === 'string') throw ExprError.at(lit, ms, 'type.mismatch');
     if (lk === 'timestamp') b = () => ms; else a = () => ms;
   } else if (lk !== rk && !(n.l.t === 'null' || n.r.t === 'null')) {
-    throw new ExprError(`cannot compare ${typeName(l.type)} with ${typeName(r.type)}`, n.pos);
+    throw ExprError.at(n, `cannot compare ${typeName(l.type)} with ${typeName(r.type)}`, 'type.mismatch');
   } else if (lk === 'bool' && !['=', '!='].includes(n.op)) {
-    throw new ExprError(`"${n.op}" is not defined for bool`, n.pos);
+    throw ExprError.at(n, `"${n.op}" is not defined for bool`, 'type.mismatch');
   }
   const cmp = CMP_OPS[n.op];
   return { type: T('bool', nullable), fn: (row) => { const x = a(row), y = b(row); return x === null || y === null ? null : cmp(x, y); } };
@@ -203,14 +203,14 @@ export const AGGREGATES = ['sum', 'count', 'min', 'max', 'avg'];
 
 function compileCall(n: Extract<Node, { t: 'call' }>, schema: Schema, opts: CompileOptions, zone: string): Compiled {
   if (AGGREGATES.includes(n.name)) {
-    throw new ExprError(`aggregate ${n.name}() is allowed only in an aggregate step's compute`, n.pos);
+    throw new ExprError(`aggregate ${n.name}() is allowed only in an aggregate step's compute`, n.pos, 'expr.aggregate', n.name.length);
   }
   const args = n.args.map((a) => compileNode(a, schema, opts));
   const arity = (k: number) => {
-    if (args.length !== k || n.star) throw new ExprError(`${n.name}() takes ${k} argument${k === 1 ? '' : 's'}, got ${n.star ? '*' : args.length}`, n.pos);
+    if (args.length !== k || n.star) throw new ExprError(`${n.name}() takes ${k} argument${k === 1 ? '' : 's'}, got ${n.star ? '*' : args.length}`, n.pos, 'expr.function', n.name.length);
   };
   const want = (i: number, ...kinds: ColumnType['kind'][]) => {
-    if (!kinds.includes(args[i].type.kind)) throw new ExprError(`${n.name}() needs ${kinds.join(' or ')}, got ${typeName(args[i].type)}`, n.args[i].pos);
+    if (!kinds.includes(args[i].type.kind)) throw ExprError.at(n.args[i], `${n.name}() needs ${kinds.join(' or ')}, got ${typeName(args[i].type)}`, 'type.mismatch');
   };
   switch (n.name) {
     case 'lower': case 'upper': {
@@ -239,7 +239,7 @@ function compileCall(n: Extract<Node, { t: 'call' }>, schema: Schema, opts: Comp
       return { type: T('int', args[0].type.nullable), fn: (r) => { const v = f(r) as number | null; return v === null ? null : Number(new Date(v).toISOString().slice(11, 13)); } };
     }
     case 'coalesce': {
-      if (args.length < 2) throw new ExprError('coalesce() takes at least 2 arguments', n.pos);
+      if (args.length < 2) throw new ExprError('coalesce() takes at least 2 arguments', n.pos, 'expr.function', n.name.length);
       const typed = args.filter((_a, i) => n.args[i].t !== 'null');
       const nullable = args[args.length - 1].type.nullable;
       let type: ColumnType = { ...typed[0].type, nullable };
@@ -253,12 +253,12 @@ function compileCall(n: Extract<Node, { t: 'call' }>, schema: Schema, opts: Comp
           fs = args.map((a) => toScale(a.type, a.fn, s));
         }
       } else {
-        args.forEach((a, i) => { if (a.type.kind !== type.kind && n.args[i].t !== 'null') throw new ExprError(`coalesce() arguments must share a type: ${typeName(typed[0].type)} vs ${typeName(a.type)}`, n.args[i].pos); });
+        args.forEach((a, i) => { if (a.type.kind !== type.kind && n.args[i].t !== 'null') throw ExprError.at(n.args[i], `coalesce() arguments must share a type: ${typeName(typed[0].type)} vs ${typeName(a.type)}`, 'type.mismatch'); });
       }
       return { type, fn: (r) => { for (const f of fs) { const v = f(r); if (v !== null) return v; } return null; } };
     }
   }
-  throw new ExprError(`unknown function ${n.name}(); known: lower, upper, length, abs, date, hour, coalesce`, n.pos);
+  throw new ExprError(`unknown function ${n.name}(); known: lower, upper, length, abs, date, hour, coalesce`, n.pos, 'expr.function', n.name.length);
 }
 
 function suggest(name: string, names: string[]): string {

@@ -10,9 +10,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Knex } from 'knex';
-import { openKnex, Dialect, sleep } from '../operators/connections.js';
-import type { Logger } from '../runtime/log.js';
-import { PACKAGE_ROOT } from '../paths.js';
+import { openKnex } from '../connections/sql.js';
+import { Dialect } from '../connections/config.js';
+import { sleep } from '../connections/retry.js';
+import type { Logger } from '../core/log.js';
+import { PACKAGE_ROOT } from '../core/paths.js';
 
 export interface Product { name: string; category: string; brand: string; price: number; id: number }
 

@@ -19,8 +19,9 @@
  *   reported through `lost`; the caller stops.
  */
 import kafkajs from 'kafkajs';
-import type { Logger } from '../runtime/log.js';
-import { kafkaClient, KafkaConn, withRetry, kafkaAuthError } from '../operators/connections.js';
+import type { Logger } from '../core/log.js';
+import { kafkaClient, KafkaConn, kafkaAuthError } from '../connections/kafka.js';
+import { withRetry } from '../connections/retry.js';
 import { describeIdentity, evictGone, groupMembers, identityClientId, leaseAssigner } from './members.js';
 
 export class LeaseHeld extends Error {}

@@ -23,7 +23,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import crypto from 'node:crypto';
 import kafkajs from 'kafkajs';
-import type { Logger } from '../runtime/log.js';
+import type { Logger } from '../core/log.js';
 
 const { MemberMetadata, MemberAssignment } = kafkajs.AssignerProtocol;
 

@@ -4,8 +4,8 @@
  */
 import { ExprError } from '../expr/parse.js';
 import { compileExpr, Compiled } from '../expr/compile.js';
-import type { PlanContext, RunContext } from './operator.js';
-import type { Schema } from '../types.js';
+import type { PlanContext } from './operator.js';
+import type { Schema } from '../core/types.js';
 
 /** Compiles `src` or reports the problem at `path` (+ offset) and returns undefined. */
 export function planExpr(src: unknown, schema: Schema, ctx: PlanContext, path: (string | number)[]): Compiled | undefined {
@@ -17,15 +17,10 @@ export function planExpr(src: unknown, schema: Schema, ctx: PlanContext, path: (
     return compileExpr(String(src), schema, { timeZone: ctx.timeZone });
   } catch (e) {
     if (e instanceof ExprError) {
-      const code = /unknown column/.test(e.message) ? 'column.unknown' : /needs|cannot compare|must share|not defined/.test(e.message) ? 'type.mismatch' : 'expr.syntax';
-      ctx.error(path, e.message, code, e.offset);
+      ctx.error(path, e.message, e.code, e.offset, e.length);
       return undefined;
     }
     throw e;
   }
 }
 
-/** Compiles an expression the plan already checked, in the run's time zone. */
-export function compileAtRun(src: unknown, schema: Schema, ctx: RunContext): Compiled {
-  return compileExpr(String(src), schema, { timeZone: ctx.timeZone });
-}

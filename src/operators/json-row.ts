@@ -9,8 +9,8 @@
  * Keys are the key columns' text, timestamps and decimals written as in
  * values.
  */
-import { Row, Schema, formatDecimal } from '../types.js';
-import { formatTimestamp } from '../time.js';
+import { Row, Schema, formatDecimal } from '../core/types.js';
+import { formatTimestamp } from '../core/time.js';
 
 export interface JsonOptions {
   /** How decimals are written: JSON numbers (default) or strings. */

@@ -19,25 +19,17 @@
  *   on both sides, so equal values are equal keys.
  */
 import type { Knex } from 'knex';
-import type { JsonSchema, PlanContext, RunContext } from './operator.js';
+import type { PlanContext, RunContext, ConfigOf } from './operator.js';
 import { connectionField } from './operator.js';
 import { schemaConfig, planSchema, makeDecoder } from './record-schema.js';
-import { checkConnection, connection, openKnex, withRetry, sqlWhere } from './connections.js';
-import { openTable } from './source_sql.js';
-import { parseDuration, naiveTimestamp } from '../time.js';
-import { ColumnType, Field, Row, Schema, Value, fieldOf, typeName } from '../types.js';
-import { redact } from '../runtime/log.js';
+import { checkConnection, connection, sqlWhere } from '../connections/config.js';
+import { withRetry } from '../connections/retry.js';
+import { parseDuration, naiveTimestamp } from '../core/time.js';
+import { ColumnType, Field, Row, Schema, Value, fieldOf, typeName } from '../core/types.js';
+import { redact } from '../core/log.js';
+import type { ProblemCode } from '../core/problems.js';
 
-export interface TableConfig {
-  connection: string;
-  table: string;
-  schema: Record<string, string>;
-  refresh?: string;
-  updatedAt?: string;
-  fullRefresh?: string;
-}
-
-export const tableConfig: JsonSchema = {
+export const tableConfig = {
   type: 'object',
   additionalProperties: false,
   required: ['connection', 'table', 'schema'],
@@ -46,11 +38,17 @@ export const tableConfig: JsonSchema = {
     connection: connectionField('sql'),
     table: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)?$', description: 'Table to read, optionally schema-qualified.' },
     schema: schemaConfig,
-    refresh: { type: 'string', description: 'How often the table is re-read; a change is visible to the join within this bound (default 30s).' },
+    refresh: { type: 'string', default: '30s', description: 'How often the table is re-read; a change is visible to the join within this bound.' },
     updatedAt: { type: 'string', description: 'Timestamp column set on every insert and update: refreshes then read only changed rows.' },
-    fullRefresh: { type: 'string', description: 'With updatedAt: how often the whole table is re-read, to see deleted rows (default 10m).' },
+    fullRefresh: { type: 'string', default: '10m', description: 'With updatedAt: how often the whole table is re-read, to see deleted rows.' },
   },
-};
+} as const;
+
+/** A table as the spec gives it, defaults filled in. */
+export type TableConfig = ConfigOf<typeof tableConfig>;
+
+/** How explain names a lookup table. */
+export const describeTable = (t: TableConfig) => `table ${t.table} (refreshed every ${t.refresh}${t.updatedAt ? ` by ${t.updatedAt}` : ''})`;
 
 /** Settle margin of incremental refreshes: a row committed this long after its updated_at is still seen. */
 const SETTLE_MS = 60_000;
@@ -73,7 +71,7 @@ export function planTable(cfg: TableConfig, ctx: PlanContext, path: (string | nu
  * Checks `on` (stream column -> table column): both exist and are of one kind.
  * Returns the stream fields matched, in order.
  */
-export function planOn(on: Record<string, string>, input: Schema, table: Schema, err: (p: (string | number)[], m: string, code: string) => void): Field[] {
+export function planOn(on: { readonly [k: string]: string }, input: Schema, table: Schema, err: (p: (string | number)[], m: string, code: ProblemCode) => void): Field[] {
   const matched: Field[] = [];
   for (const [s, t] of Object.entries(on)) {
     const sf = fieldOf(input, s), tf = fieldOf(table, t);
@@ -123,8 +121,8 @@ export class LookupTable {
   constructor(private cfg: TableConfig, readonly schema: Schema, private keyColumns: string[], private ctx: RunContext, private trackChanges = false) {
     this.decode = makeDecoder(schema, { timeZone: ctx.timeZone, numericText: true });
     this.columns = schema.map((f) => f.name);
-    this.refreshMs = parseDuration(cfg.refresh ?? '30s')!;
-    this.fullMs = parseDuration(cfg.fullRefresh ?? '10m')!;
+    this.refreshMs = parseDuration(cfg.refresh)!;
+    this.fullMs = parseDuration(cfg.fullRefresh)!;
     this.log = ctx.log.child(`table ${cfg.table}`);
   }
 
@@ -142,6 +140,7 @@ export class LookupTable {
       return;
     }
     const c = connection(this.ctx, this.cfg.connection);
+    const [{ openKnex }, { openTable }] = await Promise.all([import('../connections/sql.js'), import('./sql-table.js')]);
     const k = await openKnex(c.url!, this.ctx.specDir, 2);
     this.db = k.db;
     await openTable(this.db, k.dialect, this.cfg.table, this.columns, this.schema, sqlWhere(this.ctx, this.cfg.connection), this.log, this.ctx.signal);

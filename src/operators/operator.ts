@@ -2,9 +2,16 @@
  * @module The operator contract: what every source, step and sink provides.
  *
  * Rules:
- * - One file per operator under src/operators/, named after its YAML key,
- *   holding its config schema (a description per field), its planner (the
- *   schema and mode it produces, checked without any server) and its factory.
+ * - One file per operator under src/operators/sources|steps|sinks/, named
+ *   after its YAML key, holding its config schema (a description and default
+ *   per field, the TypeScript type derived from it), its planner (the stream
+ *   it produces and everything running it needs, checked without any
+ *   server) and its factory, which takes what the planner made.
+ * - What the rest of salespipe needs to know of an operator it declares
+ *   here (the Kafka connection it uses, the topics it reads and writes, how
+ *   a backfill rewrites it): nothing outside an operator switches on its type.
+ * - An operator module loads the libraries it runs with (kafkajs, knex,
+ *   Arrow, Parquet) only when it opens: planning loads none.
  * - Operators are listed in one explicit registry (registry.ts); nothing
  *   registers itself by import.
  * - Sources are pulled by the runtime (backpressure is the pull); sinks are
@@ -12,10 +19,15 @@
  * - Epoch protocol: steps flush -> sinks preCommit (durable, may be staged)
  *   -> checkpoint written -> sinks commit -> sources commit.
  */
-import type { Row, Schema } from '../types.js';
-import type { Logger } from '../runtime/log.js';
+import type { FromSchema, JSONSchema } from 'json-schema-to-ts';
+import type { Row, Schema } from '../core/types.js';
+import type { Logger } from '../core/log.js';
+import type { Connections } from '../connections/config.js';
+import type { ProblemCode } from '../core/problems.js';
 
-export type JsonSchema = Record<string, unknown>;
+export type { JsonSchema } from '../core/json-schema.js';
+import type { Output } from '../core/io.js';
+export type { Output };
 
 /** How rows on an edge relate to each other. */
 export type Mode = 'append' | 'update' | 'complete';
@@ -33,15 +45,18 @@ export interface StreamInfo {
 
 /** Everything a planner may need, and where it reports problems. */
 export interface PlanContext {
-  /** Reports a problem at `path` (relative to the operator's config); `offset` points inside a scalar. */
-  error(path: (string | number)[], message: string, code?: string, offset?: number): void;
-  warn(path: (string | number)[], message: string, code?: string): void;
-  connections: Record<string, { type: string; [k: string]: unknown }>;
+  /**
+   * Reports a problem at `path` (relative to the operator's config);
+   * `offset` (and `length`) point inside a scalar, e.g. at a column in an
+   * expression. A planner that found a problem may still return the stream
+   * it would produce, so that the steps after it are checked too: a plan
+   * with errors never runs, so nothing uses what such a planner returned.
+   */
+  error(path: (string | number)[], message: string, code: ProblemCode, offset?: number, length?: number): void;
+  warn(path: (string | number)[], message: string, code: ProblemCode): void;
+  connections: Connections;
   timeZone: string;
 }
-
-/** A PlanContext that reports nothing: for re-planning at run time what validation already checked. */
-export const SILENT_PLAN: PlanContext = { error: () => {}, warn: () => {}, connections: {}, timeZone: 'UTC' };
 
 export interface DeadLetter {
   reason: string;
@@ -64,11 +79,13 @@ export interface RunContext {
   drain: boolean;
   log: Logger;
   signal: AbortSignal;
-  connections: Record<string, { type: string; [k: string]: unknown }>;
+  connections: Connections;
   /** Where the flow's checkpoint is kept, for messages: `Kafka topic … (connection "kafka")` or `state directory …`. */
   checkpointWhere?: string;
   /** How messages name each connection (plan.ts). */
   connectionLabels?: Record<string, string>;
+  /** Where the console sink prints (the command's standard output). */
+  output: Output;
   /** Resolves when every upstream flow of a drain run has finished. */
   upstreamDone: Promise<void>;
   /** Bounded runs (`salespipe test`): rows of lookup tables by table name, instead of the database. */
@@ -150,35 +167,116 @@ export interface Sink {
   close(): Promise<void>;
 }
 
-export interface SourceDef<C = any> {
-  type: string;
-  doc: string;
-  config: JsonSchema;
-  plan(cfg: C, ctx: PlanContext): StreamInfo | undefined;
-  /** Names of topics this source reads (to order connected flows). */
-  reads?(cfg: C, connections: PlanContext['connections']): string[];
-  create(cfg: C, out: StreamInfo, ctx: RunContext): Source;
+/**
+ * A config schema: JSON Schema, written once per operator as a literal
+ * (`as const`). Validation, the published schema and editor completion use
+ * it as it is; the config's TypeScript type is derived from it (ConfigOf);
+ * the planner fills in its `default`s before the operator sees the config.
+ */
+export type ConfigSchema = JSONSchema;
+
+/** The config an operator's planner receives: its schema's type, with defaulted fields present. */
+export type ConfigOf<S> = 0 extends 1 & S ? any : S extends ConfigSchema ? FromSchema<S> : never;
+
+/** What planning an operator gives: the stream it produces, and everything running it needs. Lowering happens once. */
+export interface Planned<P> {
+  out: StreamInfo;
+  planned: P;
 }
 
-export interface StepDef<C = any> {
+export interface SourceStatus { detail: Record<string, unknown>; text: string; lag: number | null; error?: string }
+
+/** A range of event time, [from, to) in epoch ms (backfills). */
+export interface TimeRange { from: number; to: number }
+
+export interface SourceDef<S extends ConfigSchema = any, P = any> {
+  type: string;
+  doc: string;
+  config: S;
+  plan(cfg: ConfigOf<S>, ctx: PlanContext): Planned<P> | undefined;
+  /** Topics it reads, as topic ids (`brokers|name`): connects flows, and feeds bounded runs from in-memory topics. */
+  reads?(cfg: ConfigOf<S>, connections: Connections): string[];
+  /** The Kafka connection it reads through, if any: a flow reading Kafka keeps its checkpoint there. */
+  kafkaConnection?(cfg: ConfigOf<S>): string;
+  /** How records given to a bounded run (`salespipe test`) look: parsed JSON messages, or database rows (numbers may be text). */
+  records: 'json' | 'rows';
+  /**
+   * `salespipe status`: where the saved position stands against the source
+   * as it is now (read-only): `detail` for --format json, `text` for a
+   * person, `lag` in records (null when it cannot tell).
+   */
+  status?(planned: P, position: unknown, ctx: RunContext): Promise<SourceStatus>;
+  /** Backfills: its records with event time in the range, in the order it would read them. */
+  readRange?(planned: P, range: TimeRange, ctx: RunContext): Promise<Record<string, unknown>[]>;
+  create(planned: P, ctx: RunContext): Source;
+}
+
+export interface StepDef<S extends ConfigSchema = any, P = any> {
   key: string;
   doc: string;
-  config: JsonSchema;
-  plan(cfg: C, input: StreamInfo, ctx: PlanContext): StreamInfo | undefined;
-  create(cfg: C, input: StreamInfo, out: StreamInfo, ctx: RunContext): Step;
+  config: S;
+  plan(cfg: ConfigOf<S>, input: StreamInfo, ctx: PlanContext): Planned<P> | undefined;
+  /** One line for `salespipe explain`, e.g. `filter quantity_sold > 0`. */
+  describe(cfg: ConfigOf<S>): string;
+  create(planned: P, ctx: RunContext): Step;
 }
 
-export interface SinkDef<C = any> {
+/** What a backfill asks of a sink that can rewrite a range of its output. */
+export interface BackfillRequest {
+  rows: Row[];
+  range: TimeRange;
+  specDir: string;
+  timeZone: string;
+  dryRun: boolean;
+  log: Logger;
+  /** Names the flow in messages. */
+  flow: string;
+}
+
+/**
+ * How a sink keeps its output exactly once across a crash between an
+ * epoch's preCommit and its commit (the contract suite checks each):
+ * - `staged`: written out of readers' sight in preCommit, published by
+ *   commit (renamed into place); a restart finishes what the checkpoint
+ *   lists and discards the rest.
+ * - `transactional`: written in the flow's Kafka transaction, which commits
+ *   with the checkpoint; read_committed readers never see an aborted epoch.
+ * - `rollback`: written in place in preCommit; a restart truncates it back
+ *   to what the last checkpoint recorded.
+ * - `idempotent`: written in place in preCommit (upserts of the epoch's
+ *   latest row per key); a replayed epoch writes the same values again.
+ * - `none`: a display (the console), no guarantee.
+ */
+export type Delivery = 'staged' | 'transactional' | 'rollback' | 'idempotent' | 'none';
+
+export interface SinkDef<S extends ConfigSchema = any, P = any> {
   type: string;
   doc: string;
-  config: JsonSchema;
-  plan(cfg: C, input: StreamInfo, ctx: PlanContext): void;
-  writes?(cfg: C, connections: PlanContext['connections']): string[];
-  create(cfg: C, input: StreamInfo, ctx: RunContext): Sink;
+  config: S;
+  delivery: Delivery;
+  /** Checks the sink against its input stream; returns what running it needs (undefined: it cannot run). */
+  plan(cfg: ConfigOf<S>, input: StreamInfo, ctx: PlanContext): P | undefined;
+  /** Topics it writes, as topic ids (`brokers|name`). */
+  writes?(cfg: ConfigOf<S>, connections: Connections): string[];
+  /** The Kafka connection it writes through: its records go into the flow's Kafka transaction there. */
+  kafkaConnection?(cfg: ConfigOf<S>): string;
+  /** It can take a flow's dead letters and late records. */
+  deadLetters?: boolean;
+  /** `backfill --to-kafka` re-emits recomputed final rows through it. */
+  reemits?: boolean;
+  /**
+   * Backfills: replaces the output of a range with recomputed rows (append
+   * streams only), atomically and idempotently; returns how many units
+   * (partitions) it rewrote, or would rewrite on a dry run.
+   */
+  backfill?(planned: P, req: BackfillRequest): Promise<number>;
+  /** Backfills: finishes or discards what an interrupted backfill of this output left. */
+  recover?(planned: P, specDir: string, log: Logger): Promise<void>;
+  create(planned: P, ctx: RunContext): Sink;
 }
 
 /** Schema of a connection reference field, shared by sources and sinks. */
-export const connectionField = (kind: string) => ({
+export const connectionField = <K extends string>(kind: K) => ({
   type: 'string',
   description: `Name of a ${kind} connection under the spec's top-level \`connections\`.`,
-});
+}) as const;

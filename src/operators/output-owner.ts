@@ -21,7 +21,12 @@ import crypto from 'node:crypto';
 
 export interface Owner { pipeline: string; flow: string }
 
-interface Marker extends Owner { epoch: number; at: string }
+interface Marker extends Owner {
+  epoch: number;
+  at: string;
+  /** A file's length before the flow first wrote to it, until the flow's first checkpoint records one. */
+  base?: number;
+}
 
 /** Six hex digits naming a (pipeline, flow) in file names. */
 export const ownerTag = (o: Owner) => crypto.createHash('sha256').update(`${o.pipeline}/${o.flow}`).digest('hex').slice(0, 6);
@@ -45,13 +50,18 @@ export class OutputMarkers {
     return out;
   }
 
+  /** This owner's marker, if it has written one here. */
+  mine(): Marker | undefined {
+    return this.all().find((m) => m.pipeline === this.owner.pipeline && m.flow === this.owner.flow);
+  }
+
   /**
    * Throws unless `epoch` (the checkpoint's; 0: none) covers everything this
    * owner published here; with `exclusive`, also if another flow writes here.
    */
   check(epoch: number, checkpointWhere: string, exclusive: boolean): void {
     const all = this.all();
-    const mine = all.find((m) => m.pipeline === this.owner.pipeline && m.flow === this.owner.flow);
+    const mine = this.mine();
     if (mine && mine.epoch > epoch) {
       throw new Error(`${this.what} holds output of flow ${this.owner.flow} up to epoch ${mine.epoch} (${mine.at}), but ${epoch ? `the checkpoint found is of epoch ${epoch}` : 'no checkpoint of the flow was found'} (${checkpointWhere}): ` +
         'a run without that checkpoint would write the same records again. Run it with its checkpoint (the same --state-dir, or the Kafka cluster that holds it), or move the output away to start over');
@@ -60,12 +70,32 @@ export class OutputMarkers {
     if (other) throw new Error(`${this.what} is written by flow ${other.flow} of pipeline ${other.pipeline} as well; it can have one writer only`);
   }
 
-  /** Records that `epoch`'s output is published. */
-  write(epoch: number): void {
+  /** Records, durably, that `epoch`'s output is published (with `base`: what the output held before this owner wrote to it). */
+  write(epoch: number, base?: number): void {
     fs.mkdirSync(this.dir, { recursive: true });
     const tmp = `${this.file}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify({ ...this.owner, epoch, at: new Date().toISOString() } satisfies Marker));
+    const fd = fs.openSync(tmp, 'w');
+    try {
+      fs.writeSync(fd, JSON.stringify({ ...this.owner, epoch, at: new Date().toISOString(), ...(base === undefined ? {} : { base }) } satisfies Marker));
+      fs.fsyncSync(fd);
+    } finally {
+      fs.closeSync(fd);
+    }
     fs.renameSync(tmp, this.file);
+    fsyncDir(this.dir);
+  }
+}
+
+/** Makes a directory's entries (renames, new files) durable. */
+export function fsyncDir(dir: string): void {
+  let fd = -1;
+  try {
+    fd = fs.openSync(dir, 'r');
+    fs.fsyncSync(fd);
+  } catch {
+    // Not every filesystem allows fsync on a directory; the rename is still atomic.
+  } finally {
+    if (fd >= 0) fs.closeSync(fd);
   }
 }
 

@@ -7,19 +7,19 @@
  * or a string over `maxStringLength` yields a reason, and the record goes to
  * the dead-letter output; extra columns are ignored.
  */
-import { ColumnType, Row, Schema, parseType, toScaled, describe, formatDecimal } from '../types.js';
-import { parseTimestamp } from '../time.js';
+import { ColumnType, Row, Schema, parseType, toScaled, describe, formatDecimal } from '../core/types.js';
+import { parseTimestamp } from '../core/time.js';
 import { makeJsonEncoder } from './json-row.js';
-import type { PlanContext, JsonSchema, DeadLetter } from './operator.js';
+import type { PlanContext, DeadLetter } from './operator.js';
 
-export const schemaConfig: JsonSchema = {
+export const schemaConfig = {
   type: 'object',
   description: 'Declared record schema: column name -> type (int, float, decimal(p,s), string, bool, timestamp; suffix ? for nullable).',
   minProperties: 1,
   additionalProperties: { type: 'string', description: 'Column type, e.g. int, string?, decimal(12,2), timestamp.' },
-};
+} as const;
 
-export function planSchema(decl: Record<string, string>, ctx: PlanContext, path: (string | number)[]): Schema {
+export function planSchema(decl: { readonly [k: string]: string }, ctx: PlanContext, path: (string | number)[]): Schema {
   const schema: Schema = [];
   for (const [name, text] of Object.entries(decl ?? {})) {
     const t = parseType(String(text));

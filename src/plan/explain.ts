@@ -3,8 +3,8 @@
  */
 import type { Plan, FlowPlan } from './plan.js';
 import type { StreamInfo } from '../operators/operator.js';
-import { typeName } from '../types.js';
-import { redact } from '../runtime/log.js';
+import { typeName } from '../core/types.js';
+import { redact } from '../core/log.js';
 
 const schemaText = (s: StreamInfo) => s.schema.map((f) => `${f.name} ${typeName(f.type)}`).join(', ');
 
@@ -22,38 +22,12 @@ function what(type: string, cfg: Record<string, unknown>): string {
   return bits.join(' ');
 }
 
-function stepText(key: string, cfg: unknown): string {
-  if (key === 'filter') return `filter ${cfg}`;
-  if (key === 'select') return `select ${(cfg as string[]).join(', ')}`;
-  if (key === 'derive') return `derive ${Object.entries(cfg as object).map(([k, v]) => `${k} = ${v}`).join('; ')}`;
-  if (key === 'assert') return `assert ${(cfg as { check: string }).check}`;
-  if (key === 'aggregate') {
-    const a = cfg as { groupBy: string[]; compute: Record<string, string> };
-    return `aggregate by (${a.groupBy.join(', ')}): ${Object.entries(a.compute).map(([k, v]) => `${k} = ${v}`).join('; ')}`;
-  }
-  const table = (t: { table: string; refresh?: string; updatedAt?: string }) => `table ${t.table} (refreshed every ${t.refresh ?? '30s'}${t.updatedAt ? ` by ${t.updatedAt}` : ''})`;
-  const on = (o: Record<string, string>) => Object.entries(o).map(([a, b]) => `${a} = ${b}`).join(' and ');
-  if (key === 'join') {
-    const j = cfg as { type?: string; table: { table: string }; on: Record<string, string> };
-    return `${j.type ?? 'inner'} join ${table(j.table as never)} on ${on(j.on)}`;
-  }
-  if (key === 'balance') {
-    const b = cfg as { table: { table: string }; on: Record<string, string>; opening: string; asOf: string; add?: string; subtract?: string; as?: string };
-    return `balance ${b.as ?? 'balance'} = ${b.opening} ${b.add !== undefined ? `+ sum(${b.add})` : `- sum(${b.subtract})`} after ${b.asOf}, from ${table(b.table as never)} on ${on(b.on)}`;
-  }
-  if (key === 'threshold') {
-    const t = cfg as { value: string; below?: unknown; above?: unknown };
-    return `threshold alert while ${t.value} ${t.below !== undefined ? `< ${t.below}` : `> ${t.above}`}; resolved when it no longer holds`;
-  }
-  return key;
-}
-
 function flowText(f: FlowPlan, checkpointTopic: string): string[] {
   const lines = [`flow ${f.name}${f.upstream.length ? `  (downstream of ${f.upstream.join(', ')})` : ''}`];
   lines.push(`  [source] ${what(f.source.type, f.source.cfg)}`);
   lines.push(`      => ${streamText(f.source.out)}: ${schemaText(f.source.out)}`);
   f.steps.forEach((s, i) => {
-    lines.push(`  [step ${i + 1}] ${stepText(s.key, s.cfg)}`);
+    lines.push(`  [step ${i + 1}] ${s.def.describe(s.cfg)}`);
     const same = schemaText(s.out) === schemaText(s.input) && streamText(s.out) === streamText(s.input);
     lines.push(`      => ${same ? 'same stream' : `${streamText(s.out)}: ${schemaText(s.out)}`}`);
   });
@@ -116,7 +90,7 @@ function graphOf(plan: Plan): Graph {
     if (!id) {
       id = `topic${topicIds.size}`;
       topicIds.set(name, id);
-      g.topics.push({ id, label: `topic ${name}`, shape: 'topic' });
+      g.topics.push({ id, label: `topic ${name.slice(name.indexOf("|") + 1)}`, shape: 'topic' });
     }
     return id;
   };
@@ -124,12 +98,12 @@ function graphOf(plan: Plan): Graph {
     const nodes: GraphNode[] = [];
     const id = (k: string) => `f${fi}_${k}`;
     nodes.push({ id: id('src'), label: `${f.source.type} source<br/>${what(f.source.type, f.source.cfg).split(' ').slice(1).join('<br/>')}`, shape: 'source' });
-    if (f.source.type === 'kafka') g.edges.push({ from: topic(String(f.source.cfg.topic)), to: id('src') });
+    for (const t of f.reads) g.edges.push({ from: topic(t), to: id('src') });
     let prev = id('src');
     let stream = f.source.out;
     let before: StreamInfo | undefined;
     f.steps.forEach((s, i) => {
-      nodes.push({ id: id(`s${i}`), label: wrapLine(stepText(s.key, s.cfg)), shape: 'step' });
+      nodes.push({ id: id(`s${i}`), label: wrapLine(s.def.describe(s.cfg)), shape: 'step' });
       g.edges.push({ from: prev, to: id(`s${i}`), label: edgeText(stream, before) });
       prev = id(`s${i}`);
       before = stream;
@@ -139,13 +113,13 @@ function graphOf(plan: Plan): Graph {
     f.sinks.forEach((s, i) => {
       nodes.push({ id: id(`k${i}`), label: `${s.type} sink<br/>${what(s.type, s.cfg).split(' ').slice(1).join('<br/>')}`, shape: 'sink' });
       g.edges.push({ from: prev, to: id(`k${i}`), label: edgeText(stream, i === 0 ? before : stream) });
-      if (s.type === 'kafka') g.edges.push({ from: id(`k${i}`), to: topic(String(s.cfg.topic)) });
+      for (const t of s.def.writes?.(s.cfg, plan.connections) ?? []) g.edges.push({ from: id(`k${i}`), to: topic(t) });
     });
     const side = (k: 'deadLetter' | 'late', label: string) => {
       const s = f[k];
       nodes.push({ id: id(k), label: `${label}<br/>${s ? what(s.type, s.cfg) : 'file in the state directory'}`, shape: 'side' });
       g.edges.push({ from: id('src'), to: id(k), label: k === 'late' ? 'behind the watermark' : 'bad records' });
-      if (s?.type === 'kafka') g.edges.push({ from: id(k), to: topic(String(s.cfg.topic)) });
+      for (const t of s?.def.writes?.(s.cfg, plan.connections) ?? []) g.edges.push({ from: id(k), to: topic(t) });
     };
     side('deadLetter', 'dead letters');
     if (f.late) side('late', 'late records');

@@ -1,24 +1,32 @@
 /**
- * @module Plan: a loaded spec lowered to typed flows of operators.
+ * @module Plan: a loaded spec lowered to typed flows of operators, once.
  *
  * Rules:
- * - Each operator's planner infers the stream (schema, mode, key, event
- *   time) on its output edge from its input edge; problems are reported at
- *   the operator's position in the spec, and planning goes on so that every
- *   problem is found in one pass.
+ * - Each operator's config gets its schema's defaults (core/json-schema.ts)
+ *   and its planner infers the stream (schema, mode, key, event time) on its
+ *   output edge from its input edge, and returns everything running it
+ *   needs (compiled expressions, resolved settings): the runtime creates
+ *   operators from what the plan holds and plans nothing again.
+ * - Problems are reported at the operator's position in the spec, and
+ *   planning goes on so that every problem is found in one pass.
  * - Flows connect through topics: a flow whose source reads a topic another
  *   flow of the same spec writes runs downstream of it. Cycles are errors.
+ * - What a flow needs of its operators (the Kafka connection its checkpoint
+ *   and transaction live on) comes from what the operators declare.
  * - No database or broker is contacted.
  */
 import type { LoadedSpec, Path } from '../spec/load.js';
 import type { PlanContext, StreamInfo, SourceDef, StepDef, SinkDef } from '../operators/operator.js';
 import { SOURCES, STEPS, SINKS } from '../operators/registry.js';
-import { isValidZone, parseDuration } from '../time.js';
-import type { Schema } from '../types.js';
+import { isValidZone, parseDuration } from '../core/time.js';
+import { withDefaults } from '../core/json-schema.js';
+import type { Schema } from '../core/types.js';
+import type { Connections } from '../connections/config.js';
+import { pipelineSettings } from '../spec/pipeline.js';
 
-export interface SourceNode { type: string; cfg: any; def: SourceDef; out: StreamInfo; path: Path }
-export interface StepNode { key: string; cfg: any; def: StepDef; input: StreamInfo; out: StreamInfo; path: Path }
-export interface SinkNode { type: string; cfg: any; def: SinkDef; input: StreamInfo; path: Path }
+export interface SourceNode { type: string; cfg: any; def: SourceDef; out: StreamInfo; planned: unknown; path: Path }
+export interface StepNode { key: string; cfg: any; def: StepDef; input: StreamInfo; out: StreamInfo; planned: unknown; path: Path }
+export interface SinkNode { type: string; cfg: any; def: SinkDef; input: StreamInfo; planned: unknown; path: Path }
 
 export interface FlowPlan {
   name: string;
@@ -52,7 +60,7 @@ export interface Plan {
   checkpointTopic: string;
   /** undefined: the brokers' default.replication.factor. */
   checkpointReplication?: number;
-  connections: Record<string, { type: string; [k: string]: unknown }>;
+  connections: Connections;
   /** Per connection, how messages name it: `connection "kafka" (brokers from ${KAFKA_BROKERS})`. */
   connectionLabels: Record<string, string>;
   /** In dependency order: upstream flows first. */
@@ -78,20 +86,26 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
   const spec = loaded.spec;
   if (!spec || typeof spec !== 'object') return undefined;
   const schemaBroken = (prefix: Path) => loaded.invalidPaths.some((p) => prefix.every((seg, i) => p[i] === seg));
+  const settings = pipelineSettings(spec);
 
-  const timeZone = typeof spec.timeZone === 'string' ? spec.timeZone : 'UTC';
+  const timeZone = settings.timeZone;
   if (!isValidZone(timeZone)) loaded.problem(['timeZone'], `unknown time zone "${timeZone}" (an IANA name such as UTC or Europe/Berlin)`, 'value.zone');
-  const interval = spec.checkpoint?.interval ?? '5s';
+  const interval = settings.checkpoint.interval;
   const checkpointMs = parseDuration(interval);
   if (checkpointMs === undefined || checkpointMs <= 0) loaded.problem(['checkpoint', 'interval'], `invalid duration "${interval}" (e.g. 500ms, 5s, 1m)`, 'value.duration');
 
-  const connections = (spec.connections && typeof spec.connections === 'object' ? spec.connections : {}) as Plan['connections'];
+  const connections = (spec.connections && typeof spec.connections === 'object' ? spec.connections : {}) as Connections;
   const ctxAt = (base: Path): PlanContext => ({
-    error: (p, m, code = 'plan', offset) => loaded.problem([...base, ...p], m, code, { offset }),
-    warn: (p, m, code = 'plan') => loaded.problem([...base, ...p], m, code, { severity: 'warning' }),
+    error: (p, m, code, offset, length) => loaded.problem([...base, ...p], m, code, { offset, length }),
+    warn: (p, m, code) => loaded.problem([...base, ...p], m, code, { severity: 'warning' }),
     connections,
     timeZone: isValidZone(timeZone) ? timeZone : 'UTC',
   });
+  const planSink = (def: SinkDef, raw: unknown, input: StreamInfo, path: Path): SinkNode | undefined => {
+    const cfg = withDefaults(def.config, raw);
+    const planned = def.plan(cfg, input, ctxAt(path));
+    return planned === undefined ? undefined : { type: def.type, cfg, def, input, planned, path };
+  };
 
   const flows: FlowPlan[] = [];
   /** Replication factors the Kafka outputs ask for: the checkpoint topic takes the largest. */
@@ -103,9 +117,11 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
     if (!flow || typeof flow !== 'object' || !flow.source || schemaBroken([...base, 'source'])) continue;
     const sdef = SOURCES[flow.source.type];
     const spath = [...base, 'source'];
-    let stream = sdef.plan(flow.source, ctxAt(spath));
-    if (!stream) continue;
-    const source: SourceNode = { type: flow.source.type, cfg: flow.source, def: sdef, out: stream, path: spath };
+    const scfg = withDefaults(sdef.config, flow.source);
+    const planned = sdef.plan(scfg, ctxAt(spath));
+    if (!planned) continue;
+    let stream = planned.out;
+    const source: SourceNode = { type: sdef.type, cfg: scfg, def: sdef, out: stream, planned: planned.planned, path: spath };
     const steps: StepNode[] = [];
     let ok = true;
     for (const [i, step] of (Array.isArray(flow.steps) ? flow.steps : []).entries()) {
@@ -113,26 +129,23 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
       const key = Object.keys(step)[0];
       const path = [...base, 'steps', i, key];
       const def = STEPS[key];
-      const out = def.plan(step[key], stream, ctxAt(path));
-      if (!out) { ok = false; break; }
-      steps.push({ key, cfg: step[key], def, input: stream, out, path });
-      stream = out;
+      const cfg = withDefaults(def.config, step[key]);
+      const p = def.plan(cfg, stream, ctxAt(path));
+      if (!p) { ok = false; break; }
+      steps.push({ key, cfg, def, input: stream, out: p.out, planned: p.planned, path });
+      stream = p.out;
     }
     if (!ok) continue;
     const sinks: SinkNode[] = [];
     for (const [i, s] of (Array.isArray(flow.sinks) ? flow.sinks : []).entries()) {
       const path = [...base, 'sinks', i];
       if (schemaBroken(path) || !SINKS[s?.type]) continue;
-      const def = SINKS[s.type];
-      def.plan(s, stream, ctxAt(path));
-      sinks.push({ type: s.type, cfg: s, def, input: stream, path });
+      const node = planSink(SINKS[s.type], s, stream, path);
+      if (node) sinks.push(node);
     }
     const sideOutput = (k: 'deadLetter' | 'late'): SinkNode | undefined => {
       if (!flow[k] || schemaBroken([...base, k])) return undefined;
-      const path = [...base, k];
-      const def = SINKS[flow[k].type];
-      def.plan(flow[k], DEAD_LETTER_STREAM, ctxAt(path));
-      return { type: flow[k].type, cfg: flow[k], def, input: DEAD_LETTER_STREAM, path };
+      return planSink(SINKS[flow[k].type], flow[k], DEAD_LETTER_STREAM, [...base, k]);
     };
     const deadLetter = sideOutput('deadLetter');
     const late = sideOutput('late');
@@ -142,14 +155,14 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
     const writes = outputs.flatMap((s) => s.def.writes?.(s.cfg, connections) ?? []);
     // One Kafka transaction per epoch holds every Kafka output of the flow and its checkpoint:
     // they must all live on one cluster.
-    const kafkaOutputs = outputs.filter((s) => s.type === 'kafka');
-    const kafkaOutput = kafkaOutputs[0]?.cfg.connection as string | undefined;
+    const kafkaOutputs = outputs.filter((s) => s.def.kafkaConnection);
+    const kafkaOutput = kafkaOutputs[0] && kafkaOutputs[0].def.kafkaConnection!(kafkaOutputs[0].cfg);
     for (const s of kafkaOutputs) if (s.cfg.replicationFactor !== undefined) sinkReplication.push(Number(s.cfg.replicationFactor));
     for (const s of kafkaOutputs.slice(1)) {
-      if (s.cfg.connection !== kafkaOutput) loaded.problem([...s.path, 'connection'], `every Kafka output of a flow must use the same connection: its outputs and its checkpoint commit in one Kafka transaction (the flow's first Kafka output uses "${kafkaOutput}")`, 'checkpoint.connections');
+      if (s.def.kafkaConnection!(s.cfg) !== kafkaOutput) loaded.problem([...s.path, 'connection'], `every Kafka output of a flow must use the same connection: its outputs and its checkpoint commit in one Kafka transaction (the flow's first Kafka output uses "${kafkaOutput}")`, 'checkpoint.connections');
     }
-    const checkpointConnection = kafkaOutput ?? (source.type === 'kafka' ? String(source.cfg.connection) : undefined);
-    flows.push({ name, source, steps, sinks, deadLetter, late, kafkaOutput, checkpointConnection, reads: sdef.reads?.(flow.source, connections) ?? [], writes, upstream: [] });
+    const checkpointConnection = kafkaOutput ?? sdef.kafkaConnection?.(scfg);
+    flows.push({ name, source, steps, sinks, deadLetter, late, kafkaOutput, checkpointConnection, reads: sdef.reads?.(scfg, connections) ?? [], writes, upstream: [] });
   }
 
   // A connection nobody uses is most likely a typo elsewhere, or left over.
@@ -168,14 +181,13 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
     loaded.problem(['flows', cycle[0], 'source'], `flows form a cycle through their topics: ${cycle.join(' -> ')}`, 'graph.cycle'));
 
   if (loaded.problems.some((p) => p.severity === 'error')) return undefined;
-  const checkpointReplication = spec.checkpoint?.replicationFactor ?? (sinkReplication.length ? Math.max(...sinkReplication) : undefined);
-  const checkpointTopic = spec.checkpoint?.topic ?? '_salespipe_checkpoints';
+  const checkpointReplication = settings.checkpoint.replicationFactor ?? (sinkReplication.length ? Math.max(...sinkReplication) : undefined);
   const connectionLabels = Object.fromEntries(Object.entries(connections).map(([n, c]) => {
     const field = c.type === 'kafka' ? 'brokers' : 'url';
     const vars = loaded.varsAt(['connections', n, field]);
     return [n, `connection "${n}"${vars.length ? ` (${field} from ${vars.map((v) => `\${${v}}`).join(', ')})` : ''}`];
   }));
-  return { pipeline: spec.pipeline, file: loaded.file, timeZone, checkpointMs: checkpointMs!, checkpointTopic, checkpointReplication, connections, connectionLabels, flows: ordered };
+  return { pipeline: spec.pipeline, file: loaded.file, timeZone, checkpointMs: checkpointMs!, checkpointTopic: settings.checkpoint.topic, checkpointReplication, connections, connectionLabels, flows: ordered };
 }
 
 function topoOrder(flows: FlowPlan[], onCycle: (cycle: string[]) => void): FlowPlan[] {

@@ -20,10 +20,9 @@ import { DEAD_LETTER_STREAM } from '../plan/plan.js';
 import type { Sink, Source, SourceBatch, StreamInfo } from '../operators/operator.js';
 import { makeDecoder, deadRow, setSource } from '../operators/record-schema.js';
 import { makeJsonEncoder } from '../operators/json-row.js';
-import { topicId } from '../operators/connections.js';
-import type { Row } from '../types.js';
+import type { Row } from '../core/types.js';
 import { FlowRunner, FlowStats } from './flow.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../core/log.js';
 
 export interface BoundedInput {
   /** Records per flow name, fed to that flow's source. */
@@ -73,8 +72,9 @@ class MemorySink implements Sink {
 
 export async function runBounded(plan: Plan, input: BoundedInput, log: Logger, batchSize = 1): Promise<Map<string, FlowOutput>> {
   const timeZone = plan.timeZone;
+  /** In-memory topics by topic id: what sinks writing a topic wrote, as JSON texts. */
   const topics = new Map<string, string[]>();
-  const topicOf = (node: { cfg: { connection?: string; topic?: string } }) => topicId(plan.connections, String(node.cfg.connection), String(node.cfg.topic))[0];
+  const topic = (id: string) => { let t = topics.get(id); if (!t) topics.set(id, (t = [])); return t; };
   const out = new Map<string, FlowOutput>();
   for (const flow of plan.flows) {
     const stream = flow.steps.length ? flow.steps[flow.steps.length - 1].out : flow.source.out;
@@ -83,13 +83,12 @@ export async function runBounded(plan: Plan, input: BoundedInput, log: Logger, b
       stateDir: '', drain: true, signal: new AbortController().signal, upstreamDone: Promise.resolve(), log,
       bounded: {
         tables: input.tables,
-        source: (f) => new MemorySource(sourceBatch(f, input, topics, topicOf, timeZone), batchSize),
+        source: (f) => new MemorySource(sourceBatch(f, input, topics, timeZone), batchSize),
         sink: (node: SinkNode | undefined, role) => {
           const into = role === 'sink' ? (node === flow.sinks[0] ? result.rows : []) : role === 'late' ? result.late : result.dead;
-          if (node?.type !== 'kafka') return new MemorySink(into);
-          const id = topicOf(node);
-          if (!topics.has(id)) topics.set(id, []);
-          return new MemorySink(into, { texts: topics.get(id)!, encode: makeJsonEncoder(role === 'sink' ? node.input.schema : DEAD_LETTER_STREAM.schema) });
+          const ids = node?.def.writes?.(node.cfg, plan.connections) ?? [];
+          if (!ids.length) return new MemorySink(into);
+          return new MemorySink(into, { texts: topic(ids[0]), encode: makeJsonEncoder(role === 'sink' ? node!.input.schema : DEAD_LETTER_STREAM.schema) });
         },
       },
     });
@@ -99,12 +98,12 @@ export async function runBounded(plan: Plan, input: BoundedInput, log: Logger, b
   return out;
 }
 
-function sourceBatch(flow: FlowPlan, input: BoundedInput, topics: Map<string, string[]>, topicOf: (n: { cfg: object }) => string, timeZone: string): SourceBatch {
-  const decode = makeDecoder(flow.source.out.schema, { timeZone, numericText: flow.source.type === 'sql' });
+function sourceBatch(flow: FlowPlan, input: BoundedInput, topics: Map<string, string[]>, timeZone: string): SourceBatch {
+  const decode = makeDecoder(flow.source.out.schema, { timeZone, numericText: flow.source.def.records === 'rows' });
   const batch: SourceBatch = { rows: [], dead: [] };
   const given = input.records[flow.name];
   // Records from an in-memory topic are message texts, as a Kafka source would read them.
-  const texts = given ? undefined : flow.source.type === 'kafka' ? topics.get(topicOf(flow.source)) ?? [] : undefined;
+  const texts = given || !flow.reads.length ? undefined : topics.get(flow.reads[0]) ?? [];
   const records: unknown[] = given ?? texts?.map((t) => JSON.parse(t)) ?? [];
   records.forEach((rec, i) => {
     const r = decode(rec);

@@ -29,15 +29,18 @@ import path from 'node:path';
 import type { FlowPlan, Plan, SinkNode } from '../plan/plan.js';
 import { DEAD_LETTER_STREAM } from '../plan/plan.js';
 import type { DeadLetter, RunContext, Sink, Source, Step } from '../operators/operator.js';
-import type { Row } from '../types.js';
-import { FileSink } from '../operators/sink_file.js';
+import type { Row } from '../core/types.js';
+import { SINKS } from '../operators/registry.js';
 import { clearSource, sourceOf } from '../operators/record-schema.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import crypto from 'node:crypto';
 import { Checkpoint, readCheckpoint, writeCheckpoint, Totals, ZERO_TOTALS } from './checkpoint.js';
 import { KafkaCheckpointStore, TransactionLost } from './kafka-checkpoint.js';
-import { connection, kafkaConn, sleep, topicName } from '../operators/connections.js';
+import { connection, topicName } from '../connections/config.js';
+import { kafkaConn } from '../connections/kafka.js';
+import { sleep } from '../connections/retry.js';
+import { processStdout } from '../core/io.js';
 
 export interface FlowStats {
   flow: string;
@@ -66,6 +69,8 @@ export interface FlowOptions {
   signal: AbortSignal;
   upstreamDone: Promise<void>;
   log: RunContext['log'];
+  /** Where console sinks print (default: standard output). */
+  output?: RunContext['output'];
   /**
    * A bounded run (`salespipe test`, backfills): no checkpoint is read or
    * written, the source and sinks may be replaced, and the end of the input
@@ -90,6 +95,25 @@ export function defaultDeadLetterFile(stateDir: string, pipeline: string, flow: 
   return path.join(stateDir, pipeline, `${flow}.deadletter.jsonl`);
 }
 
+/** What the operators of `flow` run with (also for status and backfills, which open operators outside a run). */
+export function flowContext(plan: Plan, flow: FlowPlan, opts: { stateDir: string; drain?: boolean; log: RunContext['log']; signal?: AbortSignal; output?: RunContext['output'] }): RunContext {
+  return {
+    pipeline: plan.pipeline,
+    flow: flow.name,
+    specFile: plan.file,
+    stateDir: opts.stateDir,
+    specDir: path.dirname(path.resolve(plan.file)),
+    timeZone: plan.timeZone,
+    drain: opts.drain ?? true,
+    log: opts.log.child(flow.name),
+    output: opts.output ?? processStdout(),
+    signal: opts.signal ?? new AbortController().signal,
+    connections: plan.connections,
+    connectionLabels: plan.connectionLabels,
+    upstreamDone: Promise.resolve(),
+  };
+}
+
 export class FlowRunner {
   readonly stats: FlowStats;
   private source!: Source;
@@ -109,21 +133,7 @@ export class FlowRunner {
   constructor(private plan: Plan, private flow: FlowPlan, private opts: FlowOptions) {
     this.stats = { flow: flow.name, recordsIn: 0, recordsOut: 0, deadLetters: 0, late: 0, epochs: 0, counters: {}, startedAt: Date.now(), deadLettersTo: outputName(flow.deadLetter) ?? `file ${defaultDeadLetterFile(opts.stateDir, plan.pipeline, flow.name)}` };
     this.cpFile = checkpointFile(opts.stateDir, plan.pipeline, flow.name);
-    this.ctx = {
-      pipeline: plan.pipeline,
-      flow: flow.name,
-      specFile: plan.file,
-      stateDir: opts.stateDir,
-      specDir: path.dirname(path.resolve(plan.file)),
-      timeZone: plan.timeZone,
-      drain: opts.drain,
-      log: opts.log.child(flow.name),
-      signal: opts.signal,
-      connections: plan.connections,
-      connectionLabels: plan.connectionLabels,
-      upstreamDone: opts.upstreamDone,
-      tables: opts.bounded?.tables,
-    };
+    this.ctx = { ...flowContext(plan, flow, opts), upstreamDone: opts.upstreamDone, tables: opts.bounded?.tables };
   }
 
   async run(): Promise<FlowStats> {
@@ -221,15 +231,15 @@ export class FlowRunner {
     this.epoch = cp ? cp.epoch + 1 : 1;
     if (cp) ctx.log.info(`resuming from checkpoint of epoch ${cp.epoch} (${cp.at})${cp.reset ? `, reset ${cp.reset.positionsOnly ? '(positions only) ' : ''}at ${cp.reset.at}` : ''}`);
     this.totalsAtOpen = { base: { ...ZERO_TOTALS, ...cp?.totals }, stats: { recordsIn: this.stats.recordsIn, recordsOut: this.stats.recordsOut, deadLetters: this.stats.deadLetters, late: this.stats.late } };
-    this.steps = flow.steps.map((s) => s.def.create(s.cfg, s.input, s.out, ctx));
+    this.steps = flow.steps.map((s) => s.def.create(s.planned, ctx));
     this.steps.forEach((s, i) => { if (cp && cp.steps[i] !== undefined && cp.steps[i] !== null) s.restore?.(cp.steps[i]); });
-    const make = (node: SinkNode, role: 'sink' | 'deadLetter' | 'late') => b?.sink ? b.sink(node, role) : node.def.create(node.cfg, node.input, ctx);
+    const make = (node: SinkNode, role: 'sink' | 'deadLetter' | 'late') => b?.sink ? b.sink(node, role) : node.def.create(node.planned, ctx);
     this.sinks = flow.sinks.map((s) => make(s, 'sink'));
     this.dlq = flow.deadLetter ? make(flow.deadLetter, 'deadLetter')
       : b?.sink ? b.sink(undefined, 'deadLetter')
-      : new FileSink(defaultDeadLetterFile(this.opts.stateDir, this.plan.pipeline, flow.name), DEAD_LETTER_STREAM, ctx);
+      : SINKS.file.create({ path: defaultDeadLetterFile(this.opts.stateDir, this.plan.pipeline, flow.name), input: DEAD_LETTER_STREAM }, ctx);
     if (flow.late) this.late = make(flow.late, 'late');
-    this.source = b?.source ? b.source(flow) : flow.source.def.create(flow.source.cfg, flow.source.out, ctx);
+    this.source = b?.source ? b.source(flow) : flow.source.def.create(flow.source.planned, ctx);
     let ended = false;
     try {
       // Opened together: connecting and joining a consumer group overlap with the sinks' set-up.
@@ -385,7 +395,7 @@ export class FlowRunner {
 function outputName(node: SinkNode | undefined): string | undefined {
   if (!node) return undefined;
   const c = node.cfg as { topic?: string; path?: string; table?: string };
-  return c.topic ? `topic ${c.topic}` : c.path ? `${node.type === 'parquet' ? 'dataset' : 'file'} ${c.path}` : c.table ? `table ${c.table}` : node.type;
+  return c.topic ? `topic ${c.topic}` : c.path ? `${node.type} ${c.path}` : c.table ? `table ${c.table}` : node.type;
 }
 
 /** Waits for `opened`, or for `signal` to abort first; the listener goes away either way (flows restart). */

@@ -14,9 +14,11 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Plan } from '../plan/plan.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../core/log.js';
 import { Lease, LeaseHeld } from '../kafka/lease.js';
-import { connection, kafkaClient, kafkaConn, topicName, withRetry, kafkaWhere, kafkaAuthError } from '../operators/connections.js';
+import { connection, topicName } from '../connections/config.js';
+import { kafkaClient, kafkaConn, kafkaWhere, kafkaAuthError } from '../connections/kafka.js';
+import { withRetry } from '../connections/retry.js';
 import { ensureCheckpointTopic } from './kafka-checkpoint.js';
 import { describeIdentity, identity, isGone, Identity } from '../kafka/members.js';
 

@@ -27,8 +27,9 @@
  */
 import kafkajs from 'kafkajs';
 import crypto from 'node:crypto';
-import type { Logger } from './log.js';
-import { kafkaAuthError, kafkaClient, KafkaConn, kafkaWhere, sleep, withRetry } from '../operators/connections.js';
+import type { Logger } from '../core/log.js';
+import { kafkaAuthError, kafkaClient, KafkaConn, kafkaWhere } from '../connections/kafka.js';
+import { sleep, withRetry } from '../connections/retry.js';
 import { Checkpoint, parseCheckpoint, serializeCheckpoint } from './checkpoint.js';
 
 /** Bytes of checkpoint per chunk: well under the broker's default message.max.bytes (1 MB). */

@@ -9,8 +9,8 @@
  */
 import ora, { Ora } from 'ora';
 import type { FlowStats } from './flow.js';
-import { logHooks, Logger } from './log.js';
-import { formatTimestamp } from '../time.js';
+import { logHooks, Logger } from '../core/log.js';
+import { formatTimestamp } from '../core/time.js';
 
 const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 

@@ -13,7 +13,8 @@
  */
 import type { Plan } from '../plan/plan.js';
 import { FlowRunner, FlowStats } from './flow.js';
-import type { Logger } from './log.js';
+import type { Logger } from '../core/log.js';
+import type { Output } from '../operators/operator.js';
 import { Progress } from './progress.js';
 import { guardPipeline } from './guard.js';
 
@@ -23,6 +24,8 @@ export interface RunOptions {
   log: Logger;
   signal?: AbortSignal;
   progress?: boolean;
+  /** Where console sinks print (default: standard output). */
+  output?: Output;
 }
 
 export async function runPlan(plan: Plan, opts: RunOptions): Promise<FlowStats[]> {
@@ -57,6 +60,7 @@ async function runFlows(plan: Plan, opts: RunOptions, stop: AbortController, onL
       drain: opts.drain,
       signal: stop.signal,
       log: opts.log,
+      output: opts.output,
       upstreamDone: Promise.all(f.upstream.map((u) => done.get(u)!.promise)).then(() => undefined),
     }),
   );

@@ -13,11 +13,11 @@
  */
 import fs from 'node:fs';
 import { parseDocument, LineCounter, Document, isMap, isSeq, isScalar, visit, Scalar, Node as YNode } from 'yaml';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { Problem } from './errors.js';
-import { pipelineSchema, testsFileSchema } from './schema.js';
+import type { ErrorObject } from 'ajv';
+import type { Problem, ProblemCode } from '../core/problems.js';
+import { validator, SpecKind } from './validators.js';
 import { distance } from '../expr/compile.js';
-import { addSecret } from '../runtime/log.js';
+import { addSecret } from '../core/log.js';
 
 export type Path = (string | number)[];
 
@@ -27,26 +27,18 @@ export interface LoadedSpec {
   problems: Problem[];
   /** Paths where the JSON Schema failed; planning skips the flows they are in. */
   invalidPaths: Path[];
-  /** Line/col of the node at `path`; `key` points at the key of a map entry; `offset` moves inside a scalar. */
-  locate(path: Path, opts?: { key?: boolean; offset?: number }): { line: number; col: number };
-  problem(path: Path, message: string, code: string, opts?: { key?: boolean; offset?: number; severity?: Problem['severity'] }): void;
+  /**
+   * Line/col of the node at `path`, and where it ends; `key` points at the
+   * key of a map entry; `offset` (and `length`) move inside a scalar.
+   */
+  locate(path: Path, opts?: { key?: boolean; offset?: number; length?: number }): { line: number; col: number; endLine: number; endCol: number };
+  problem(path: Path, message: string, code: ProblemCode, opts?: { key?: boolean; offset?: number; length?: number; severity?: Problem['severity'] }): void;
   /** The environment variables whose values went into the scalar at `path` (for messages naming a setting). */
   varsAt(path: Path): string[];
 }
 
 /** What a file holds: a pipeline spec, or a sidecar of tests (FILE.tests.yaml). */
-export type SpecKind = 'pipeline' | 'tests';
-
-const validators = new Map<SpecKind, ValidateFunction>();
-function validate(kind: SpecKind) {
-  let v = validators.get(kind);
-  if (!v) {
-    const ajv = new Ajv({ allErrors: true, strict: false, allowUnionTypes: true, verbose: true });
-    v = ajv.compile(kind === 'pipeline' ? pipelineSchema() : testsFileSchema());
-    validators.set(kind, v);
-  }
-  return v;
-}
+export type { SpecKind };
 
 const SECRET_NAME = /PASS|SECRET|TOKEN|KEY|CREDENTIAL/i;
 
@@ -58,6 +50,11 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
   const pos = (offset: number) => {
     const p = lc.linePos(Math.max(0, Math.min(offset, text.length)));
     return { line: p.line, col: p.col };
+  };
+  /** The position of text [from, to) (at least one character). */
+  const span = (from: number, to: number) => {
+    const stop = pos(Math.max(to, from + 1));
+    return { ...pos(from), endLine: stop.line, endCol: stop.col };
   };
   const find = (path: Path): { node: YNode | null; key: YNode | null; parentDepth: number } => {
     let node: unknown = doc.contents;
@@ -82,12 +79,14 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
     const block = f.node && (isMap(f.node) || isSeq(f.node)) && !(f.node as { flow?: boolean }).flow;
     const target = (opts.key || block) && f.key && f.parentDepth === path.length ? f.key : f.node ?? f.key;
     let offset = target?.range?.[0] ?? 0;
+    let end = target?.range?.[1] ?? offset + 1;
     if (opts.offset !== undefined && target && isScalar(target) && f.parentDepth === path.length) {
       const s = target as Scalar;
       if (s.type === 'PLAIN') offset += opts.offset;
       else if (s.type === 'QUOTE_DOUBLE' || s.type === 'QUOTE_SINGLE') offset += opts.offset + 1;
+      end = offset + (opts.length ?? 1);
     }
-    return pos(offset);
+    return span(offset, end);
   };
   const problem: LoadedSpec['problem'] = (path, message, code, opts = {}) => {
     problems.push({ file, ...locate(path, opts), code, message, severity: opts.severity ?? 'error' });
@@ -108,11 +107,11 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
     if (text.slice(Math.max(0, e.pos[0] - 2), e.pos[0] + 1).includes('${')) message += ' (a ${VAR} inside a { } flow mapping must be quoted: "${VAR}", or use block style)';
     if (first) message += ` (perhaps a consequence of the error at ${first.line}:${first.col})`;
     first ??= at;
-    problems.push({ file, ...at, code: `yaml.${e.code.toLowerCase()}`, message, severity: 'error', seq: problems.length });
+    problems.push({ file, ...span(e.pos[0], e.pos[1]), code: `yaml.${e.code.toLowerCase()}`, message, severity: 'error', seq: problems.length });
   }
   if (skipped) problems[problems.length - 1].message += ` (and ${skipped} further syntax error(s), most likely consequences of the first)`;
   for (const w of doc.warnings) {
-    problems.push({ file, ...pos(w.pos[0]), code: `yaml.${w.code.toLowerCase()}`, message: w.message.split('\n')[0], severity: 'warning' });
+    problems.push({ file, ...span(w.pos[0], w.pos[1]), code: `yaml.${w.code.toLowerCase()}`, message: w.message.split('\n')[0], severity: 'warning' });
   }
   const varsOf = new WeakMap<object, string[]>();
   const varsAt = (path: Path) => {
@@ -126,12 +125,13 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
   visit(doc, {
     Pair(_k, pair) {
       if (isScalar(pair.key) && pair.key.value === 'password' && isScalar(pair.value) && typeof pair.value.value === 'string' && !pair.value.value.includes('${')) {
-        problems.push({ file, ...pos(pair.value.range?.[0] ?? 0), code: 'secret.literal', message: 'a password written in the spec ends up in version control: take it from the environment, e.g. password: ${KAFKA_PASSWORD}', severity: 'error' });
+        problems.push({ file, ...span(pair.value.range?.[0] ?? 0, pair.value.range?.[1] ?? 0), code: 'secret.literal', message: 'a password written in the spec ends up in version control: take it from the environment, e.g. password: ${KAFKA_PASSWORD}', severity: 'error' });
       }
     },
   });
-  interpolate(doc, env, (node, offset, message) => {
-    problems.push({ file, ...pos((node.range?.[0] ?? 0) + offset + (node.type === 'PLAIN' ? 0 : 1)), code: 'env.unset', message, severity: 'error' });
+  interpolate(doc, env, (node, offset, length, message) => {
+    const at = (node.range?.[0] ?? 0) + offset + (node.type === 'PLAIN' ? 0 : 1);
+    problems.push({ file, ...span(at, at + length), code: 'env.unset', message, severity: 'error' });
   }, (node, name) => { const l = varsOf.get(node) ?? []; if (!l.includes(name)) l.push(name); varsOf.set(node, l); });
 
   // An alias to an anchor that is not defined (before it) has no value: a problem, not a crash.
@@ -153,7 +153,7 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
   }
   // Whatever a password variable is called, its value is never printed.
   for (const c of Object.values<any>(spec.connections ?? {})) if (typeof c?.sasl?.password === 'string') addSecret(c.sasl.password);
-  const v = validate(kind);
+  const v = validator(kind);
   if (!v(spec)) for (const e of relevant(v.errors ?? [])) reportAjv(e, loaded);
   return loaded;
 }
@@ -175,7 +175,7 @@ export function loadSpec(file: string, env: NodeJS.ProcessEnv = process.env, kin
 
 const VAR = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{([^}]*)\}?/g;
 
-function interpolate(doc: Document, env: NodeJS.ProcessEnv, report: (n: Scalar, offset: number, msg: string) => void, used: (n: Scalar, name: string) => void) {
+function interpolate(doc: Document, env: NodeJS.ProcessEnv, report: (n: Scalar, offset: number, length: number, msg: string) => void, used: (n: Scalar, name: string) => void) {
   visit(doc, {
     Scalar(_key, node) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
@@ -183,14 +183,14 @@ function interpolate(doc: Document, env: NodeJS.ProcessEnv, report: (n: Scalar, 
       const out = src.replace(VAR, (m, name: string | undefined, def: string | undefined, bad: string | undefined, offset: number) => {
         if (m === '$${') return '${';
         if (name === undefined) {
-          report(node, offset, `invalid variable reference "${m}" (expected \${NAME} or \${NAME:-default})`);
+          report(node, offset, m.length, `invalid variable reference "${m}" (expected \${NAME} or \${NAME:-default})`);
           return m;
         }
         used(node, name);
         const v = env[name];
         if (v === undefined || v === '') {
           if (def !== undefined) return def;
-          report(node, offset, `environment variable ${name} is not set (use \${${name}:-default} for a default)`);
+          report(node, offset, m.length, `environment variable ${name} is not set (use \${${name}:-default} for a default)`);
           return '';
         }
         if (SECRET_NAME.test(name)) addSecret(v);

@@ -1,15 +1,17 @@
 /**
  * @module The pipeline JSON Schema, built from the operators' own config
- * schemas. `schemas/pipeline.schema.json` is this function's output (a test
- * pins the two together), so editors, `validate` and the code never drift.
+ * schemas and the pipeline-level keys (pipeline.ts).
+ * `schemas/pipeline.schema.json` is this function's output (a test pins the
+ * two together), so editors, `validate` and the code never drift. Each
+ * description says its field's default, taken from the schema's `default`.
  */
 import { SOURCES, STEPS, SINKS, DEAD_LETTER_SINKS } from '../operators/registry.js';
-import { connectionsConfig } from '../operators/connections.js';
-import type { JsonSchema } from '../operators/operator.js';
+import type { JsonSchema } from '../core/json-schema.js';
+import { NAME, pipelineKeys, testsSchema } from './pipeline.js';
 
-const NAME = '^[A-Za-z_][A-Za-z0-9_-]*$';
+export { testsSchema };
 
-function byType(kind: string, defs: Record<string, { doc: string; config: JsonSchema }>, only?: readonly string[]): JsonSchema {
+function byType(kind: string, defs: Record<string, { doc: string; config: unknown }>, only?: readonly string[]): JsonSchema {
   const types = Object.keys(defs).filter((t) => !only || only.includes(t));
   return {
     type: 'object',
@@ -19,31 +21,19 @@ function byType(kind: string, defs: Record<string, { doc: string; config: JsonSc
   };
 }
 
-const rows = (description: string): JsonSchema => ({
-  type: 'object',
-  additionalProperties: { type: 'array', items: { type: 'object' } },
-  description,
-});
-
-/** `tests:` of a spec (or of its sidecar FILE.tests.yaml), run by `salespipe test` without any server. */
-export const testsSchema: JsonSchema = {
-  type: 'array',
-  description: 'Tests run by `salespipe test` in-process, without any server.',
-  items: {
-    type: 'object',
-    additionalProperties: false,
-    required: ['name', 'expect'],
-    properties: {
-      name: { type: 'string', minLength: 1, description: 'Shown in the test output.' },
-      description: { type: 'string', description: 'What the test shows.' },
-      input: rows('Flow name -> records fed to its source, as the source would read them (a table row, a JSON message). A flow reading a topic that another flow writes gets that flow\'s output when no records are given.'),
-      tables: rows('Table name -> rows of the lookup tables that join and balance steps read.'),
-      expect: rows('Flow name -> the rows its sinks receive: for keyed streams the latest row per key, for append streams every row; in any order. Only the columns written are compared.'),
-      deadLetters: { type: 'object', additionalProperties: { type: 'array', items: { type: 'string' } }, description: 'Flow name -> one reason (a substring) per dead letter expected; exactly these.' },
-      late: { type: 'object', additionalProperties: { type: 'array', items: { type: 'string' } }, description: 'Flow name -> one reason (a substring) per late record expected; exactly these.' },
-    },
-  },
-};
+/** A copy of `schema` whose descriptions end with their field's default, for editors and readers. */
+function documented(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(documented);
+  if (!schema || typeof schema !== 'object') return schema;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(schema)) out[k] = k === 'default' || k === 'const' || k === 'enum' ? v : documented(v);
+  const d = out as { default?: unknown; description?: string };
+  if ('default' in d && typeof d.description === 'string' && !/\(default/.test(d.description)) {
+    const shown = typeof d.default === 'string' ? d.default : JSON.stringify(d.default);
+    if (shown !== '{}') d.description = d.description.replace(/\.?$/, ` (default ${shown}).`);
+  }
+  return out;
+}
 
 export function testsFileSchema(): JsonSchema {
   return {
@@ -58,7 +48,7 @@ export function testsFileSchema(): JsonSchema {
 }
 
 export function pipelineSchema(): JsonSchema {
-  const $defs: Record<string, JsonSchema> = {};
+  const $defs: Record<string, unknown> = {};
   for (const [t, d] of Object.entries(SOURCES)) $defs[`source_${t}`] = { description: d.doc, ...d.config };
   for (const [t, d] of Object.entries(SINKS)) $defs[`sink_${t}`] = { description: d.doc, ...d.config };
   $defs.source = byType('source', SOURCES);
@@ -86,7 +76,7 @@ export function pipelineSchema(): JsonSchema {
       late: { $ref: '#/$defs/late' },
     },
   };
-  return {
+  return documented({
     $schema: 'http://json-schema.org/draft-07/schema#',
     $id: 'https://salespipe.dev/schemas/pipeline.schema.json',
     title: 'salespipe pipeline',
@@ -95,21 +85,7 @@ export function pipelineSchema(): JsonSchema {
     additionalProperties: false,
     required: ['pipeline', 'flows'],
     properties: {
-      pipeline: { type: 'string', pattern: NAME, description: 'Pipeline name; names its state and consumer groups.' },
-      description: { type: 'string', description: 'What the pipeline is for.' },
-      timeZone: { type: 'string', description: 'IANA zone in which timestamps without a zone are read (default UTC).' },
-      checkpoint: {
-        type: 'object',
-        additionalProperties: false,
-        properties: {
-          interval: { type: 'string', description: 'Epoch length: outputs are flushed and positions committed this often (default 5s). Kafka outputs become visible to read_committed consumers at each commit.' },
-          topic: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,249}$', description: 'Compacted topic holding the checkpoints of flows that write to Kafka, committed in the same transaction as their outputs (default _salespipe_checkpoints; the connection\'s topicPrefix applies).' },
-          replicationFactor: { type: 'integer', minimum: 1, description: 'Replication factor of a created checkpoint topic (default: the largest replicationFactor of the pipeline\'s Kafka sinks, else the brokers\' default.replication.factor).' },
-        },
-        description: 'Checkpointing: flows writing to Kafka commit their checkpoint with their outputs in one Kafka transaction; other flows keep it in a local file under --state-dir.',
-      },
-      connections: connectionsConfig,
-      tests: testsSchema,
+      ...pipelineKeys,
       flows: {
         type: 'object',
         minProperties: 1,
@@ -119,5 +95,5 @@ export function pipelineSchema(): JsonSchema {
       },
     },
     $defs,
-  };
+  }) as JsonSchema;
 }

@@ -20,7 +20,7 @@ import { ChildProcess } from 'node:child_process';
 import { runCli, startCli, finished, tmpDir, uniq, readTopic, latestByKey, parseExact, readParquet, needServices, ROOT, money } from '../support/helpers.js';
 import { freshDatabase, pingDatabase, sqlTotals, sqlRows, insertSales, MARIADB_ADMIN } from '../support/sql.js';
 import { BROKERS, pingKafka } from '../support/kafka.js';
-import { openKnex } from '../../src/operators/connections.js';
+import { openKnex } from '../../src/connections/sql.js';
 import { rng, randomSale } from '../../src/gen/generate.js';
 
 const SALES = Number(process.env.CRASH_SALES ?? 200_000);
@@ -36,15 +36,22 @@ const SPECS = { sales: 'pipelines/sales.yaml', windowed: 'pipelines/windowed-sal
 type Child = ChildProcess & { out: { stdout: string; stderr: string } };
 
 /**
- * Runs `spec` and kills it with SIGKILL at a random moment 1-6 s after each
- * start, restarting it at once, until it was killed `kills` times and
- * `enough()` holds. Returns how often it was killed.
+ * Runs `spec` and kills it with SIGKILL at a random moment, restarting it at
+ * once, until it was killed `kills` times and `enough()` holds: every other
+ * run 1-6 s after it started (often while it is still starting: fencing,
+ * reading its checkpoint, joining groups), the others 1-6 s after it has
+ * resumed from its checkpoint (while it processes). Returns how often it
+ * was killed.
  */
 async function crashLoop(spec: string, env: NodeJS.ProcessEnv, seed: number, kills: number, enough: () => boolean, logs: string[]): Promise<number> {
   const rand = rng(seed);
   let n = 0;
   while (n < kills || !enough()) {
     const child: Child = startCli(['run', path.join(ROOT, spec), '--no-progress'], env);
+    if (n % 2 === 1) {
+      const resumed = Date.now() + 30_000;
+      while (Date.now() < resumed && child.exitCode === null && !/resuming from checkpoint of epoch/.test(child.out.stderr)) await new Promise((r) => setTimeout(r, 100));
+    }
     const wait = 1000 + Math.floor(rand() * 5000);
     const exited = await Promise.race([finished(child).then(() => true), new Promise<false>((r) => setTimeout(() => r(false), wait))]);
     assert.equal(exited, false, `${spec} exited by itself (code ${child.exitCode}):\n${child.out.stderr.slice(-3000)}`);

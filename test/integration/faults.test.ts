@@ -13,7 +13,7 @@ import { runCli, startCli, finished, tmpDir, uniq, readTopic, latestByKey, parse
 import { freshDatabase, pingDatabase, sqlTotals, MARIADB_ADMIN } from '../support/sql.js';
 import { BROKERS, pingKafka } from '../support/kafka.js';
 import kafkajs from 'kafkajs';
-import { openKnex } from '../../src/operators/connections.js';
+import { openKnex } from '../../src/connections/sql.js';
 
 const SPEC = path.join(ROOT, 'pipelines/sales.yaml');
 

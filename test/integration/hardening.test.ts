@@ -14,7 +14,7 @@ import kafkajs from 'kafkajs';
 import { runCli, tmpDir, uniq, readTopic, latestByKey, parseExact, readParquet, needServices, until, ROOT, money } from '../support/helpers.js';
 import { freshDatabase, pingDatabase, sqlTotals, sqlRows, MARIADB_ADMIN, insertSales } from '../support/sql.js';
 import { BROKERS, pingKafka, produceRaw, createTopic } from '../support/kafka.js';
-import { openKnex } from '../../src/operators/connections.js';
+import { openKnex } from '../../src/connections/sql.js';
 
 const SALES = path.join(ROOT, 'pipelines/sales.yaml');
 const WINDOWED = path.join(ROOT, 'pipelines/windowed-sales.yaml');

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { runCli, startCli, finished, tmpDir, uniq, readTopic, latestByKey, parseExact, readParquet, needServices, until, ROOT, money } from '../support/helpers.js';
 import { freshDatabase, pingDatabase, MARIADB_ADMIN, POSTGRES_ADMIN, insertSales, sqlRows } from '../support/sql.js';
 import { BROKERS, pingKafka } from '../support/kafka.js';
-import { openKnex } from '../../src/operators/connections.js';
+import { openKnex } from '../../src/connections/sql.js';
 import { CATALOG, customers, inventoryRows, randomSale, restock, rng } from '../../src/gen/generate.js';
 
 const SALES = path.join(ROOT, 'pipelines/sales.yaml');

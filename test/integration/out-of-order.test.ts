@@ -4,9 +4,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { sqlSource } from '../../src/operators/source_sql.js';
-import { openKnex } from '../../src/operators/connections.js';
+import { sqlSource } from '../../src/operators/sources/sql.js';
+import { openKnex } from '../../src/connections/sql.js';
 import { runContext } from '../support/run-ctx.js';
+import { source } from '../support/operators.js';
 import { freshDatabase, pingDatabase, MARIADB_ADMIN, POSTGRES_ADMIN } from '../support/sql.js';
 import { needServices, uniq } from '../support/helpers.js';
 import type { Source } from '../../src/operators/operator.js';
@@ -28,8 +29,7 @@ for (const dialect of ['mysql', 'postgres'] as const) {
     const url = await freshDatabase(dialect, `sp_${uniq()}`);
     const { db } = await openKnex(url, process.cwd(), 4);
     const connections = { db: { type: 'sql', url } };
-    const out = sqlSource.plan(cfg, { error: (_p, m) => assert.fail(m), warn: () => {}, connections, timeZone: 'UTC' })!;
-    const src = sqlSource.create(cfg, out, runContext({ connections, drain: false }));
+    const src = source(sqlSource, cfg, runContext({ connections, drain: false })).source;
     try {
       await db('product_sales').insert(sale);
       await src.open(undefined);

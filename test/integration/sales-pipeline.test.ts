@@ -9,7 +9,7 @@ import path from 'node:path';
 import { runCli, startCli, finished, tmpDir, uniq, readTopic, latestByKey, parseExact, readParquet, needServices, until, ROOT, money } from '../support/helpers.js';
 import { freshDatabase, pingDatabase, sqlTotals, MARIADB_ADMIN, POSTGRES_ADMIN } from '../support/sql.js';
 import { BROKERS, pingKafka, produceRaw, createTopic } from '../support/kafka.js';
-import { openKnex } from '../../src/operators/connections.js';
+import { openKnex } from '../../src/connections/sql.js';
 import { insertWorkedExample } from '../../src/gen/generate.js';
 
 const SPEC = path.join(ROOT, 'pipelines/sales.yaml');

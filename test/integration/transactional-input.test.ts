@@ -12,15 +12,16 @@ import kafkajs from 'kafkajs';
 import { runCli, tmpDir, uniq, needServices } from '../support/helpers.js';
 import { BROKERS, pingKafka, createTopic } from '../support/kafka.js';
 
-const spec = (topic: string) => `pipeline: txn
+// A topic prefix of its own: the flow's checkpoint (in the prefixed checkpoint topic) is this run's only.
+const spec = (prefix: string, topic: string) => `pipeline: txn
 connections:
-  kafka: { type: kafka, brokers: "${BROKERS}" }
+  kafka: { type: kafka, brokers: "${BROKERS}", topicPrefix: "${prefix}" }
 flows:
   copy:
     source:
       type: kafka
       connection: kafka
-      topic: ${topic}
+      topic: ${topic.slice(prefix.length)}
       schema: { id: int, batch: string }
     sinks:
       - { type: file, path: out.jsonl }
@@ -28,7 +29,8 @@ flows:
 
 test('transactional input: committed records only, and a drain ends despite the markers after the last record', { timeout: 180_000 }, async (t) => {
   if (!(await needServices(t, pingKafka))) return;
-  const topic = `${uniq()}.txn_input`;
+  const prefix = `${uniq()}.`;
+  const topic = `${prefix}txn_input`;
   await createTopic(topic, 3);
   const kafka = new kafkajs.Kafka({ brokers: BROKERS.split(','), clientId: 'salespipe-test', logLevel: kafkajs.logLevel.NOTHING });
   const producer = kafka.producer({ transactionalId: `${topic}.producer`, idempotent: true, maxInFlightRequests: 1 });
@@ -43,7 +45,7 @@ test('transactional input: committed records only, and a drain ends despite the 
   }
   await producer.disconnect();
   const dir = tmpDir();
-  fs.writeFileSync(path.join(dir, 'txn.yaml'), spec(topic));
+  fs.writeFileSync(path.join(dir, 'txn.yaml'), spec(prefix, topic));
   const r = await runCli(['run', path.join(dir, 'txn.yaml'), '--drain', '--no-progress'], { SALESPIPE_STATE_DIR: path.join(dir, 'state') });
   assert.equal(r.code, 0, r.stderr);
   const got = fs.readFileSync(path.join(dir, 'out.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type { TestContext } from 'node:test';
-import { PACKAGE_ROOT } from '../../src/paths.js';
+import { PACKAGE_ROOT } from '../../src/core/paths.js';
 
 export const ROOT = PACKAGE_ROOT;
 export const BIN = path.join(ROOT, 'bin/salespipe.js');

@@ -1,9 +1,11 @@
-/** One check of the sql sink, run on SQLite (unit) and on MariaDB and PostgreSQL (integration). */
+/** Checks of the sql sink, run on SQLite (unit) and on MariaDB and PostgreSQL (integration). */
+import { plan as planOp } from './operators.js';
 import assert from 'node:assert/strict';
-import { sqlSink } from '../../src/operators/sink_sql.js';
+import { sqlSink } from '../../src/operators/sinks/sql.js';
 import type { PlanContext, RunContext, StreamInfo } from '../../src/operators/operator.js';
-import type { Row } from '../../src/types.js';
-import { openKnex, connection } from '../../src/operators/connections.js';
+import type { Row } from '../../src/core/types.js';
+import { openKnex } from '../../src/connections/sql.js';
+import { connection } from '../../src/connections/config.js';
 import { colType as t } from './types.js';
 
 /**
@@ -18,10 +20,10 @@ export async function sqlSinkRoundTrip(ctx: RunContext, connName = 'db'): Promis
   const cfg = { type: 'sql' as const, connection: connName, table: 'levels', create: true, batchSize: 2 };
   const errors: string[] = [];
   const plan: PlanContext = { error: (_p, m) => errors.push(m), warn: () => {}, connections: ctx.connections, timeZone: ctx.timeZone };
-  sqlSink.plan(cfg, input, plan);
+  const planned = planOp(sqlSink, cfg, input, plan);
   assert.deepEqual(errors, []);
   const run = async (rows: Row[]) => {
-    const sink = sqlSink.create(cfg, input, ctx);
+    const sink = sqlSink.create(planned, ctx);
     await sink.open(undefined, 0);
     await sink.write(rows);
     await sink.commit(1, await sink.preCommit(1));

@@ -1,6 +1,6 @@
 /** Database helpers for tests: fresh databases on the local services, SQL oracles. */
 import knexFactory, { Knex } from 'knex';
-import { openKnex } from '../../src/operators/connections.js';
+import { openKnex } from '../../src/connections/sql.js';
 import { createTables } from '../../src/gen/generate.js';
 
 export const MARIADB_ADMIN = process.env.TEST_MARIADB_URL ?? 'mysql://salespipe:salespipe@127.0.0.1:3306/salespipe';

@@ -1,5 +1,5 @@
 /** Column types for tests, parsed as a spec would write them. */
-import { ColumnType, parseType } from '../../src/types.js';
+import { ColumnType, parseType } from '../../src/core/types.js';
 
 export function colType(text: string): ColumnType {
   const t = parseType(text);

@@ -1,0 +1,40 @@
+/**
+ * @module A Hive-partitioned dataset on local disk: partition directories,
+ * the files readers see, durable renames.
+ *
+ * Rules: partition columns live in directory names (`brand=Dell/`), values
+ * escaped as Hive does (`%2F`), nulls as `__HIVE_DEFAULT_PARTITION__`;
+ * names starting with `.` or `_` (staging, journals, writers' markers) are
+ * not part of the dataset, as Hive, DuckDB and pyarrow agree.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Row } from '../../../core/types.js';
+import { dateIn } from '../../../core/time.js';
+
+const NULL_PART = '__HIVE_DEFAULT_PARTITION__';
+
+/** A row's partition directory, e.g. `product_category=Laptop` (relative to the dataset). */
+export function partitionDir(parts: string[], kinds: Map<string, string>, r: Row, zone: string): string {
+  return parts.map((c) => `${c}=${partValue(r[c], kinds.get(c)!, zone)}`).join('/');
+}
+
+function partValue(v: Row[string], kind: string, zone: string): string {
+  if (v === null || v === undefined) return NULL_PART;
+  const s = kind === 'timestamp' ? dateIn(v as number, zone) : String(v);
+  return s.replace(/[\\/=:*?"<>|%\u0000-\u001f]/g, (c) => '%' + c.charCodeAt(0).toString(16).toUpperCase().padStart(2, '0'));
+}
+
+export function unPartValue(s: string): string | null {
+  return s === NULL_PART ? null : s.replace(/%([0-9A-F]{2})/g, (_m, h) => String.fromCharCode(parseInt(h, 16)));
+}
+
+/** Files of a dataset, as readers see it: directories starting with . or _ (staging, journals) are not part of it. */
+export function* walk(dir: string): Generator<string> {
+  if (!fs.existsSync(dir)) return;
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) { if (!/^[._]/.test(e.name)) yield* walk(p); }
+    else yield p;
+  }
+}

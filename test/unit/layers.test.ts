@@ -1,0 +1,51 @@
+/**
+ * The layers of src/ point down only: a module imports (statically, lazily,
+ * or for types) modules of its own layer or of layers below it.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { ROOT } from '../support/helpers.js';
+
+/** Bottom first. A path belongs to the first layer whose prefix it starts with. */
+export const LAYERS: [string, string[]][] = [
+  ['core', ['src/core/']],
+  ['expressions and connections', ['src/expr/', 'src/connections/']],
+  ['kafka', ['src/kafka/']],
+  ['operators', ['src/operators/']],
+  ['spec', ['src/spec/']],
+  ['plan', ['src/plan/']],
+  ['runtime', ['src/runtime/']],
+  ['features', ['src/testing/', 'src/backfill/', 'src/gen/']],
+  ['commands', ['src/commands/']],
+  ['cli', ['src/cli.ts']],
+];
+
+const rank = (file: string) => LAYERS.findIndex(([, prefixes]) => prefixes.some((p) => file.startsWith(p)));
+
+function* sources(dir: string): Generator<string> {
+  for (const e of fs.readdirSync(path.join(ROOT, dir), { withFileTypes: true })) {
+    const p = path.posix.join(dir, e.name);
+    if (e.isDirectory()) yield* sources(p);
+    else if (p.endsWith('.ts')) yield p;
+  }
+}
+
+const IMPORT = /(?:import|export)\s[^'"]*?from\s*['"](\.[^'"]+)['"]|import\(\s*['"](\.[^'"]+)['"]\s*\)/g;
+
+test('every module of src/ is in a layer, and imports only its own layer or the ones below', () => {
+  const wrong: string[] = [];
+  const files = [...sources('src')];
+  for (const file of files) {
+    const r = rank(file);
+    assert.notEqual(r, -1, `${file} is in no layer (add its folder to LAYERS)`);
+    for (const m of fs.readFileSync(path.join(ROOT, file), 'utf8').matchAll(IMPORT)) {
+      const target = path.posix.normalize(path.posix.join(path.posix.dirname(file), m[1] ?? m[2])).replace(/\.js$/, '.ts');
+      const t = rank(target);
+      if (t > r) wrong.push(`${file} (${LAYERS[r][0]}) imports ${target} (${LAYERS[t][0]})`);
+    }
+  }
+  assert.deepEqual(wrong, [], `imports that point up:\n${wrong.join('\n')}`);
+  assert.ok(files.length > 40);
+});
