@@ -79,6 +79,26 @@ export function readTopic(topic: string, brokers = process.env.KAFKA_BROKERS ?? 
   });
 }
 
+/**
+ * Every message of a topic, read_committed by kcat, once no transaction is
+ * pending there: a committed transaction's markers are written just after
+ * its commit returns, and until then read_committed readers stop short of
+ * it. Waits (up to 60 s) until every partition's last stable offset is its
+ * high watermark, asked of the brokers by kcat at each isolation level.
+ */
+export async function readTopicSettled(topic: string, brokers = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092'): Promise<{ key: string; value: string }[]> {
+  const meta = spawnSync('kcat', ['-b', brokers, '-L', '-t', topic, '-J'], { encoding: 'utf8' });
+  if (meta.status !== 0) throw new Error(`kcat could not read the metadata of ${topic}: ${meta.stderr}`);
+  const partitions: number[] = JSON.parse(meta.stdout).topics[0].partitions.map((p: { partition: number }) => p.partition);
+  const offsets = (isolation: string) => {
+    const r = spawnSync('kcat', ['-b', brokers, '-Q', '-X', `isolation.level=${isolation}`, ...partitions.flatMap((p) => ['-t', `${topic}:${p}:-1`])], { encoding: 'utf8' });
+    if (r.status !== 0) throw new Error(`kcat could not query the offsets of ${topic}: ${r.stderr}`);
+    return r.stdout.trim().split('\n').sort().join('\n');
+  };
+  await until(() => offsets('read_committed') === offsets('read_uncommitted'), 60_000, `the transactions on ${topic} to settle`);
+  return readTopic(topic, brokers);
+}
+
 /** Latest value per key, as a compacted topic's consumer sees it. */
 export function latestByKey(msgs: { key: string; value: string }[]): Map<string, string> {
   const m = new Map<string, string>();

@@ -25,8 +25,8 @@ export async function createTopic(topic: string, partitions = 3): Promise<void> 
   }
 }
 
-/** Produces raw values; with `key`, all to one partition, in order. */
-export async function produceRaw(topic: string, values: (Buffer | string | null)[], key?: string): Promise<void> {
+/** Produces raw values; with a `key`, all to one partition, in order; a function gives each value its key. */
+export async function produceRaw(topic: string, values: (Buffer | string | null)[], key?: string | ((i: number) => string)): Promise<void> {
   const p = kafka().producer({ allowAutoTopicCreation: false });
   await p.connect();
   try {
@@ -37,7 +37,7 @@ export async function produceRaw(topic: string, values: (Buffer | string | null)
     for (const [i, value] of values.entries()) {
       const size = value === null ? 0 : value.length;
       if (batch.length >= 500 || (bytes + size > 512 * 1024 && batch.length)) await flush();
-      batch.push({ key: key ?? `bad-${i}`, value });
+      batch.push({ key: typeof key === 'function' ? key(i) : key ?? `bad-${i}`, value });
       bytes += size;
     }
     await flush();

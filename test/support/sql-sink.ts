@@ -7,6 +7,10 @@ import type { Row } from '../../src/core/types.js';
 import { openKnex } from '../../src/connections/sql.js';
 import { connection } from '../../src/connections/config.js';
 import { colType as t } from './types.js';
+import type { TestContext } from 'node:test';
+import { sinkContract, KEYED, type ContractRow } from './sink-contract.js';
+import { runContext } from './run-ctx.js';
+import { ROOT } from './helpers.js';
 
 /**
  * Creates table `levels` through the sink, upserts an epoch twice (a replay
@@ -46,4 +50,32 @@ export async function sqlSinkRoundTrip(ctx: RunContext, connName = 'db'): Promis
   } finally {
     await db.destroy();
   }
+}
+
+/**
+ * The sink contract on a fresh database of `dialect` (`fresh` returns its
+ * URL, or undefined when the test was failed or skipped for want of the
+ * server), read back with SQL: amounts cast to text, so they stay exact.
+ */
+export function sqlSinkSubject(dialect: 'sqlite' | 'mysql' | 'postgres', fresh: (t: TestContext) => Promise<string | undefined>): void {
+  const name = { sqlite: 'SQLite', mysql: 'MariaDB', postgres: 'PostgreSQL' }[dialect];
+  sinkContract({
+    name: `sql on ${name}`,
+    def: sqlSink,
+    input: KEYED,
+    async fresh(tc) {
+      const url = await fresh(tc);
+      if (!url) return undefined;
+      const ctx = runContext({ specDir: ROOT, connections: { db: { type: 'sql', url } } });
+      const { db } = await openKnex(url, ROOT, 1);
+      const text = dialect === 'postgres' ? 'CAST(amount AS TEXT)' : dialect === 'mysql' ? 'CAST(amount AS CHAR)' : 'amount';
+      return {
+        cfg: { type: 'sql', connection: 'db', table: 'contract', create: true, batchSize: 2 },
+        ctx,
+        visible: async () => ((await db.schema.hasTable('contract'))
+          ? await db('contract').select('id', 'name', db.raw(`${text} AS amount`)) : []) as ContractRow[],
+        dispose: () => db.destroy(),
+      };
+    },
+  });
 }

@@ -1,8 +1,8 @@
-/** The sql sink on real MariaDB and PostgreSQL: create, upsert, replay; read back with SQL. */
+/** The sql sink on real MariaDB and PostgreSQL: create, upsert, replay, and the sink contract; read back with SQL. */
 import { test } from 'node:test';
 import { needServices, uniq, ROOT } from '../../../support/helpers.js';
 import { freshDatabase, pingDatabase, MARIADB_ADMIN, POSTGRES_ADMIN } from '../../../support/sql.js';
-import { sqlSinkRoundTrip } from '../../../support/sql-sink.js';
+import { sqlSinkRoundTrip, sqlSinkSubject } from '../../../support/sql-sink.js';
 import { runContext } from '../../../support/run-ctx.js';
 
 for (const dialect of ['mysql', 'postgres'] as const) {
@@ -12,4 +12,5 @@ for (const dialect of ['mysql', 'postgres'] as const) {
     const url = await freshDatabase(dialect, `sp_${uniq()}`);
     await sqlSinkRoundTrip(runContext({ specDir: ROOT, connections: { db: { type: 'sql', url } } }));
   });
+  sqlSinkSubject(dialect, async (t) => ((await needServices(t, () => pingDatabase(admin))) ? freshDatabase(dialect, `sp_${uniq()}`) : undefined));
 }

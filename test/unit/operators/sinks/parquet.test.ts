@@ -9,6 +9,7 @@ import { runContext } from '../../../support/run-ctx.js';
 import { ownerTag } from '../../../../src/operators/output-owner.js';
 import { sink as makeSink, plan, planContext } from '../../../support/operators.js';
 import { readParquet, tmpDir } from '../../../support/helpers.js';
+import { sinkContract, APPEND, KEYED, type ContractRow } from '../../../support/sink-contract.js';
 
 const t = colType;
 const keyed: StreamInfo = {
@@ -164,3 +165,19 @@ test('a read-only output names the sink, the path and the cause', { skip: proces
     spawnSync('umount', [mnt]);
   }
 });
+
+for (const input of [APPEND, KEYED]) {
+  sinkContract({
+    name: `parquet (${input.mode === 'append' ? 'append: part files' : 'keyed: one file of latest rows'})`,
+    def: parquetSink,
+    input,
+    async fresh() {
+      const dir = tmpDir();
+      return {
+        cfg: { type: 'parquet', path: 'dataset' },
+        ctx: runContext({ specDir: dir }),
+        visible: async () => readParquet(path.join(dir, 'dataset')) as unknown as ContractRow[],
+      };
+    },
+  });
+}

@@ -8,6 +8,7 @@ import { source } from '../../../support/operators.js';
 import { sqlite } from '../../../support/sql.js';
 import { tmpDir } from '../../../support/helpers.js';
 import type { Source } from '../../../../src/operators/operator.js';
+import { sourceContract, CONTRACT_SCHEMA, record } from '../../../support/source-contract.js';
 
 const cfg = {
   type: 'sql' as const, connection: 'db', table: 'product_sales', cursor: 'transaction_id', batchSize: 2,
@@ -114,4 +115,20 @@ test('rows that do not fit the declared schema become dead letters with the row'
   } finally {
     await db.destroy();
   }
+});
+
+sourceContract({
+  name: 'sql on SQLite',
+  def: sqlSource,
+  async fresh() {
+    const file = path.join(tmpDir(), 'contract.db');
+    const db = sqlite(file);
+    await db.schema.createTable('contract', (x) => { x.integer('id').primary(); x.text('name').notNullable(); x.decimal('amount', 12, 2).notNullable(); });
+    return {
+      cfg: { type: 'sql', connection: 'db', table: 'contract', cursor: 'id', batchSize: 4, pollInterval: '20ms', schema: CONTRACT_SCHEMA },
+      ctx: { connections: { db: { type: 'sql', url: `sqlite:${file}` } } },
+      append: async (ids) => { await db('contract').insert(ids.map(record)); },
+      dispose: () => db.destroy(),
+    };
+  },
 });
