@@ -18,10 +18,26 @@ import { PACKAGE_ROOT } from '../core/paths.js';
 
 const DEMO_SPEC = path.join(PACKAGE_ROOT, 'pipelines/demo.yaml');
 
+/** The demo database exists and holds sales. */
+async function hasSales(file: string): Promise<boolean> {
+  if (!fs.existsSync(file)) return false;
+  const { openKnex } = await import('../connections/sql.js');
+  const { db } = await openKnex(`sqlite:${file}`, process.cwd(), 1);
+  try {
+    return (await db.schema.hasTable('product_sales')) && (await db('product_sales').first('transaction_id')) !== undefined;
+  } catch {
+    return false; // not a database at all
+  } finally {
+    await db.destroy();
+  }
+}
+
 export async function runDemo(opts: { dir: string; count: number }, io: IO, log: Logger): Promise<number> {
   const db = path.join(opts.dir, 'sales.db');
   fs.mkdirSync(opts.dir, { recursive: true });
-  if (!fs.existsSync(db)) {
+  if (!(await hasSales(db))) {
+    // A file without the sales (an interrupted creation, or one a run opened before the demo made it) is made again.
+    fs.rmSync(db, { force: true });
     log.info(`creating ${db}: the worked example + ${opts.count} generated sales over the last 30 days`);
     const now = Date.now();
     await generate({

@@ -1,6 +1,7 @@
 /**
  * @module Relational databases through knex: MySQL/MariaDB, PostgreSQL, SQLite.
  */
+import fs from 'node:fs';
 import path from 'node:path';
 import knexFactory, { Knex } from 'knex';
 import { redact, createLogger, logLevelFromEnv } from '../core/log.js';
@@ -25,8 +26,11 @@ const knexLog = {
 /**
  * Opens a knex instance for a connection URL. Timestamps come back as text
  * so that zone-less values are read in the pipeline's zone, not the host's.
+ * A SQLite file that does not exist is created only with `create` (a sink,
+ * `generate`): a source reading it would otherwise leave an empty database
+ * behind, which later looks like one that was set up.
  */
-export async function openKnex(url: string, specDir: string, pool = 4): Promise<{ db: Knex; dialect: Dialect }> {
+export async function openKnex(url: string, specDir: string, pool = 4, opts: { create?: boolean } = {}): Promise<{ db: Knex; dialect: Dialect }> {
   const dialect = dialectOf(url);
   if (dialect === 'mysql') {
     const u = new URL(url.replace(/^mariadb:/i, 'mysql:'));
@@ -52,6 +56,9 @@ export async function openKnex(url: string, specDir: string, pool = 4): Promise<
   }
   if (dialect === 'sqlite') {
     const file = path.resolve(specDir, url.replace(/^sqlite:(\/\/)?/i, ''));
+    if (!opts.create && file !== ':memory:' && !fs.existsSync(file)) {
+      throw new Error(`SQLite database ${file} does not exist: create it with \`salespipe generate --db sqlite:${file} --create-tables\` or sql/sqlite.sql (a relative sqlite: path is relative to the spec file)`);
+    }
     return { db: knexFactory({ client: 'better-sqlite3', connection: { filename: file }, useNullAsDefault: true, log: knexLog }), dialect };
   }
   throw new Error(`unsupported database URL ${redact(url)} (expected mysql://, mariadb://, postgres:// or sqlite:)`);

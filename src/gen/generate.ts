@@ -158,7 +158,7 @@ export async function restock(db: Knex, product: string, brand: string, level: n
 }
 
 export async function generate(opts: GenerateOptions, log: Logger, signal?: AbortSignal): Promise<{ inserted: number; rolledBack: number }> {
-  const { db, dialect } = await openKnex(opts.url, opts.specDir ?? process.cwd(), Math.max(opts.writers, 1) + 1);
+  const { db, dialect } = await openKnex(opts.url, opts.specDir ?? process.cwd(), Math.max(opts.writers, 1) + 1, { create: true });
   let inserted = 0, rolledBack = 0;
   try {
     if (opts.createTables) await createTables(db, dialect);

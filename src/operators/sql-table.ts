@@ -56,7 +56,8 @@ export function columnProblem(column: string, dbType: string, want: ColumnType, 
       if (f.family === 'timestamp' || f.family === 'date' || f.family === 'bool') return f.family === 'bool' ? undefined : err('a time is not an int');
       return undefined;
     case 'decimal':
-      if (f.family === 'string') return err('text is not read as a number; declare string, or change the column');
+      // SQLite has no exact numeric type: decimals are kept as their text (sql/sqlite.sql), and read exactly.
+      if (f.family === 'string') return dialect === 'sqlite' ? undefined : err('text is not read as a number; declare string, or change the column');
       if (f.family === 'float') return warn(`a binary floating-point value is rounded to ${want.scale ?? 0} decimal place(s) when read (e.g. 0.30000000000000004 becomes ${(0.3).toFixed(want.scale ?? 0)}); make the column DECIMAL, or declare float to keep the values as they are`);
       if (f.family === 'decimal' && f.scale !== undefined && f.scale > (want.scale ?? 0)) return warn(`values with more than ${want.scale ?? 0} decimal place(s) go to the dead-letter output`);
       if (f.family === 'decimal' && f.precision !== undefined && f.scale !== undefined && f.precision - f.scale > (want.precision ?? 18) - (want.scale ?? 0)) return warn(`values above decimal(${want.precision},${want.scale})'s range go to the dead-letter output`);

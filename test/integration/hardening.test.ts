@@ -150,7 +150,7 @@ test('run from another directory, then with a fresh --state-dir: each sale is in
 
 test('a flow without Kafka, given a new state directory, refuses to write its data twice and names where it looked', async () => {
   const dir = tmpDir();
-  const { db: k } = await openKnex(`sqlite:${path.join(dir, 'sales.db')}`, dir, 1);
+  const { db: k } = await openKnex(`sqlite:${path.join(dir, 'sales.db')}`, dir, 1, { create: true });
   const { createTables } = await import('../../src/gen/generate.js');
   await createTables(k, 'sqlite');
   await k('product_sales').insert([{ product_name: 'Dell Inspiron', product_category: 'Laptop', brand: 'Dell', quantity_sold: 1, price_per_unit: '10.00', transaction_date: '2026-01-15 10:00:00' }]);
@@ -382,7 +382,7 @@ flows:
 
 test('the documented command line stops cleanly on SIGTERM, under npx too', async () => {
   const dir = tmpDir();
-  const { db: k } = await openKnex(`sqlite:${path.join(dir, 'sales.db')}`, dir, 1);
+  const { db: k } = await openKnex(`sqlite:${path.join(dir, 'sales.db')}`, dir, 1, { create: true });
   const { createTables } = await import('../../src/gen/generate.js');
   await createTables(k, 'sqlite');
   await k.destroy();

@@ -67,7 +67,7 @@ export function sqlSinkSubject(dialect: 'sqlite' | 'mysql' | 'postgres', fresh: 
       const url = await fresh(tc);
       if (!url) return undefined;
       const ctx = runContext({ specDir: ROOT, connections: { db: { type: 'sql', url } } });
-      const { db } = await openKnex(url, ROOT, 1);
+      const { db } = await openKnex(url, ROOT, 1, { create: true });
       const text = dialect === 'postgres' ? 'CAST(amount AS TEXT)' : dialect === 'mysql' ? 'CAST(amount AS CHAR)' : 'amount';
       return {
         cfg: { type: 'sql', connection: 'db', table: 'contract', create: true, batchSize: 2 },

@@ -156,7 +156,7 @@ test('the default state directory is beside the spec, whatever the working direc
   fs.writeFileSync(spec, 'pipeline: s\nconnections: { db: { type: sql, url: "sqlite:s.db" } }\nflows:\n  f:\n    source: { type: sql, connection: db, table: product_sales, cursor: transaction_id, schema: { transaction_id: int } }\n    sinks: [ { type: console } ]\n');
   const { openKnex } = await import('../../src/connections/sql.js');
   const { createTables } = await import('../../src/gen/generate.js');
-  const { db } = await openKnex(`sqlite:${path.join(dir, 's.db')}`, dir, 1);
+  const { db } = await openKnex(`sqlite:${path.join(dir, 's.db')}`, dir, 1, { create: true });
   await createTables(db, 'sqlite');
   await db.destroy();
   const r = await call(['run', 's.yaml', '--drain', '--no-progress'], {}, dir);
@@ -170,7 +170,7 @@ test('the default state directory is beside the spec, whatever the working direc
 async function sqliteSpec(dir: string, n: number, sink: string, extra = ''): Promise<string> {
   const { openKnex } = await import('../../src/connections/sql.js');
   const { createTables } = await import('../../src/gen/generate.js');
-  const { db } = await openKnex(`sqlite:${path.join(dir, 's.db')}`, dir, 1);
+  const { db } = await openKnex(`sqlite:${path.join(dir, 's.db')}`, dir, 1, { create: true });
   await createTables(db, 'sqlite');
   for (let i = 0; i < n; i += 500) {
     await db('product_sales').insert(Array.from({ length: Math.min(500, n - i) }, () => ({ product_name: 'Dell Inspiron', product_category: 'Laptop', brand: 'Dell', quantity_sold: 1, price_per_unit: '10.00', transaction_date: '2026-01-15 10:00:00' })));

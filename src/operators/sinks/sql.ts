@@ -103,7 +103,7 @@ class SqlSink implements Sink {
   async open() {
     const c = connection(this.ctx, this.cfg.connection);
     const { openKnex } = await import('../../connections/sql.js');
-    const k = await openKnex(c.url!, this.ctx.specDir, 2);
+    const k = await openKnex(c.url!, this.ctx.specDir, 2, { create: true });
     this.db = k.db;
     this.dialect = k.dialect;
     await withRetry(`connecting to ${sqlWhere(this.ctx, this.cfg.connection)}`, this.log, this.ctx.signal, async () => {
