@@ -21,6 +21,23 @@ test('salespipe test: every shipped pipeline carries tests, and they pass withou
   assert.ok(Number(passed) >= 8);
 });
 
+test('every example (examples/) validates and carries tests that pass; each covers its source and sink', async () => {
+  const dir = path.join(ROOT, 'examples');
+  const specs = fs.readdirSync(dir).filter((f) => f.endsWith('.yaml'));
+  assert.ok(specs.length >= 5, specs.join(', '));
+  const v = await call(['validate', dir]);
+  assert.equal(v.code, 0, v.stdout + v.stderr);
+  assert.match(v.stdout, new RegExp(`^${specs.length} spec\\(s\\) valid$`, 'm'));
+  const r = await call(['test', dir]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const [, passed] = /^(\d+) passed, 0 failed$/m.exec(r.stdout) ?? [];
+  assert.ok(Number(passed) >= specs.length, `a test at least per example: ${r.stdout}`);
+  assert.doesNotMatch(r.stdout, /no tests/);
+  // Between them, the examples use every source and sink.
+  const text = specs.map((f) => fs.readFileSync(path.join(dir, f), 'utf8')).join('\n');
+  for (const kind of ['sql', 'kafka', 'console', 'file', 'parquet']) assert.match(text, new RegExp(`^\\s+(- )?type: ${kind}$`, 'm'), `an example uses type: ${kind}`);
+});
+
 test('salespipe test: a wrong expectation fails with exit 1 and shows expected and got', async () => {
   const dir = tmpDir();
   const spec = fs.readFileSync(path.join(ROOT, 'pipelines/sales.yaml'), 'utf8')
