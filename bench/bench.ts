@@ -45,7 +45,15 @@ async function produce() {
     const messages = [];
     for (let j = i; j < Math.min(N, i + 10_000); j++) {
       const s = randomSale(rand, start + j * 1000);
-      messages.push({ key: String(j + 1), value: JSON.stringify({ transaction_id: j + 1, ...s, price_per_unit: Number(s.price_per_unit), transaction_date: formatTimestamp(start + j * 1000) }) });
+      messages.push({
+        key: String(j + 1),
+        value: JSON.stringify({
+          transaction_id: j + 1,
+          ...s,
+          price_per_unit: Number(s.price_per_unit),
+          transaction_date: formatTimestamp(start + j * 1000),
+        }),
+      });
     }
     // One send at a time: concurrent sends of a non-idempotent producer can land out of order
     // (seen here: 290,000 of 1,000,000 records behind a later one), and the windowed pipeline
@@ -65,7 +73,13 @@ async function ceiling(): Promise<number> {
   let n = 0;
   let done!: () => void;
   const finished = new Promise<void>((r) => (done = r));
-  await c.run({ autoCommit: false, eachBatch: async ({ batch }) => { n += batch.messages.length; if (n >= N) done(); } });
+  await c.run({
+    autoCommit: false,
+    eachBatch: async ({ batch }) => {
+      n += batch.messages.length;
+      if (n >= N) done();
+    },
+  });
   await finished;
   const secs = (Date.now() - t0) / 1000;
   await c.disconnect();
@@ -76,7 +90,12 @@ async function ceiling(): Promise<number> {
 /** The customer table the join pipeline reads: 500 customers in SQLite. */
 async function customerTable(dir: string) {
   const db = knexFactory({ client: 'better-sqlite3', connection: { filename: path.join(dir, 'customers.db') }, useNullAsDefault: true });
-  await db.raw(fs.readFileSync(path.join(ROOT, 'sql/sqlite.sql'), 'utf8').split(';').find((q) => /customer_data/.test(q))!);
+  await db.raw(
+    fs
+      .readFileSync(path.join(ROOT, 'sql/sqlite.sql'), 'utf8')
+      .split(';')
+      .find((q) => /customer_data/.test(q))!,
+  );
   await db('customer_data').insert(customers(500, 1));
   await db.destroy();
 }
@@ -85,12 +104,26 @@ async function pipeline(spec: string, flow: string): Promise<{ rate: number; rss
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'salespipe-bench-'));
   await customerTable(dir);
   // A pipeline of its own per bench run: its checkpoints refer to this run's topic only.
-  const env = { ...process.env, BENCH_TOPIC: topic, BENCH_GROUP: `${id}.${flow}`, BENCH_PIPELINE: `bench-${id.slice(6)}-${flow}`, BENCH_DIR: dir, SALESPIPE_STATE_DIR: path.join(dir, 'state') };
+  const env = {
+    ...process.env,
+    BENCH_TOPIC: topic,
+    BENCH_GROUP: `${id}.${flow}`,
+    BENCH_PIPELINE: `bench-${id.slice(6)}-${flow}`,
+    BENCH_DIR: dir,
+    SALESPIPE_STATE_DIR: path.join(dir, 'state'),
+  };
   // BENCH_NODE_ARGS passes flags to the measured process, e.g. --cpu-prof for profiling.
   const nodeArgs = (process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, path.join(ROOT, 'bin/salespipe.js'), 'run', path.join(ROOT, 'bench', spec), '--drain'], { env, stdio: ['ignore', 'inherit', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [...nodeArgs, path.join(ROOT, 'bin/salespipe.js'), 'run', path.join(ROOT, 'bench', spec), '--drain'],
+    { env, stdio: ['ignore', 'inherit', 'pipe'] },
+  );
   let err = '';
-  child.stderr.on('data', (d) => { err += d; process.stderr.write(d); });
+  child.stderr.on('data', (d) => {
+    err += d;
+    process.stderr.write(d);
+  });
   const code = await new Promise<number | null>((r) => child.on('exit', r));
   if (code !== 0) throw new Error(`salespipe exited ${code}`);
   const m = new RegExp(`${flow}: ([\\d,]+) records in, .* in ([\\d.]+) s`).exec(err);
@@ -115,11 +148,24 @@ async function cleanup() {
 await produce();
 const ceil = await ceiling();
 const results: Record<string, { records_per_s: number; ratio: number; peak_rss_mb: number }> = {};
-for (const [name, spec, flow] of [['aggregate', 'aggregate.yaml', 'aggregate_sales'], ['windowed', 'windowed.yaml', 'hourly_sales'], ['join', 'segments.yaml', 'segment_sales']]) {
+for (const [name, spec, flow] of [
+  ['aggregate', 'aggregate.yaml', 'aggregate_sales'],
+  ['windowed', 'windowed.yaml', 'hourly_sales'],
+  ['join', 'segments.yaml', 'segment_sales'],
+]) {
   const run = await pipeline(spec, flow);
   log(`salespipe ${name}: ${Math.round(run.rate)} records/s over ${run.secs} s, peak RSS ${run.rss} MB`);
   results[name] = { records_per_s: Math.round(run.rate), ratio: Number((run.rate / ceil).toFixed(3)), peak_rss_mb: run.rss };
 }
 await cleanup();
 const a = results.aggregate;
-console.log(JSON.stringify({ records: N, records_per_s: a.records_per_s, ceiling_records_per_s: Math.round(ceil), ratio: a.ratio, peak_rss_mb: a.peak_rss_mb, pipelines: results }));
+console.log(
+  JSON.stringify({
+    records: N,
+    records_per_s: a.records_per_s,
+    ceiling_records_per_s: Math.round(ceil),
+    ratio: a.ratio,
+    peak_rss_mb: a.peak_rss_mb,
+    pipelines: results,
+  }),
+);

@@ -45,8 +45,11 @@ export async function cli(argv: string[], io: IO): Promise<number> {
   }
   const log: Logger = createLogger((l) => io.stderr(l + '\n'), (level || 'info') as 'info');
   let code = 0;
-  const act = <A extends unknown[], T extends (...a: never[]) => Promise<number>>(load: Loaded<T>, call: (fn: T, ...a: A) => Promise<number>) =>
-    async (...a: A) => { code = await call((await load()).default, ...a); };
+  const act =
+    <A extends unknown[], T extends (...a: never[]) => Promise<number>>(load: Loaded<T>, call: (fn: T, ...a: A) => Promise<number>) =>
+    async (...a: A) => {
+      code = await call((await load()).default, ...a);
+    };
 
   const program = new Command();
   program
@@ -56,7 +59,9 @@ export async function cli(argv: string[], io: IO): Promise<number> {
     .exitOverride()
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr })
     .showHelpAfterError('(run salespipe --help for usage)')
-    .addHelpText('after', `
+    .addHelpText(
+      'after',
+      `
 Examples:
   salespipe run pipelines/sales.yaml              run until Ctrl-C (SIGINT/SIGTERM stop gracefully)
   salespipe run pipelines/sales.yaml --drain      process what is there now, commit, exit
@@ -69,7 +74,8 @@ Examples:
   salespipe demo                                  the embedded quick start (SQLite, no servers)
 
 Exit codes: 0 success, 1 runtime failure (or a failed test), 2 invalid spec or usage.
-${ENVIRONMENT}`);
+${ENVIRONMENT}`,
+    );
 
   program
     .command('validate')
@@ -77,28 +83,53 @@ ${ENVIRONMENT}`);
     .argument('<files...>', 'spec files or directories (a FILE.tests.yaml stands for FILE.yaml)')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
     .addHelpText('after', examples(['salespipe validate pipelines/*.yaml', 'salespipe validate pipelines/ --format json']))
-    .action(act(() => import('./commands/validate.js'), (fn, files: string[], o: { format: 'text' | 'json' }) => fn(files, o, io)));
+    .action(
+      act(
+        () => import('./commands/validate.js'),
+        (fn, files: string[], o: { format: 'text' | 'json' }) => fn(files, o, io),
+      ),
+    );
 
   program
     .command('explain')
     .description('print the plan: operators, edges, inferred schemas and modes')
     .argument('<file>', 'spec file')
-    .addOption(new Option('--format <format>', 'text, mermaid (a flowchart) or dot (Graphviz)').choices(['text', 'mermaid', 'dot']).default('text'))
-    .addHelpText('after', examples(['salespipe explain pipelines/sales.yaml', 'salespipe explain pipelines/sales.yaml --format dot | dot -Tsvg > sales.svg']))
-    .action(act(() => import('./commands/explain.js'), (fn, file: string, o: { format: 'text' | 'mermaid' | 'dot' }) => fn(file, o, io)));
+    .addOption(
+      new Option('--format <format>', 'text, mermaid (a flowchart) or dot (Graphviz)').choices(['text', 'mermaid', 'dot']).default('text'),
+    )
+    .addHelpText(
+      'after',
+      examples(['salespipe explain pipelines/sales.yaml', 'salespipe explain pipelines/sales.yaml --format dot | dot -Tsvg > sales.svg']),
+    )
+    .action(
+      act(
+        () => import('./commands/explain.js'),
+        (fn, file: string, o: { format: 'text' | 'mermaid' | 'dot' }) => fn(file, o, io),
+      ),
+    );
 
   program
     .command('test')
     .description('run the tests written in specs (tests:) or beside them (FILE.tests.yaml), in-process, without any server')
     .argument('<files...>', 'spec files or directories')
     .addHelpText('after', examples(['salespipe test pipelines/', 'salespipe test pipelines/sales.yaml']))
-    .action(act(() => import('./commands/test.js'), (fn, files: string[]) => fn(files, io)));
+    .action(
+      act(
+        () => import('./commands/test.js'),
+        (fn, files: string[]) => fn(files, io),
+      ),
+    );
 
   program
     .command('schema')
     .description('print the JSON Schema of pipeline specs (the one in schemas/pipeline.schema.json)')
     .addHelpText('after', examples(['salespipe schema > pipeline.schema.json']))
-    .action(act(() => import('./commands/schema.js'), (fn) => fn(io)));
+    .action(
+      act(
+        () => import('./commands/schema.js'),
+        (fn) => fn(io),
+      ),
+    );
 
   program
     .command('run')
@@ -106,22 +137,38 @@ ${ENVIRONMENT}`);
     .argument('<file>', 'spec file')
     .option('--drain', 'process everything available at start, flush and commit, then exit')
     .option('--timeout <duration>', 'with --drain: give up after this long (e.g. 10m), exit 1')
-    .option('--state-dir <dir>', 'checkpoints and default dead-letter files (default: .salespipe/state beside the spec, or SALESPIPE_STATE_DIR)')
+    .option(
+      '--state-dir <dir>',
+      'checkpoints and default dead-letter files (default: .salespipe/state beside the spec, or SALESPIPE_STATE_DIR)',
+    )
     .option('--no-progress', 'no spinner or periodic progress lines')
-    .addHelpText('after', examples([
-      'salespipe run pipelines/sales.yaml                       until Ctrl-C; a second Ctrl-C exits at once',
-      'salespipe run pipelines/sales.yaml --drain --timeout 15m  from cron: what is there now, then exit',
-    ]))
-    .action(act(() => import('./commands/run.js'), (fn, file: string, o: { drain?: boolean; stateDir?: string; progress: boolean; timeout?: string }) => fn(file, o, io, log)));
+    .addHelpText(
+      'after',
+      examples([
+        'salespipe run pipelines/sales.yaml                       until Ctrl-C; a second Ctrl-C exits at once',
+        'salespipe run pipelines/sales.yaml --drain --timeout 15m  from cron: what is there now, then exit',
+      ]),
+    )
+    .action(
+      act(
+        () => import('./commands/run.js'),
+        (fn, file: string, o: { drain?: boolean; stateDir?: string; progress: boolean; timeout?: string }) => fn(file, o, io, log),
+      ),
+    );
 
   program
     .command('status')
-    .description('each flow\'s checkpoint, source positions, lag and counts so far, read without running the pipeline')
+    .description("each flow's checkpoint, source positions, lag and counts so far, read without running the pipeline")
     .argument('<file>', 'spec file')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
     .option('--state-dir <dir>', 'where local checkpoints are (as for run)')
     .addHelpText('after', examples(['salespipe status pipelines/sales.yaml', 'salespipe status pipelines/sales.yaml --format json']))
-    .action(act(() => import('./commands/status.js'), (fn, file: string, o: { format: 'text' | 'json'; stateDir?: string }) => fn(file, o, io, log)));
+    .action(
+      act(
+        () => import('./commands/status.js'),
+        (fn, file: string, o: { format: 'text' | 'json'; stateDir?: string }) => fn(file, o, io, log),
+      ),
+    );
 
   program
     .command('reset')
@@ -131,11 +178,19 @@ ${ENVIRONMENT}`);
     .option('--all', 'every flow of the spec')
     .option('--positions', 'drop only the source positions: keep the state, read the source again from startFrom')
     .option('--state-dir <dir>', 'where local checkpoints are (as for run)')
-    .addHelpText('after', examples([
-      'salespipe reset pipelines/sales.yaml --flow aggregate_sales              the topic was recreated: start over',
-      'salespipe reset pipelines/sales.yaml --flow archive_sales --positions    read the topic again, keep the state',
-    ]))
-    .action(act(() => import('./commands/reset.js'), (fn, file: string, o: { flow?: string[]; all?: boolean; positions?: boolean; stateDir?: string }) => fn(file, o, io, log)));
+    .addHelpText(
+      'after',
+      examples([
+        'salespipe reset pipelines/sales.yaml --flow aggregate_sales              the topic was recreated: start over',
+        'salespipe reset pipelines/sales.yaml --flow archive_sales --positions    read the topic again, keep the state',
+      ]),
+    )
+    .action(
+      act(
+        () => import('./commands/reset.js'),
+        (fn, file: string, o: { flow?: string[]; all?: boolean; positions?: boolean; stateDir?: string }) => fn(file, o, io, log),
+      ),
+    );
 
   program
     .command('backfill')
@@ -145,14 +200,29 @@ ${ENVIRONMENT}`);
     .requiredOption('--to <time>', 'end of the range (exclusive)')
     .option('--dry-run', 'list the partitions that would be rewritten; write nothing')
     .option('--to-kafka', 'also re-emit the recomputed final rows (append outputs no other flow reads) to their Kafka topics')
-    .option('--history <dir>', 'Parquet dataset of source records (e.g. out/sales_history) for flows reading a topic no flow of the spec writes')
+    .option(
+      '--history <dir>',
+      'Parquet dataset of source records (e.g. out/sales_history) for flows reading a topic no flow of the spec writes',
+    )
     .option('--timeout <duration>', 'give up after this long (e.g. 30m), exit 1')
     .option('--state-dir <dir>', 'where the lock lives (as for run)')
-    .addHelpText('after', examples([
-      'salespipe backfill pipelines/sales.yaml --from 2026-01-12 --to 2026-01-14',
-      'salespipe backfill pipelines/windowed-sales.yaml --from 2026-01-12 --to 2026-01-14 --history out/sales_history --dry-run',
-    ]))
-    .action(act(() => import('./commands/backfill.js'), (fn, file: string, o: { from: string; to: string; dryRun?: boolean; toKafka?: boolean; history?: string; stateDir?: string; timeout?: string }) => fn(file, o, io, log)));
+    .addHelpText(
+      'after',
+      examples([
+        'salespipe backfill pipelines/sales.yaml --from 2026-01-12 --to 2026-01-14',
+        'salespipe backfill pipelines/windowed-sales.yaml --from 2026-01-12 --to 2026-01-14 --history out/sales_history --dry-run',
+      ]),
+    )
+    .action(
+      act(
+        () => import('./commands/backfill.js'),
+        (
+          fn,
+          file: string,
+          o: { from: string; to: string; dryRun?: boolean; toKafka?: boolean; history?: string; stateDir?: string; timeout?: string },
+        ) => fn(file, o, io, log),
+      ),
+    );
 
   const intArg = (name: string) => (v: string) => {
     if (!/^\d+$/.test(v)) throw new UsageError(`${name} expects a whole number, got "${v}"`);
@@ -162,7 +232,12 @@ ${ENVIRONMENT}`);
   program
     .command('generate')
     .description('insert realistic sales into a database (MariaDB/MySQL, PostgreSQL or SQLite)')
-    .addOption(new Option('--db <url>', 'database URL').default(defaultDb, io.env.SALES_DB_URL ? `SALES_DB_URL: ${redact(defaultDb)}` : redact(defaultDb)))
+    .addOption(
+      new Option('--db <url>', 'database URL').default(
+        defaultDb,
+        io.env.SALES_DB_URL ? `SALES_DB_URL: ${redact(defaultDb)}` : redact(defaultDb),
+      ),
+    )
     .option('--count <n>', 'sales to insert', intArg('--count'), 1000)
     .option('--rate <n>', 'sales per second (0 = as fast as possible)', intArg('--rate'), 0)
     .option('--writers <n>', 'concurrent writers (transactions commit out of id order)', intArg('--writers'), 4)
@@ -170,18 +245,33 @@ ${ENVIRONMENT}`);
     .option('--seed <n>', 'random seed', intArg('--seed'), 1)
     .option('--from <time>', 'event times from this instant (default: wall clock at insert)')
     .option('--to <time>', 'event times before this instant')
-    .option('--ordered', 'with --from/--to: event times advance with the inserts (history replayed in order, up to a minute out of order) instead of random')
+    .option(
+      '--ordered',
+      'with --from/--to: event times advance with the inserts (history replayed in order, up to a minute out of order) instead of random',
+    )
     .option('--rollback <fraction>', 'fraction of transactions to roll back (leaves id gaps)', parseFloat, 0)
     .option('--create-tables', 'create the tables from sql/<dialect>.sql first')
     .option('--worked-example', 'also insert the worked example (transactions 3001-3003)')
-    .option('--reference-data [customers]', 'also insert customers (default 500, with segment and region) and an inventory row per product, where missing', intArg('--reference-data'))
+    .option(
+      '--reference-data [customers]',
+      'also insert customers (default 500, with segment and region) and an inventory row per product, where missing',
+      intArg('--reference-data'),
+    )
     .option('--restock-every <duration>', 'restock a random product this often while inserting, e.g. 10s')
-    .addHelpText('after', examples([
-      'salespipe generate --create-tables --worked-example --count 10000 --writers 4',
-      'salespipe generate --db sqlite:demo/sales.db --count 5000 --from 2026-01-01 --to 2026-01-08 --ordered',
-      'salespipe generate --reference-data --count 20000 --rate 200 --restock-every 20s   a live feed, a progress line every 10 s',
-    ]))
-    .action(act(() => import('./commands/generate.js'), (fn, o) => fn(o as never, io, log)));
+    .addHelpText(
+      'after',
+      examples([
+        'salespipe generate --create-tables --worked-example --count 10000 --writers 4',
+        'salespipe generate --db sqlite:demo/sales.db --count 5000 --from 2026-01-01 --to 2026-01-08 --ordered',
+        'salespipe generate --reference-data --count 20000 --rate 200 --restock-every 20s   a live feed, a progress line every 10 s',
+      ]),
+    )
+    .action(
+      act(
+        () => import('./commands/generate.js'),
+        (fn, o) => fn(o as never, io, log),
+      ),
+    );
 
   program
     .command('demo')
@@ -189,7 +279,12 @@ ${ENVIRONMENT}`);
     .option('--dir <dir>', 'where the demo database and outputs go', 'demo')
     .option('--count <n>', 'generated sales besides the worked example', intArg('--count'), 5000)
     .addHelpText('after', examples(['salespipe demo', 'salespipe demo --dir /tmp/demo --count 100000']))
-    .action(act(() => import('./commands/demo.js'), (fn, o: { dir: string; count: number }) => fn({ dir: path.resolve(o.dir), count: o.count }, io, log)));
+    .action(
+      act(
+        () => import('./commands/demo.js'),
+        (fn, o: { dir: string; count: number }) => fn({ dir: path.resolve(o.dir), count: o.count }, io, log),
+      ),
+    );
 
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -198,7 +293,10 @@ ${ENVIRONMENT}`);
     if (e instanceof CommanderError) {
       return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : 2;
     }
-    if (e instanceof Error && e.name === 'UsageError') { io.stderr(`salespipe: ${e.message}\n`); return 2; }
+    if (e instanceof Error && e.name === 'UsageError') {
+      io.stderr(`salespipe: ${e.message}\n`);
+      return 2;
+    }
     io.stderr(`salespipe: error: ${redact((e as Error).message ?? String(e))}\n`);
     if (io.env.SALESPIPE_DEBUG) io.stderr(redact(String((e as Error).stack)) + '\n');
     return 1;

@@ -53,7 +53,13 @@ export interface BackfillOptions {
   signal?: AbortSignal;
 }
 
-export interface BackfillSummary { rowsRead: number; partitions: number; datasets: number; skipped: number; seconds: number }
+export interface BackfillSummary {
+  rowsRead: number;
+  partitions: number;
+  datasets: number;
+  skipped: number;
+  seconds: number;
+}
 
 /** A backfill that must not run: nothing was written. */
 export class BackfillRefused extends Error {}
@@ -80,28 +86,43 @@ export async function backfill(plan: Plan, opts: BackfillOptions): Promise<Backf
         rowsRead += records[f.name].length;
         log.info(`${f.name}: ${records[f.name].length} record(s) of ${opts.history} with ${src.out.eventTime} in ${range}`);
       } else if (!f.upstream.length) {
-        log.info(`${f.name}: reads ${f.reads.map((t) => `topic ${t.slice(t.indexOf('|') + 1)}`).join(', ') || 'a source'}, which no flow of this spec writes: nothing to recompute it from (give --history with a Parquet dataset of its records), skipped`);
+        log.info(
+          `${f.name}: reads ${f.reads.map((t) => `topic ${t.slice(t.indexOf('|') + 1)}`).join(', ') || 'a source'}, which no flow of this spec writes: nothing to recompute it from (give --history with a Parquet dataset of its records), skipped`,
+        );
       }
     }
     const outputs = await runBounded(plan, { records }, log, 5000);
 
     const readers = new Set(plan.flows.flatMap((f) => f.upstream));
-    let partitions = 0, touched = 0, skipped = 0;
+    let partitions = 0,
+      touched = 0,
+      skipped = 0;
     for (const f of plan.flows) {
       const out = outputs.get(f.name)!;
       let rows = out.rows;
       if (out.stream.watermark && out.stream.schema.some((c) => c.name === WINDOW_END)) {
         const inside = rows.filter((r) => (r[WINDOW_START] as number) >= opts.from && (r[WINDOW_END] as number) <= opts.to);
-        if (inside.length < rows.length) log.info(`${f.name}: ${rows.length - inside.length} window row(s) reaching outside ${range} left out (they would be partial)`);
+        if (inside.length < rows.length)
+          log.info(`${f.name}: ${rows.length - inside.length} window row(s) reaching outside ${range} left out (they would be partial)`);
         rows = inside;
       }
       for (const s of f.sinks) {
         const what = `${f.name} -> ${s.type} ${s.cfg.path ?? s.cfg.topic ?? s.cfg.table ?? ''}`.trim();
         if (s.input.mode !== 'append') {
           skipped++;
-          log.info(`${what}: skipped: a keyed output (latest value per key) is not recomputed from a range, which would count only the range`);
+          log.info(
+            `${what}: skipped: a keyed output (latest value per key) is not recomputed from a range, which would count only the range`,
+          );
         } else if (s.def.backfill) {
-          const n = await s.def.backfill(s.planned, { rows, range: { from: opts.from, to: opts.to }, specDir, timeZone: plan.timeZone, dryRun: opts.dryRun, log, flow: f.name });
+          const n = await s.def.backfill(s.planned, {
+            rows,
+            range: { from: opts.from, to: opts.to },
+            specDir,
+            timeZone: plan.timeZone,
+            dryRun: opts.dryRun,
+            log,
+            flow: f.name,
+          });
           partitions += n;
           if (n) touched++;
         } else if (s.def.reemits && opts.toKafka && !readers.has(f.name)) {
@@ -109,18 +130,21 @@ export async function backfill(plan: Plan, opts: BackfillOptions): Promise<Backf
           else await reemit(plan, f, s, rows, opts);
         } else {
           skipped++;
-          log.info(`${what}: skipped${s.def.reemits ? (readers.has(f.name) ? ' (other flows of the spec read this topic: re-publishing it would count twice)' : ' (use --to-kafka to re-emit)') : ''}`);
+          log.info(
+            `${what}: skipped${s.def.reemits ? (readers.has(f.name) ? ' (other flows of the spec read this topic: re-publishing it would count twice)' : ' (use --to-kafka to re-emit)') : ''}`,
+          );
         }
       }
     }
     const summary = { rowsRead, partitions, datasets: touched, skipped, seconds: (Date.now() - started) / 1000 };
-    log.info(`backfill ${plan.pipeline} ${range}${opts.dryRun ? ' (dry run: nothing written)' : ''}: ${rowsRead} row(s) read, ${partitions} partition(s) ${opts.dryRun ? 'would be ' : ''}rewritten in ${touched} dataset(s), ${skipped} output(s) skipped, ${summary.seconds.toFixed(1)} s`);
+    log.info(
+      `backfill ${plan.pipeline} ${range}${opts.dryRun ? ' (dry run: nothing written)' : ''}: ${rowsRead} row(s) read, ${partitions} partition(s) ${opts.dryRun ? 'would be ' : ''}rewritten in ${touched} dataset(s), ${skipped} output(s) skipped, ${summary.seconds.toFixed(1)} s`,
+    );
     return summary;
   } finally {
     release();
   }
 }
-
 
 /** The lock: one file created exclusively; a lock whose process is gone is taken over. */
 function lock(stateDir: string, pipeline: string, opts: BackfillOptions): () => void {
@@ -129,15 +153,29 @@ function lock(stateDir: string, pipeline: string, opts: BackfillOptions): () => 
   for (let attempt = 0; ; attempt++) {
     try {
       const fd = fs.openSync(file, 'wx');
-      fs.writeSync(fd, JSON.stringify({ pid: process.pid, since: new Date().toISOString(), from: formatTimestamp(opts.from), to: formatTimestamp(opts.to) }));
+      fs.writeSync(
+        fd,
+        JSON.stringify({
+          pid: process.pid,
+          since: new Date().toISOString(),
+          from: formatTimestamp(opts.from),
+          to: formatTimestamp(opts.to),
+        }),
+      );
       fs.closeSync(fd);
       return () => fs.rmSync(file, { force: true });
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
       let held: { pid?: number; since?: string } = {};
-      try { held = JSON.parse(fs.readFileSync(file, 'utf8')); } catch { /* being written: treat as held */ held = { pid: -1 }; }
+      try {
+        held = JSON.parse(fs.readFileSync(file, 'utf8'));
+      } catch {
+        /* being written: treat as held */ held = { pid: -1 };
+      }
       if (held.pid === -1 || (held.pid && alive(held.pid))) {
-        throw new BackfillRefused(`another backfill of pipeline ${pipeline} is running${held.pid && held.pid > 0 ? ` (pid ${held.pid}, since ${held.since})` : ''}; not starting. Lock: ${file}`);
+        throw new BackfillRefused(
+          `another backfill of pipeline ${pipeline} is running${held.pid && held.pid > 0 ? ` (pid ${held.pid}, since ${held.since})` : ''}; not starting. Lock: ${file}`,
+        );
       }
       opts.log.warn(`taking over the lock of a backfill that is gone (pid ${held.pid}, since ${held.since})`);
       fs.rmSync(file, { force: true });
@@ -146,7 +184,12 @@ function lock(stateDir: string, pipeline: string, opts: BackfillOptions): () => 
 }
 
 function alive(pid: number): boolean {
-  try { process.kill(pid, 0); return true; } catch (e) { return (e as NodeJS.ErrnoException).code === 'EPERM'; }
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** Records of a Parquet history in the range, as JSON objects (what the flow's Kafka source would have read). */
@@ -157,7 +200,7 @@ async function readHistory(dir: string, f: FlowPlan, opts: BackfillOptions): Pro
   const schema = f.source.out.schema;
   const encode = makeJsonEncoder(schema);
   const out: Record<string, unknown>[] = [];
-  for (const r of await readDataset(dir, schema) as Row[]) {
+  for (const r of (await readDataset(dir, schema)) as Row[]) {
     const t = r[et] as number | null;
     if (t !== null && t >= opts.from && t < opts.to) out.push(JSON.parse(encode(r)));
   }

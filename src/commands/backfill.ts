@@ -7,7 +7,15 @@ import { parseTimestamp } from '../core/time.js';
 import { waiting } from '../connections/retry.js';
 import { durationArg, loadPlan, oneSpec, printProblems, stateDir, UsageError } from './common.js';
 
-export interface BackfillFlags { from: string; to: string; dryRun?: boolean; toKafka?: boolean; history?: string; stateDir?: string; timeout?: string }
+export interface BackfillFlags {
+  from: string;
+  to: string;
+  dryRun?: boolean;
+  toKafka?: boolean;
+  history?: string;
+  stateDir?: string;
+  timeout?: string;
+}
 
 export default async function backfillCommand(file: string, o: BackfillFlags, io: IO, log: Logger): Promise<number> {
   const spec = oneSpec(file);
@@ -15,23 +23,40 @@ export default async function backfillCommand(file: string, o: BackfillFlags, io
   const { plan, problems } = loadPlan(spec, io);
   printProblems(problems, io);
   if (!plan) return 2;
-  const from = parseTimestamp(o.from, plan.timeZone), to = parseTimestamp(o.to, plan.timeZone);
+  const from = parseTimestamp(o.from, plan.timeZone),
+    to = parseTimestamp(o.to, plan.timeZone);
   if (typeof from === 'string') throw new UsageError(`--from: ${from}`);
   if (typeof to === 'string') throw new UsageError(`--to: ${to}`);
   if (from >= to) throw new UsageError('--from must be before --to');
   const stop = new AbortController();
   io.signal?.addEventListener('abort', () => stop.abort(), { once: true });
-  const work = backfill(plan, { from, to, dryRun: !!o.dryRun, toKafka: !!o.toKafka, history: o.history && path.resolve(o.history), stateDir: stateDir(o.stateDir, spec, io.env), log, signal: stop.signal });
-  if (timeout === undefined) { await work; return 0; }
+  const work = backfill(plan, {
+    from,
+    to,
+    dryRun: !!o.dryRun,
+    toKafka: !!o.toKafka,
+    history: o.history && path.resolve(o.history),
+    stateDir: stateDir(o.stateDir, spec, io.env),
+    log,
+    signal: stop.signal,
+  });
+  if (timeout === undefined) {
+    await work;
+    return 0;
+  }
   let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), timeout); });
+  const expired = new Promise<'timeout'>((r) => {
+    timer = setTimeout(() => r('timeout'), timeout);
+  });
   try {
     if ((await Promise.race([work, expired])) !== 'timeout') return 0;
   } finally {
     clearTimeout(timer);
   }
   const what = [...waiting].map(([w, why]) => `${w}: ${why}`);
-  log.error(`--timeout ${o.timeout} passed before the backfill finished${what.length ? `; still waiting for ${what.join('; ')}` : ''}; stopping (a swap already journaled is finished by the next run)`);
+  log.error(
+    `--timeout ${o.timeout} passed before the backfill finished${what.length ? `; still waiting for ${what.join('; ')}` : ''}; stopping (a swap already journaled is finished by the next run)`,
+  );
   stop.abort();
   work.catch(() => undefined);
   return 1;

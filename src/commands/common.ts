@@ -33,10 +33,15 @@ export function specOfSidecar(file: string): string {
  */
 export function specFiles(inputs: string[]): string[] {
   const out: string[] = [];
-  const add = (f: string) => { if (!out.includes(f)) out.push(f); };
+  const add = (f: string) => {
+    if (!out.includes(f)) out.push(f);
+  };
   for (const p of inputs) {
     if (fs.existsSync(p) && fs.statSync(p).isDirectory()) {
-      const specs = fs.readdirSync(p).sort().filter((f) => /\.ya?ml$/.test(f) && !isSidecar(f));
+      const specs = fs
+        .readdirSync(p)
+        .sort()
+        .filter((f) => /\.ya?ml$/.test(f) && !isSidecar(f));
       if (!specs.length) throw new UsageError(`no specs found in ${p} (expected .yaml or .yml files)`);
       for (const f of specs) add(path.join(p, f));
     } else add(isSidecar(p) ? specOfSidecar(p) : p);
@@ -48,7 +53,9 @@ export function specFiles(inputs: string[]): string[] {
 export function oneSpec(file: string): string {
   if (fs.existsSync(file) && fs.statSync(file).isDirectory()) {
     const specs = fs.readdirSync(file).filter((f) => /\.ya?ml$/.test(f) && !isSidecar(f));
-    throw new UsageError(`${file} is a directory; this command takes one spec file${specs.length ? ` (e.g. ${path.join(file, specs.sort()[0])})` : ''}`);
+    throw new UsageError(
+      `${file} is a directory; this command takes one spec file${specs.length ? ` (e.g. ${path.join(file, specs.sort()[0])})` : ''}`,
+    );
   }
   return isSidecar(file) ? specOfSidecar(file) : file;
 }

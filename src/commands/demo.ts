@@ -40,10 +40,21 @@ export async function runDemo(opts: { dir: string; count: number }, io: IO, log:
     fs.rmSync(db, { force: true });
     log.info(`creating ${db}: the worked example + ${opts.count} generated sales over the last 30 days`);
     const now = Date.now();
-    await generate({
-      url: `sqlite:${db}`, count: opts.count, rate: 0, writers: 1, batch: 500, seed: 42,
-      from: now - 30 * 86_400_000, to: now, createTables: true, workedExample: true,
-    }, log);
+    await generate(
+      {
+        url: `sqlite:${db}`,
+        count: opts.count,
+        rate: 0,
+        writers: 1,
+        batch: 500,
+        seed: 42,
+        from: now - 30 * 86_400_000,
+        to: now,
+        createTables: true,
+        workedExample: true,
+      },
+      log,
+    );
   }
   for (const d of ['state', 'output']) fs.rmSync(path.join(opts.dir, d), { recursive: true, force: true });
   const loaded = loadSpec(DEMO_SPEC, { ...io.env, SALESPIPE_DEMO_DIR: opts.dir });
@@ -52,7 +63,14 @@ export async function runDemo(opts: { dir: string; count: number }, io: IO, log:
     loaded.problems.forEach((p) => io.stderr(formatProblem(p) + '\n'));
     return 2;
   }
-  await runPlan(plan, { stateDir: path.join(opts.dir, 'state'), drain: true, log, signal: io.signal, progress: false, output: ioStdout(io) });
+  await runPlan(plan, {
+    stateDir: path.join(opts.dir, 'state'),
+    drain: true,
+    log,
+    signal: io.signal,
+    progress: false,
+    output: ioStdout(io),
+  });
   io.stdout(`\nParquet written under ${path.join(opts.dir, 'output')} (aggregated_product_sales/, sales_history/)\n`);
   return 0;
 }

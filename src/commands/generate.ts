@@ -6,21 +6,50 @@ import { parseDuration, parseTimestamp } from '../core/time.js';
 import { UsageError } from './common.js';
 
 export interface GenerateFlags {
-  db: string; count: number; rate: number; writers: number; batch: number; seed: number; from?: string; to?: string; ordered?: boolean;
-  rollback: number; createTables?: boolean; workedExample?: boolean; referenceData?: number | true; restockEvery?: string;
+  db: string;
+  count: number;
+  rate: number;
+  writers: number;
+  batch: number;
+  seed: number;
+  from?: string;
+  to?: string;
+  ordered?: boolean;
+  rollback: number;
+  createTables?: boolean;
+  workedExample?: boolean;
+  referenceData?: number | true;
+  restockEvery?: string;
 }
 
 export default async function generateCommand(o: GenerateFlags, io: IO, log: Logger): Promise<number> {
   const restockEvery = o.restockEvery === undefined ? undefined : parseDuration(o.restockEvery);
-  if (restockEvery === undefined && o.restockEvery !== undefined) throw new UsageError(`--restock-every: invalid duration "${o.restockEvery}"`);
+  if (restockEvery === undefined && o.restockEvery !== undefined)
+    throw new UsageError(`--restock-every: invalid duration "${o.restockEvery}"`);
   const from = o.from !== undefined ? parseTimestamp(o.from) : undefined;
   const to = o.to !== undefined ? parseTimestamp(o.to) : undefined;
   if (typeof from === 'string' || typeof to === 'string') throw new UsageError(`--from/--to: ${from ?? to}`);
   if ((from === undefined) !== (to === undefined)) throw new UsageError('--from and --to go together');
   if (o.ordered && from === undefined) throw new UsageError('--ordered needs --from and --to');
-  await generate({
-    url: o.db, count: o.count, rate: o.rate, writers: o.writers, batch: o.batch, seed: o.seed, from, to, ordered: o.ordered, rollback: o.rollback,
-    createTables: o.createTables, workedExample: o.workedExample, referenceData: o.referenceData === true ? 500 : o.referenceData, restockEvery,
-  }, log, io.signal);
+  await generate(
+    {
+      url: o.db,
+      count: o.count,
+      rate: o.rate,
+      writers: o.writers,
+      batch: o.batch,
+      seed: o.seed,
+      from,
+      to,
+      ordered: o.ordered,
+      rollback: o.rollback,
+      createTables: o.createTables,
+      workedExample: o.workedExample,
+      referenceData: o.referenceData === true ? 500 : o.referenceData,
+      restockEvery,
+    },
+    log,
+    io.signal,
+  );
   return 0;
 }

@@ -38,7 +38,14 @@ export function resetCheckpoint(cp: Checkpoint, positionsOnly: boolean): Checkpo
   };
 }
 
-export async function resetFlows(plan: Plan, flows: string[], positionsOnly: boolean, dir: string, log: Logger, signal: AbortSignal): Promise<void> {
+export async function resetFlows(
+  plan: Plan,
+  flows: string[],
+  positionsOnly: boolean,
+  dir: string,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<void> {
   const guard = await guardPipeline(plan, dir, log, signal);
   try {
     const ctx = { connections: plan.connections, connectionLabels: plan.connectionLabels, specDir: path.dirname(path.resolve(plan.file)) };
@@ -48,7 +55,10 @@ export async function resetFlows(plan: Plan, flows: string[], positionsOnly: boo
       if (!f.checkpointConnection) {
         const file = checkpointFile(dir, plan.pipeline, f.name);
         const cp = readCheckpoint(file);
-        if (!cp) { log.info(`${f.name}: no checkpoint in ${file}: nothing to reset`); continue; }
+        if (!cp) {
+          log.info(`${f.name}: no checkpoint in ${file}: nothing to reset`);
+          continue;
+        }
         writeCheckpoint(file, resetCheckpoint(cp, positionsOnly));
         log.info(`${f.name}: ${what} reset (checkpoint of epoch ${cp.epoch + 1} in ${file})`);
         continue;
@@ -56,12 +66,21 @@ export async function resetFlows(plan: Plan, flows: string[], positionsOnly: boo
       const c = connection(ctx, f.checkpointConnection);
       const txid = `${c.topicPrefix ?? ''}salespipe.${plan.pipeline}.${f.name}`;
       const store = new KafkaCheckpointStore({
-        conn: kafkaConn(ctx, f.checkpointConnection), topic: topicName(c, plan.checkpointTopic), transactionalId: txid,
-        key: `${plan.pipeline}/${f.name}`, replicationFactor: plan.checkpointReplication, transactionTimeout: 60_000, log: log.child(f.name), signal,
+        conn: kafkaConn(ctx, f.checkpointConnection),
+        topic: topicName(c, plan.checkpointTopic),
+        transactionalId: txid,
+        key: `${plan.pipeline}/${f.name}`,
+        replicationFactor: plan.checkpointReplication,
+        transactionTimeout: 60_000,
+        log: log.child(f.name),
+        signal,
       });
       try {
         const cp = await store.open();
-        if (!cp) { log.info(`${f.name}: no checkpoint in Kafka: nothing to reset`); continue; }
+        if (!cp) {
+          log.info(`${f.name}: no checkpoint in Kafka: nothing to reset`);
+          continue;
+        }
         const next = resetCheckpoint(cp, positionsOnly);
         await store.commit(next);
         log.info(`${f.name}: ${what} reset (checkpoint of epoch ${next.epoch} committed to ${topicName(c, plan.checkpointTopic)})`);
@@ -75,14 +94,24 @@ export async function resetFlows(plan: Plan, flows: string[], positionsOnly: boo
   }
 }
 
-export default async function reset(file: string, o: { flow?: string[]; all?: boolean; positions?: boolean; stateDir?: string }, io: IO, log: Logger): Promise<number> {
+export default async function reset(
+  file: string,
+  o: { flow?: string[]; all?: boolean; positions?: boolean; stateDir?: string },
+  io: IO,
+  log: Logger,
+): Promise<number> {
   const spec = oneSpec(file);
   const { plan, problems } = loadPlan(spec, io);
-  printProblems(problems.filter((p) => p.severity === 'error'), io);
+  printProblems(
+    problems.filter((p) => p.severity === 'error'),
+    io,
+  );
   if (!plan) return 2;
-  const names = o.all ? plan.flows.map((f) => f.name) : o.flow ?? [];
+  const names = o.all ? plan.flows.map((f) => f.name) : (o.flow ?? []);
   if (!names.length) throw new UsageError('name the flows to reset with --flow NAME (repeatable), or --all');
-  for (const n of names) if (!plan.flows.some((f) => f.name === n)) throw new UsageError(`no flow "${n}" in ${spec}; flows: ${plan.flows.map((f) => f.name).join(', ')}`);
+  for (const n of names)
+    if (!plan.flows.some((f) => f.name === n))
+      throw new UsageError(`no flow "${n}" in ${spec}; flows: ${plan.flows.map((f) => f.name).join(', ')}`);
   await resetFlows(plan, names, !!o.positions, stateDir(o.stateDir, spec, io.env), log, io.signal ?? new AbortController().signal);
   return 0;
 }

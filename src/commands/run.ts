@@ -8,12 +8,18 @@ import { runPlan } from '../runtime/run.js';
 import { waiting } from '../connections/retry.js';
 import { durationArg, loadPlan, oneSpec, printProblems, stateDir, UsageError } from './common.js';
 
-export interface RunFlags { drain?: boolean; stateDir?: string; progress: boolean; timeout?: string }
+export interface RunFlags {
+  drain?: boolean;
+  stateDir?: string;
+  progress: boolean;
+  timeout?: string;
+}
 
 export default async function run(file: string, o: RunFlags, io: IO, log: Logger): Promise<number> {
   const spec = oneSpec(file);
   const timeout = durationArg(o.timeout, '--timeout');
-  if (timeout !== undefined && !o.drain) throw new UsageError('--timeout bounds a drain: use it with --drain (a run without --drain stops on SIGINT/SIGTERM)');
+  if (timeout !== undefined && !o.drain)
+    throw new UsageError('--timeout bounds a drain: use it with --drain (a run without --drain stops on SIGINT/SIGTERM)');
   const { plan, problems } = loadPlan(spec, io);
   printProblems(problems, io);
   if (!plan) return 2;
@@ -23,12 +29,17 @@ export default async function run(file: string, o: RunFlags, io: IO, log: Logger
   if (io.signal?.aborted) stop.abort();
   io.signal?.addEventListener('abort', () => stop.abort(), { once: true });
   let timedOut = false;
-  const timer = timeout === undefined ? undefined : setTimeout(() => {
-    timedOut = true;
-    const what = [...waiting].map(([w, why]) => `${w}: ${why}`);
-    log.error(`--timeout ${o.timeout} passed before the drain finished${what.length ? `; still waiting for ${what.join('; ')}` : ''}; stopping`);
-    stop.abort();
-  }, timeout);
+  const timer =
+    timeout === undefined
+      ? undefined
+      : setTimeout(() => {
+          timedOut = true;
+          const what = [...waiting].map(([w, why]) => `${w}: ${why}`);
+          log.error(
+            `--timeout ${o.timeout} passed before the drain finished${what.length ? `; still waiting for ${what.join('; ')}` : ''}; stopping`,
+          );
+          stop.abort();
+        }, timeout);
   try {
     await runPlan(plan, { stateDir: dir, drain: !!o.drain, log, signal: stop.signal, progress: o.progress, output: ioStdout(io) });
   } finally {

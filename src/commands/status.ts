@@ -42,7 +42,12 @@ export interface FlowStatus {
   error?: string;
 }
 
-async function checkpoints(plan: Plan, dir: string, log: Logger, signal: AbortSignal): Promise<Map<string, { where: string; cp?: Checkpoint }>> {
+async function checkpoints(
+  plan: Plan,
+  dir: string,
+  log: Logger,
+  signal: AbortSignal,
+): Promise<Map<string, { where: string; cp?: Checkpoint }>> {
   const out = new Map<string, { where: string; cp?: Checkpoint }>();
   const byConn = new Map<string, FlowPlan[]>();
   const ctx = { connections: plan.connections, connectionLabels: plan.connectionLabels, specDir: path.dirname(path.resolve(plan.file)) };
@@ -61,8 +66,19 @@ async function checkpoints(plan: Plan, dir: string, log: Logger, signal: AbortSi
     await withRetry(`connecting to ${kafkaWhere(conn)}`, log, signal, () => admin.connect());
     try {
       const exists = (await admin.listTopics()).includes(topic);
-      const got = exists ? await readCheckpoints(kafka, topic, group, flows.map((f) => `${plan.pipeline}/${f.name}`)) : new Map();
-      for (const f of flows) out.set(f.name, { where: `Kafka topic ${topic} (${plan.connectionLabels[name]})`, cp: got.get(`${plan.pipeline}/${f.name}`)?.checkpoint });
+      const got = exists
+        ? await readCheckpoints(
+            kafka,
+            topic,
+            group,
+            flows.map((f) => `${plan.pipeline}/${f.name}`),
+          )
+        : new Map();
+      for (const f of flows)
+        out.set(f.name, {
+          where: `Kafka topic ${topic} (${plan.connectionLabels[name]})`,
+          cp: got.get(`${plan.pipeline}/${f.name}`)?.checkpoint,
+        });
       if (exists) await admin.deleteGroups([group]).catch(() => undefined);
     } finally {
       await admin.disconnect();
@@ -71,7 +87,6 @@ async function checkpoints(plan: Plan, dir: string, log: Logger, signal: AbortSi
   return out;
 }
 
-
 export async function pipelineStatus(plan: Plan, dir: string, log: Logger, signal: AbortSignal): Promise<FlowStatus[]> {
   const cps = await checkpoints(plan, dir, log, signal);
   const out: FlowStatus[] = [];
@@ -79,8 +94,14 @@ export async function pipelineStatus(plan: Plan, dir: string, log: Logger, signa
     const { where, cp } = cps.get(f.name)!;
     const s = await f.source.def.status?.(f.source.planned, cp?.source, flowContext(plan, f, { stateDir: dir, log, signal }));
     out.push({
-      flow: f.name, where, checkpoint: cp ? { epoch: cp.epoch, at: cp.at, ...(cp.reset ? { reset: cp.reset } : {}) } : null,
-      source: s?.detail ?? { type: f.source.type }, sourceText: s?.text, lag: s?.lag ?? null, ...(s?.error ? { error: s.error } : {}), totals: cp?.totals ?? null,
+      flow: f.name,
+      where,
+      checkpoint: cp ? { epoch: cp.epoch, at: cp.at, ...(cp.reset ? { reset: cp.reset } : {}) } : null,
+      source: s?.detail ?? { type: f.source.type },
+      sourceText: s?.text,
+      lag: s?.lag ?? null,
+      ...(s?.error ? { error: s.error } : {}),
+      totals: cp?.totals ?? null,
     });
   }
   return out;
@@ -91,21 +112,36 @@ const n = (v: number) => v.toLocaleString('en-US');
 export function statusText(plan: Plan, list: FlowStatus[]): string {
   const lines = [`pipeline ${plan.pipeline} (${plan.file})`];
   for (const s of list) {
-    lines.push(`  ${s.flow}: ${s.checkpoint ? `epoch ${s.checkpoint.epoch} committed ${s.checkpoint.at}${s.checkpoint.reset ? ` (reset ${s.checkpoint.reset.at})` : ''}` : 'no checkpoint yet'}; checkpoint in ${s.where}`);
+    lines.push(
+      `  ${s.flow}: ${s.checkpoint ? `epoch ${s.checkpoint.epoch} committed ${s.checkpoint.at}${s.checkpoint.reset ? ` (reset ${s.checkpoint.reset.at})` : ''}` : 'no checkpoint yet'}; checkpoint in ${s.where}`,
+    );
     if (s.sourceText) lines.push(`    ${s.sourceText}`);
     const t = s.totals;
-    lines.push(`    lag ${s.lag === null ? 'unknown' : n(s.lag)}${t ? `; since the start: ${n(t.recordsIn)} records in, ${n(t.recordsOut)} out, ${n(t.deadLetters)} dead letters, ${n(t.late)} late` : ''}${s.error ? `; ${s.error}` : ''}`);
+    lines.push(
+      `    lag ${s.lag === null ? 'unknown' : n(s.lag)}${t ? `; since the start: ${n(t.recordsIn)} records in, ${n(t.recordsOut)} out, ${n(t.deadLetters)} dead letters, ${n(t.late)} late` : ''}${s.error ? `; ${s.error}` : ''}`,
+    );
   }
   return lines.join('\n');
 }
 
-export default async function status(file: string, o: { format: 'text' | 'json'; stateDir?: string }, io: IO, log: Logger): Promise<number> {
+export default async function status(
+  file: string,
+  o: { format: 'text' | 'json'; stateDir?: string },
+  io: IO,
+  log: Logger,
+): Promise<number> {
   const spec = oneSpec(file);
   const { plan, problems } = loadPlan(spec, io);
-  printProblems(problems.filter((p) => p.severity === 'error'), io);
+  printProblems(
+    problems.filter((p) => p.severity === 'error'),
+    io,
+  );
   if (!plan) return 2;
   const signal = io.signal ?? new AbortController().signal;
   const list = await pipelineStatus(plan, stateDir(o.stateDir, spec, io.env), log, signal);
-  io.stdout((o.format === 'json' ? JSON.stringify({ pipeline: plan.pipeline, file: plan.file, flows: list }, null, 2) : statusText(plan, list)) + '\n');
+  io.stdout(
+    (o.format === 'json' ? JSON.stringify({ pipeline: plan.pipeline, file: plan.file, flows: list }, null, 2) : statusText(plan, list)) +
+      '\n',
+  );
   return 0;
 }

@@ -17,12 +17,23 @@ export default async function validate(files: string[], o: { format: 'text' | 'j
   const list = specFiles(files);
   for (const f of list) all.push(...loadPlan(f, io).problems);
   const sorted = sortProblems(all);
-  if (o.format === 'json') io.stdout(JSON.stringify(sorted.map(({ seq: _seq, ...p }) => ({ ...p, message: redact(p.message) })), null, 2) + '\n');
+  if (o.format === 'json')
+    io.stdout(
+      JSON.stringify(
+        sorted.map(({ seq: _seq, ...p }) => ({ ...p, message: redact(p.message) })),
+        null,
+        2,
+      ) + '\n',
+    );
   else {
     const sources = new Map<string, string | undefined>();
     const source = (file: string) => {
       if (!sources.has(file)) {
-        try { sources.set(file, fs.readFileSync(file, 'utf8')); } catch { sources.set(file, undefined); }
+        try {
+          sources.set(file, fs.readFileSync(file, 'utf8'));
+        } catch {
+          sources.set(file, undefined);
+        }
       }
       return sources.get(file);
     };

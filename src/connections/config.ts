@@ -22,7 +22,11 @@ export const connectionsConfig = {
         then: {
           properties: {
             type: true,
-            url: { type: 'string', description: 'mysql://user:pass@host:3306/db, postgres://user:pass@host:5432/db, or sqlite:path/to/file.db (relative to the spec file).' },
+            url: {
+              type: 'string',
+              description:
+                'mysql://user:pass@host:3306/db, postgres://user:pass@host:5432/db, or sqlite:path/to/file.db (relative to the spec file).',
+            },
             pool: { type: 'integer', minimum: 1, description: 'Maximum pooled connections (default 4).' },
           },
           required: ['url'],
@@ -36,7 +40,12 @@ export const connectionsConfig = {
             type: true,
             brokers: { type: 'string', description: 'Comma-separated host:port list, e.g. 127.0.0.1:9092.' },
             clientId: { type: 'string', description: 'Client id reported to the brokers (default salespipe).' },
-            topicPrefix: { type: 'string', pattern: '^[A-Za-z0-9._-]*$', description: 'Prepended to every topic and consumer group on this connection, e.g. to keep environments apart on one cluster (default none).' },
+            topicPrefix: {
+              type: 'string',
+              pattern: '^[A-Za-z0-9._-]*$',
+              description:
+                'Prepended to every topic and consumer group on this connection, e.g. to keep environments apart on one cluster (default none).',
+            },
             tls: {
               description: 'TLS to the brokers: true (system CAs), or the files to use (paths relative to the spec).',
               oneOf: [
@@ -45,10 +54,10 @@ export const connectionsConfig = {
                   type: 'object',
                   additionalProperties: false,
                   properties: {
-                    ca: { type: 'string', description: 'PEM file of the CA that signed the brokers\' certificates.' },
+                    ca: { type: 'string', description: "PEM file of the CA that signed the brokers' certificates." },
                     cert: { type: 'string', description: 'PEM client certificate (mutual TLS).' },
                     key: { type: 'string', description: 'PEM client key (mutual TLS).' },
-                    rejectUnauthorized: { type: 'boolean', description: 'Verify the brokers\' certificates (default true).' },
+                    rejectUnauthorized: { type: 'boolean', description: "Verify the brokers' certificates (default true)." },
                   },
                 },
               ],
@@ -77,11 +86,20 @@ export const connectionsConfig = {
 export type Connections = Record<string, { type: string; [k: string]: unknown }>;
 
 /** Checks that `name` is a connection of `type`; reports at `path` otherwise. */
-export function checkConnection(ctx: { connections: Connections; error(path: (string | number)[], message: string, code?: string): void }, path: (string | number)[], name: string, type: 'sql' | 'kafka'): void {
+export function checkConnection(
+  ctx: { connections: Connections; error(path: (string | number)[], message: string, code?: string): void },
+  path: (string | number)[],
+  name: string,
+  type: 'sql' | 'kafka',
+): void {
   const c = ctx.connections[name];
   if (!c) {
     const known = Object.keys(ctx.connections);
-    ctx.error(path, `unknown connection "${name}"${known.length ? `; defined: ${known.join(', ')}` : ' (no connections are defined)'}`, 'ref.connection');
+    ctx.error(
+      path,
+      `unknown connection "${name}"${known.length ? `; defined: ${known.join(', ')}` : ' (no connections are defined)'}`,
+      'ref.connection',
+    );
   } else if (c.type !== type) ctx.error(path, `connection "${name}" is a ${c.type} connection, expected ${type}`, 'ref.connection');
 }
 
@@ -95,7 +113,12 @@ export function dialectOf(url: string): Dialect | undefined {
 }
 
 export interface ConnectionConfig {
-  type: string; url?: string; brokers?: string; clientId?: string; topicPrefix?: string; pool?: number;
+  type: string;
+  url?: string;
+  brokers?: string;
+  clientId?: string;
+  topicPrefix?: string;
+  pool?: number;
   tls?: boolean | { ca?: string; cert?: string; key?: string; rejectUnauthorized?: boolean };
   sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };
 }

@@ -26,14 +26,22 @@ export interface KafkaConn {
 }
 
 /** A Kafka connection of the spec, ready for kafkaClient. */
-export function kafkaConn(ctx: { connections: Connections; specDir: string; connectionLabels?: Record<string, string> }, name: string): KafkaConn {
+export function kafkaConn(
+  ctx: { connections: Connections; specDir: string; connectionLabels?: Record<string, string> },
+  name: string,
+): KafkaConn {
   const c = connection(ctx, name);
   const read = (f: string | undefined) => (f === undefined ? undefined : fs.readFileSync(path.resolve(ctx.specDir, f), 'utf8'));
   const security: KafkaSecurity = {};
   if (c.tls === true) security.ssl = true;
   else if (c.tls && typeof c.tls === 'object') {
     const ca = read(c.tls.ca);
-    security.ssl = { ...(ca ? { ca: [ca] } : {}), cert: read(c.tls.cert), key: read(c.tls.key), rejectUnauthorized: c.tls.rejectUnauthorized ?? true };
+    security.ssl = {
+      ...(ca ? { ca: [ca] } : {}),
+      cert: read(c.tls.cert),
+      key: read(c.tls.key),
+      rejectUnauthorized: c.tls.rejectUnauthorized ?? true,
+    };
   }
   if (c.sasl) security.sasl = { mechanism: c.sasl.mechanism, username: c.sasl.username, password: c.sasl.password };
   return { brokers: c.brokers!, clientId: c.clientId, security, label: ctx.connectionLabels?.[name] ?? `connection "${name}"` };
@@ -47,7 +55,9 @@ export function kafkaAuthError(e: unknown, conn: KafkaConn): Error | undefined {
   const err = e as Error;
   if (err?.name !== 'KafkaJSSASLAuthenticationError' && !/SASL .*authentication failed/i.test(err?.message ?? '')) return undefined;
   const s = conn.security?.sasl;
-  return new Error(`Kafka at ${conn.brokers} refused the login of user "${s?.username}" (${s?.mechanism?.toUpperCase()}): wrong username or password? (${redact(err.message)})`);
+  return new Error(
+    `Kafka at ${conn.brokers} refused the login of user "${s?.username}" (${s?.mechanism?.toUpperCase()}): wrong username or password? (${redact(err.message)})`,
+  );
 }
 
 /** How long a repeated kafkajs error stays at debug after it was shown once. */
@@ -65,7 +75,10 @@ export function kafkaClient(conn: KafkaConn, log: Logger): kafkajs.Kafka {
   process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
   return new Kafka({
     clientId: conn.clientId ?? 'salespipe',
-    brokers: conn.brokers.split(',').map((b) => b.trim()).filter(Boolean),
+    brokers: conn.brokers
+      .split(',')
+      .map((b) => b.trim())
+      .filter(Boolean),
     // Copies: kafkajs adds functions to the objects it is given, and `conn` must stay plain data
     // (it is sent to the fetch thread).
     ...(conn.security?.ssl ? { ssl: typeof conn.security.ssl === 'object' ? { ...conn.security.ssl } : true } : {}),
@@ -74,18 +87,29 @@ export function kafkaClient(conn: KafkaConn, log: Logger): kafkajs.Kafka {
     // Few retries inside kafkajs (about 2 s): our own retries (withRetry) then take over, with a
     // line per attempt naming the connection, for as long as it takes. Producers set their own.
     retry: { retries: 3, initialRetryTime: 300, maxRetryTime: 2_000 },
-    logCreator: () => ({ level, log: entry }) => {
-      const msg = `kafka${conn.label ? ` (${conn.label})` : ''}: ${entry.message}${entry.error ? ` (${entry.error})` : ''}`;
-      // Chatter kafkajs handles itself: the coordinator loading at start-up, a second line
-      // repeating a connection error, a socket closed while we shut down, a group rebalancing;
-      // a fenced producer (the flow says so itself, once).
-      if (level > logLevel.ERROR || /coordinator is (loading|not available)|not the correct coordinator|Topic creation errors|SaslAuthenticate|SASL \w+ authentication failed|Failed to connect to seed broker|write after end|old epoch|concurrent operation on the same transaction|group is rebalancing|rejoin is needed|does not host this topic-partition|no leader for this topic-partition|There is no leader/i.test(msg)) return log.debug(msg);
-      const key = msg.replace(/\d+/g, '#');
-      const now = Date.now();
-      const s = shown.get(key);
-      if (s && now - s.at < REPEAT_QUIET_MS) { s.repeats++; return log.debug(msg); }
-      shown.set(key, { at: now, repeats: 0 });
-      log.warn(s?.repeats ? `${msg} (and ${s.repeats} time(s) more in the last ${Math.round((now - s.at) / 1000)} s)` : msg);
-    },
+    logCreator:
+      () =>
+      ({ level, log: entry }) => {
+        const msg = `kafka${conn.label ? ` (${conn.label})` : ''}: ${entry.message}${entry.error ? ` (${entry.error})` : ''}`;
+        // Chatter kafkajs handles itself: the coordinator loading at start-up, a second line
+        // repeating a connection error, a socket closed while we shut down, a group rebalancing;
+        // a fenced producer (the flow says so itself, once).
+        if (
+          level > logLevel.ERROR ||
+          /coordinator is (loading|not available)|not the correct coordinator|Topic creation errors|SaslAuthenticate|SASL \w+ authentication failed|Failed to connect to seed broker|write after end|old epoch|concurrent operation on the same transaction|group is rebalancing|rejoin is needed|does not host this topic-partition|no leader for this topic-partition|There is no leader/i.test(
+            msg,
+          )
+        )
+          return log.debug(msg);
+        const key = msg.replace(/\d+/g, '#');
+        const now = Date.now();
+        const s = shown.get(key);
+        if (s && now - s.at < REPEAT_QUIET_MS) {
+          s.repeats++;
+          return log.debug(msg);
+        }
+        shown.set(key, { at: now, repeats: 0 });
+        log.warn(s?.repeats ? `${msg} (and ${s.repeats} time(s) more in the last ${Math.round((now - s.at) / 1000)} s)` : msg);
+      },
   });
 }

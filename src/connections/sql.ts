@@ -30,16 +30,27 @@ const knexLog = {
  * `generate`): a source reading it would otherwise leave an empty database
  * behind, which later looks like one that was set up.
  */
-export async function openKnex(url: string, specDir: string, pool = 4, opts: { create?: boolean } = {}): Promise<{ db: Knex; dialect: Dialect }> {
+export async function openKnex(
+  url: string,
+  specDir: string,
+  pool = 4,
+  opts: { create?: boolean } = {},
+): Promise<{ db: Knex; dialect: Dialect }> {
   const dialect = dialectOf(url);
   if (dialect === 'mysql') {
     const u = new URL(url.replace(/^mariadb:/i, 'mysql:'));
     const db = knexFactory({
       client: 'mysql2',
       connection: {
-        host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username),
-        password: decodeURIComponent(u.password), database: u.pathname.slice(1), dateStrings: true,
-        supportBigNumbers: true, bigNumberStrings: true, timezone: 'Z',
+        host: u.hostname,
+        port: Number(u.port || 3306),
+        user: decodeURIComponent(u.username),
+        password: decodeURIComponent(u.password),
+        database: u.pathname.slice(1),
+        dateStrings: true,
+        supportBigNumbers: true,
+        bigNumberStrings: true,
+        timezone: 'Z',
       },
       pool: { min: 0, max: pool },
       log: knexLog,
@@ -57,7 +68,9 @@ export async function openKnex(url: string, specDir: string, pool = 4, opts: { c
   if (dialect === 'sqlite') {
     const file = path.resolve(specDir, url.replace(/^sqlite:(\/\/)?/i, ''));
     if (!opts.create && file !== ':memory:' && !fs.existsSync(file)) {
-      throw new Error(`SQLite database ${file} does not exist: create it with \`salespipe generate --db sqlite:${file} --create-tables\` or sql/sqlite.sql (a relative sqlite: path is relative to the spec file)`);
+      throw new Error(
+        `SQLite database ${file} does not exist: create it with \`salespipe generate --db sqlite:${file} --create-tables\` or sql/sqlite.sql (a relative sqlite: path is relative to the spec file)`,
+      );
     }
     return { db: knexFactory({ client: 'better-sqlite3', connection: { filename: file }, useNullAsDefault: true, log: knexLog }), dialect };
   }

@@ -10,7 +10,10 @@ export interface IO {
 }
 
 /** A text output, and whether a person watches it. */
-export interface Output { write(text: string): void; isTTY: boolean }
+export interface Output {
+  write(text: string): void;
+  isTTY: boolean;
+}
 
 /** The process's standard output. */
 export const processStdout = (): Output => ({ write: (s) => process.stdout.write(s), isTTY: !!process.stdout.isTTY });

@@ -40,7 +40,11 @@ export function redact(text: string): string {
   return out;
 }
 
-export function createLogger(write: (line: string) => void = (l) => process.stderr.write(l + '\n'), level: Level = logLevelFromEnv(), scope = ''): Logger {
+export function createLogger(
+  write: (line: string) => void = (l) => process.stderr.write(l + '\n'),
+  level: Level = logLevelFromEnv(),
+  scope = '',
+): Logger {
   const emit = (lv: Level, msg: string) => {
     if (ORDER[lv] < ORDER[level]) return;
     const line = redact(`${new Date().toISOString()} ${lv.toUpperCase().padEnd(5)} ${scope ? `[${scope}] ` : ''}${msg}`);

@@ -17,8 +17,14 @@ export function zoneOffset(zone: string, utcMs: number): number {
   let fmt = offsetCache.get(zone);
   if (!fmt) {
     fmt = new Intl.DateTimeFormat('en-US', {
-      timeZone: zone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit',
-      hour: '2-digit', minute: '2-digit', second: '2-digit',
+      timeZone: zone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: '2-digit',
+      day: '2-digit',
+      hour: '2-digit',
+      minute: '2-digit',
+      second: '2-digit',
     });
     offsetCache.set(zone, fmt);
   }
@@ -31,7 +37,12 @@ export function zoneOffset(zone: string, utcMs: number): number {
 export function isValidZone(zone: string): boolean {
   // UTC needs no zone data (loading it costs a start-up tens of ms).
   if (zone === 'UTC') return true;
-  try { new Intl.DateTimeFormat('en-US', { timeZone: zone }); return true; } catch { return false; }
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 const d = (s: string, i: number) => s.charCodeAt(i) - 48;
@@ -48,12 +59,18 @@ const DIGITS = [0, 1, 2, 3, 5, 6, 8, 9, 11, 12, 14, 15, 17, 18, 20, 21, 22];
 /** YYYY-MM-DDTHH:MM:SS.mmmZ without a regex; undefined when anything is off (the slow path decides). */
 function isoMillisUtc(s: string): number | undefined {
   const y = d(s, 0) * 1000 + d(s, 1) * 100 + d(s, 2) * 10 + d(s, 3);
-  const mo = d(s, 5) * 10 + d(s, 6), day = d(s, 8) * 10 + d(s, 9);
-  const h = d(s, 11) * 10 + d(s, 12), mi = d(s, 14) * 10 + d(s, 15), sec = d(s, 17) * 10 + d(s, 18);
+  const mo = d(s, 5) * 10 + d(s, 6),
+    day = d(s, 8) * 10 + d(s, 9);
+  const h = d(s, 11) * 10 + d(s, 12),
+    mi = d(s, 14) * 10 + d(s, 15),
+    sec = d(s, 17) * 10 + d(s, 18);
   const ms = d(s, 20) * 100 + d(s, 21) * 10 + d(s, 22);
   if (!validFields(y, mo, day, h, mi, sec)) return undefined;
   if (s[4] !== '-' || s[7] !== '-' || s[13] !== ':' || s[16] !== ':' || s[19] !== '.') return undefined;
-  for (const i of DIGITS) { const c = s.charCodeAt(i); if (c < 48 || c > 57) return undefined; }
+  for (const i of DIGITS) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return undefined;
+  }
   return Date.UTC(y, mo - 1, day, h, mi, sec, ms);
 }
 
@@ -69,7 +86,8 @@ export function parseTimestamp(v: unknown, zone = 'UTC'): number | string {
   }
   const m = NAIVE.exec(v);
   if (m) {
-    if (!validFields(+m[1], +m[2], +m[3], +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0))) return `not a valid date or time: ${JSON.stringify(v)}`;
+    if (!validFields(+m[1], +m[2], +m[3], +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0)))
+      return `not a valid date or time: ${JSON.stringify(v)}`;
     const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0;
     const local = Date.UTC(+m[1], +m[2] - 1, +m[3], +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0), ms);
     if (Number.isNaN(local)) return `not a timestamp: ${JSON.stringify(v)}`;
@@ -77,7 +95,8 @@ export function parseTimestamp(v: unknown, zone = 'UTC'): number | string {
   }
   if (ZONED.test(v)) {
     const f = FIELDS.exec(v);
-    if (f && !validFields(+f[1], +f[2], +f[3], +(f[4] ?? 0), +(f[5] ?? 0), +(f[6] ?? 0))) return `not a valid date or time: ${JSON.stringify(v)}`;
+    if (f && !validFields(+f[1], +f[2], +f[3], +(f[4] ?? 0), +(f[5] ?? 0), +(f[6] ?? 0)))
+      return `not a valid date or time: ${JSON.stringify(v)}`;
     const t = Date.parse(v);
     if (!Number.isNaN(t)) return t;
   }
@@ -85,7 +104,8 @@ export function parseTimestamp(v: unknown, zone = 'UTC'): number | string {
 }
 
 /** Zone-less text of an instant in `zone`, as a TIMESTAMP column holds it: 2026-11-24 07:00:00.000. */
-export const naiveTimestamp = (ms: number, zone: string) => new Date(ms + zoneOffset(zone, ms)).toISOString().replace('T', ' ').replace('Z', '');
+export const naiveTimestamp = (ms: number, zone: string) =>
+  new Date(ms + zoneOffset(zone, ms)).toISOString().replace('T', ' ').replace('Z', '');
 
 /** ISO-8601 in UTC, e.g. 2026-11-24T06:00:00.000Z. */
 export const formatTimestamp = (ms: number) => new Date(ms).toISOString();
@@ -117,7 +137,11 @@ export function localToUtc(local: number, zone: string): number {
  */
 export class WindowAssigner {
   private offsets = new Map<number, number>();
-  constructor(readonly size: number, readonly slide: number, readonly zone: string) {}
+  constructor(
+    readonly size: number,
+    readonly slide: number,
+    readonly zone: string,
+  ) {}
 
   /** Offset at `utc`, cached per quarter hour (zone transitions fall on those). */
   private offset(utc: number): number {

@@ -30,12 +30,22 @@ export interface Field {
 }
 export type Schema = Field[];
 
-const TYPE_RE = /^\s*(int|integer|bigint|float|double|decimal|numeric|string|text|bool|boolean|timestamp)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?\s*(\?)?\s*$/i;
+const TYPE_RE =
+  /^\s*(int|integer|bigint|float|double|decimal|numeric|string|text|bool|boolean|timestamp)\s*(?:\(\s*(\d+)\s*(?:,\s*(\d+)\s*)?\))?\s*(\?)?\s*$/i;
 
 const ALIASES: Record<string, Kind> = {
-  int: 'int', integer: 'int', bigint: 'int', float: 'float', double: 'float',
-  decimal: 'decimal', numeric: 'decimal', string: 'string', text: 'string',
-  bool: 'bool', boolean: 'bool', timestamp: 'timestamp',
+  int: 'int',
+  integer: 'int',
+  bigint: 'int',
+  float: 'float',
+  double: 'float',
+  decimal: 'decimal',
+  numeric: 'decimal',
+  string: 'string',
+  text: 'string',
+  bool: 'bool',
+  boolean: 'bool',
+  timestamp: 'timestamp',
 };
 
 /**
@@ -50,7 +60,8 @@ export function parseType(text: string): ColumnType | string {
   if (kind === 'decimal') {
     const precision = m[2] ? Number(m[2]) : 18;
     const scale = m[3] ? Number(m[3]) : m[2] ? 0 : 2;
-    if (scale > 9 || precision > 18 || scale > precision) return `decimal(${precision},${scale}) is out of range: precision <= 18 and scale <= 9 keep money exact`;
+    if (scale > 9 || precision > 18 || scale > precision)
+      return `decimal(${precision},${scale}) is out of range: precision <= 18 and scale <= 9 keep money exact`;
     return { kind, precision, scale, nullable };
   }
   if (m[2]) return `type ${kind} takes no (…) arguments`;
@@ -94,7 +105,8 @@ export function toScaled(v: unknown, scale: number, big = false): number | bigin
     const r = Math.round(s);
     // a double carries at most ~1 ulp of error per operation; more means real extra digits
     if (Math.abs(s - r) > 8 * Number.EPSILON * Math.max(1, Math.abs(s))) return `${v} has more than ${scale} decimal places`;
-    if (!Number.isSafeInteger(r)) return `${v} is too large for an exact decimal (at most ±${formatDecimal(BigInt(Number.MAX_SAFE_INTEGER), scale)})${big ? '; a number this large loses digits in JSON and YAML: write it as a string, e.g. "90071992547409.93"' : ''}`;
+    if (!Number.isSafeInteger(r))
+      return `${v} is too large for an exact decimal (at most ±${formatDecimal(BigInt(Number.MAX_SAFE_INTEGER), scale)})${big ? '; a number this large loses digits in JSON and YAML: write it as a string, e.g. "90071992547409.93"' : ''}`;
     return r;
   }
   if (typeof v === 'string') {

@@ -18,23 +18,33 @@
 import type { ProblemCode } from '../core/problems.js';
 
 /** Where a node's text is: [start, end) offsets, parentheses around it included. */
-export interface Span { start: number; end: number }
+export interface Span {
+  start: number;
+  end: number;
+}
 
 /** `pos` is the node's own token (an operator's, a function's name); the span covers its operands too. */
-export type Node = Span & (
-  | { t: 'num'; text: string; pos: number }
-  | { t: 'str'; value: string; pos: number }
-  | { t: 'bool'; value: boolean; pos: number }
-  | { t: 'null'; pos: number }
-  | { t: 'col'; name: string; pos: number }
-  | { t: 'bin'; op: string; l: Node; r: Node; pos: number }
-  | { t: 'un'; op: '-' | 'not'; e: Node; pos: number }
-  | { t: 'isnull'; e: Node; negate: boolean; pos: number }
-  | { t: 'call'; name: string; args: Node[]; star: boolean; pos: number });
+export type Node = Span &
+  (
+    | { t: 'num'; text: string; pos: number }
+    | { t: 'str'; value: string; pos: number }
+    | { t: 'bool'; value: boolean; pos: number }
+    | { t: 'null'; pos: number }
+    | { t: 'col'; name: string; pos: number }
+    | { t: 'bin'; op: string; l: Node; r: Node; pos: number }
+    | { t: 'un'; op: '-' | 'not'; e: Node; pos: number }
+    | { t: 'isnull'; e: Node; negate: boolean; pos: number }
+    | { t: 'call'; name: string; args: Node[]; star: boolean; pos: number }
+  );
 
 /** A problem in an expression: its code, and where in the text it is (offset, length). */
 export class ExprError extends Error {
-  constructor(message: string, readonly offset: number, readonly code: ProblemCode = 'expr.syntax', readonly length = 1) {
+  constructor(
+    message: string,
+    readonly offset: number,
+    readonly code: ProblemCode = 'expr.syntax',
+    readonly length = 1,
+  ) {
     super(message);
   }
 
@@ -44,7 +54,12 @@ export class ExprError extends Error {
   }
 }
 
-interface Tok { k: 'num' | 'str' | 'id' | 'op' | 'end'; v: string; pos: number; end: number }
+interface Tok {
+  k: 'num' | 'str' | 'id' | 'op' | 'end';
+  v: string;
+  pos: number;
+  end: number;
+}
 
 /** Characters of a token (the end of the expression: one, for the caret). */
 const width = (t: Tok) => Math.max(1, t.end - t.pos);
@@ -56,7 +71,10 @@ function lex(src: string): Tok[] {
   let i = 0;
   while (i < src.length) {
     const c = src[i];
-    if (/\s/.test(c)) { i++; continue; }
+    if (/\s/.test(c)) {
+      i++;
+      continue;
+    }
     if (/[0-9]/.test(c) || (c === '.' && /[0-9]/.test(src[i + 1] ?? ''))) {
       const m = /^\d*\.?\d+(?:[eE][+-]?\d+)?|^\d+\.?/.exec(src.slice(i))!;
       out.push({ k: 'num', v: m[0], pos: i, end: i + m[0].length });
@@ -64,10 +82,18 @@ function lex(src: string): Tok[] {
       continue;
     }
     if (c === "'" || c === '"') {
-      let j = i + 1, s = '';
+      let j = i + 1,
+        s = '';
       for (;;) {
         if (j >= src.length) throw new ExprError('unterminated string', i, 'expr.syntax', src.length - i);
-        if (src[j] === c) { if (src[j + 1] === c) { s += c; j += 2; continue; } break; }
+        if (src[j] === c) {
+          if (src[j + 1] === c) {
+            s += c;
+            j += 2;
+            continue;
+          }
+          break;
+        }
         s += src[j++];
       }
       // Double quotes name a column (SQL style); single quotes are text.
@@ -103,22 +129,40 @@ export function parseExpr(src: string): Node {
   /** End of the last token taken. */
   const last = () => toks[p - 1].end;
   const expect = (o: string) => {
-    if (!isOp(o)) throw new ExprError(`expected "${o}" but found ${peek().k === 'end' ? 'end of expression' : JSON.stringify(peek().v)}`, peek().pos, 'expr.syntax', width(peek()));
+    if (!isOp(o))
+      throw new ExprError(
+        `expected "${o}" but found ${peek().k === 'end' ? 'end of expression' : JSON.stringify(peek().v)}`,
+        peek().pos,
+        'expr.syntax',
+        width(peek()),
+      );
     p++;
   };
 
   const orE = (): Node => {
     let l = andE();
-    while (kw('or')) { const pos = toks[p++].pos; const r = andE(); l = { t: 'bin', op: 'or', l, r, pos, start: l.start, end: r.end }; }
+    while (kw('or')) {
+      const pos = toks[p++].pos;
+      const r = andE();
+      l = { t: 'bin', op: 'or', l, r, pos, start: l.start, end: r.end };
+    }
     return l;
   };
   const andE = (): Node => {
     let l = notE();
-    while (kw('and')) { const pos = toks[p++].pos; const r = notE(); l = { t: 'bin', op: 'and', l, r, pos, start: l.start, end: r.end }; }
+    while (kw('and')) {
+      const pos = toks[p++].pos;
+      const r = notE();
+      l = { t: 'bin', op: 'and', l, r, pos, start: l.start, end: r.end };
+    }
     return l;
   };
   const notE = (): Node => {
-    if (kw('not')) { const pos = toks[p++].pos; const e = notE(); return { t: 'un', op: 'not', e, pos, start: pos, end: e.end }; }
+    if (kw('not')) {
+      const pos = toks[p++].pos;
+      const e = notE();
+      return { t: 'un', op: 'not', e, pos, start: pos, end: e.end };
+    }
     return cmpE();
   };
   const cmpE = (): Node => {
@@ -142,24 +186,47 @@ export function parseExpr(src: string): Node {
   };
   const addE = (): Node => {
     let l = mulE();
-    while (isOp('+') || isOp('-')) { const t = toks[p++]; const r = mulE(); l = { t: 'bin', op: t.v, l, r, pos: t.pos, start: l.start, end: r.end }; }
+    while (isOp('+') || isOp('-')) {
+      const t = toks[p++];
+      const r = mulE();
+      l = { t: 'bin', op: t.v, l, r, pos: t.pos, start: l.start, end: r.end };
+    }
     return l;
   };
   const mulE = (): Node => {
     let l = unary();
-    while (isOp('*') || isOp('/') || isOp('%')) { const t = toks[p++]; const r = unary(); l = { t: 'bin', op: t.v, l, r, pos: t.pos, start: l.start, end: r.end }; }
+    while (isOp('*') || isOp('/') || isOp('%')) {
+      const t = toks[p++];
+      const r = unary();
+      l = { t: 'bin', op: t.v, l, r, pos: t.pos, start: l.start, end: r.end };
+    }
     return l;
   };
   const unary = (): Node => {
-    if (isOp('-')) { const pos = toks[p++].pos; const e = unary(); return { t: 'un', op: '-', e, pos, start: pos, end: e.end }; }
+    if (isOp('-')) {
+      const pos = toks[p++].pos;
+      const e = unary();
+      return { t: 'un', op: '-', e, pos, start: pos, end: e.end };
+    }
     return atom();
   };
   const atom = (): Node => {
     const t = peek();
     const at = { pos: t.pos, start: t.pos, end: t.end };
-    if (t.k === 'num') { p++; return { t: 'num', text: t.v, ...at }; }
-    if (t.k === 'str') { p++; return { t: 'str', value: t.v, ...at }; }
-    if (isOp('(')) { p++; const e = orE(); expect(')'); return { ...e, start: t.pos, end: last() }; }
+    if (t.k === 'num') {
+      p++;
+      return { t: 'num', text: t.v, ...at };
+    }
+    if (t.k === 'str') {
+      p++;
+      return { t: 'str', value: t.v, ...at };
+    }
+    if (isOp('(')) {
+      p++;
+      const e = orE();
+      expect(')');
+      return { ...e, start: t.pos, end: last() };
+    }
     if (t.k === 'id') {
       p++;
       const lower = t.v.toLowerCase();
@@ -167,10 +234,15 @@ export function parseExpr(src: string): Node {
         p++;
         const args: Node[] = [];
         let star = false;
-        if (isOp('*')) { p++; star = true; }
-        else if (!isOp(')')) {
+        if (isOp('*')) {
+          p++;
+          star = true;
+        } else if (!isOp(')')) {
           args.push(orE());
-          while (isOp(',')) { p++; args.push(orE()); }
+          while (isOp(',')) {
+            p++;
+            args.push(orE());
+          }
         }
         expect(')');
         return { t: 'call', name: lower, args, star, pos: t.pos, start: t.pos, end: last() };
@@ -179,10 +251,16 @@ export function parseExpr(src: string): Node {
       if (lower === 'null') return { t: 'null', ...at };
       return { t: 'col', name: t.v, ...at };
     }
-    throw new ExprError(t.k === 'end' ? 'unexpected end of expression' : `unexpected ${JSON.stringify(t.v)}`, t.pos, 'expr.syntax', width(t));
+    throw new ExprError(
+      t.k === 'end' ? 'unexpected end of expression' : `unexpected ${JSON.stringify(t.v)}`,
+      t.pos,
+      'expr.syntax',
+      width(t),
+    );
   };
 
   const e = orE();
-  if (peek().k !== 'end') throw new ExprError(`unexpected ${JSON.stringify(peek().v)} after a complete expression`, peek().pos, 'expr.syntax', width(peek()));
+  if (peek().k !== 'end')
+    throw new ExprError(`unexpected ${JSON.stringify(peek().v)} after a complete expression`, peek().pos, 'expr.syntax', width(peek()));
   return e;
 }

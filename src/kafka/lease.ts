@@ -52,14 +52,21 @@ export class Lease {
   async acquire(signal: AbortSignal): Promise<void> {
     const { log, group, topic, what } = this.opts;
     const admin = this.kafka.admin();
-    await withRetry('connecting to Kafka', log, signal, () => admin.connect()).catch((e) => { throw kafkaAuthError(e, this.opts.conn) ?? e; });
+    await withRetry('connecting to Kafka', log, signal, () => admin.connect()).catch((e) => {
+      throw kafkaAuthError(e, this.opts.conn) ?? e;
+    });
     try {
       await evictGone(this.kafka, admin, group, log);
       const sessionTimeout = this.opts.sessionTimeout ?? 10_000;
-      const consumer = this.consumer = this.kafka.consumer({
-        groupId: group, sessionTimeout, heartbeatInterval: Math.max(500, Math.floor(sessionTimeout / 4)), rebalanceTimeout: sessionTimeout * 3,
-        partitionAssigners: [leaseAssigner(() => this.held)], maxWaitTimeInMs: 1000, allowAutoTopicCreation: false,
-      });
+      const consumer = (this.consumer = this.kafka.consumer({
+        groupId: group,
+        sessionTimeout,
+        heartbeatInterval: Math.max(500, Math.floor(sessionTimeout / 4)),
+        rebalanceTimeout: sessionTimeout * 3,
+        partitionAssigners: [leaseAssigner(() => this.held)],
+        maxWaitTimeInMs: 1000,
+        allowAutoTopicCreation: false,
+      }));
       let first: (assigned: boolean) => void;
       const joined = new Promise<boolean>((r) => (first = r));
       let joins = 0;
@@ -72,16 +79,28 @@ export class Lease {
         }
       });
       consumer.on(consumer.events.CRASH, (e) => {
-        if (!e.payload.restart && this.held) { this.held = false; this.onLost?.(`the lease of ${what} was lost: ${e.payload.error?.message}`); }
+        if (!e.payload.restart && this.held) {
+          this.held = false;
+          this.onLost?.(`the lease of ${what} was lost: ${e.payload.error?.message}`);
+        }
       });
       await withRetry('joining the lease group', log, signal, () => consumer.connect());
       await consumer.subscribe({ topic, fromBeginning: false });
-      const waiting = setTimeout(() => log.info(`waiting for the lease of ${what}: a member of group ${group} that may have stopped is still in its session`), 3000);
+      const waiting = setTimeout(
+        () => log.info(`waiting for the lease of ${what}: a member of group ${group} that may have stopped is still in its session`),
+        3000,
+      );
       await consumer.run({ autoCommit: false, eachBatch: async () => undefined });
       consumer.pause([{ topic }]);
-      const assigned = await Promise.race([joined, new Promise<'aborted'>((r) => signal.addEventListener('abort', () => r('aborted'), { once: true }))]);
+      const assigned = await Promise.race([
+        joined,
+        new Promise<'aborted'>((r) => signal.addEventListener('abort', () => r('aborted'), { once: true })),
+      ]);
       clearTimeout(waiting);
-      if (assigned === 'aborted') { await this.release(); throw new LeaseHeld(`stopped while waiting for the lease of ${what}`); }
+      if (assigned === 'aborted') {
+        await this.release();
+        throw new LeaseHeld(`stopped while waiting for the lease of ${what}`);
+      }
       if (!assigned) {
         const others = (await groupMembers(admin, group).catch(() => [])).filter((m) => m.holds);
         await this.release();

@@ -39,8 +39,20 @@ export interface Identity {
   since: number;
 }
 
-const read = (f: string) => { try { return fs.readFileSync(f, 'utf8').trim(); } catch { return ''; } };
-const link = (f: string) => { try { return fs.readlinkSync(f); } catch { return ''; } };
+const read = (f: string) => {
+  try {
+    return fs.readFileSync(f, 'utf8').trim();
+  } catch {
+    return '';
+  }
+};
+const link = (f: string) => {
+  try {
+    return fs.readlinkSync(f);
+  } catch {
+    return '';
+  }
+};
 
 let self: Identity | undefined;
 
@@ -51,7 +63,11 @@ export function identity(): Identity {
     boot: read('/proc/sys/kernel/random/boot_id'),
     pidns: link('/proc/self/ns/pid'),
     pid: process.pid,
-    token: crypto.createHash('sha256').update(`${process.pid}:${read('/proc/self/stat').split(' ')[21] ?? ''}:${os.hostname()}`).digest('hex').slice(0, 12),
+    token: crypto
+      .createHash('sha256')
+      .update(`${process.pid}:${read('/proc/self/stat').split(' ')[21] ?? ''}:${os.hostname()}`)
+      .digest('hex')
+      .slice(0, 12),
     since: Math.round(Date.now() - process.uptime() * 1000),
   };
   return self;
@@ -77,7 +93,12 @@ export function isGone(i: Identity): boolean {
   return bootMs + (Number(started) / ticks) * 1000 > i.since + 2000;
 }
 
-export interface MemberInfo { memberId: string; clientId: string; identity?: Identity; holds?: boolean }
+export interface MemberInfo {
+  memberId: string;
+  clientId: string;
+  identity?: Identity;
+  holds?: boolean;
+}
 
 /** A client id naming this process: `<base>@<host>#<boot>#<pidns>#<pid>#<token>#<since>`. */
 export function identityClientId(base: string): string {
@@ -108,14 +129,20 @@ export async function groupMembers(admin: kafkajs.Admin, groupId: string): Promi
   if (!g || g.protocolType !== 'consumer') return [];
   return g.members.map((m) => {
     let userData: Buffer | null = null;
-    try { userData = MemberMetadata.decode(m.memberMetadata)?.userData ?? null; } catch { /* not a consumer subscription */ }
+    try {
+      userData = MemberMetadata.decode(m.memberMetadata)?.userData ?? null;
+    } catch {
+      /* not a consumer subscription */
+    }
     const fromData = decodeUserData(userData);
     return { memberId: m.memberId, clientId: m.clientId, ...fromData, identity: fromData.identity ?? identityOfClientId(m.clientId) };
   });
 }
 
 type ClusterLike = {
-  connect(): Promise<void>; disconnect(): Promise<void>; refreshMetadata(): Promise<void>;
+  connect(): Promise<void>;
+  disconnect(): Promise<void>;
+  refreshMetadata(): Promise<void>;
   findGroupCoordinator(o: { groupId: string }): Promise<{ leaveGroup(o: { groupId: string; memberId: string }): Promise<unknown> }>;
 };
 
@@ -175,10 +202,16 @@ export function roundRobinAssigner(): kafkajs.PartitionAssigner {
           ((assignment[to] ??= {})[topic] ??= []).push(m.partitionId);
         }
       }
-      return sorted.map((memberId) => ({ memberId, memberAssignment: MemberAssignment.encode({ version: 0, assignment: assignment[memberId] ?? {}, userData: Buffer.alloc(0) }) }));
+      return sorted.map((memberId) => ({
+        memberId,
+        memberAssignment: MemberAssignment.encode({ version: 0, assignment: assignment[memberId] ?? {}, userData: Buffer.alloc(0) }),
+      }));
     },
     protocol({ topics }) {
-      return { name: 'SalespipeRoundRobin', metadata: MemberMetadata.encode({ version: 0, topics, userData: Buffer.from(JSON.stringify({ identity: identity() })) }) };
+      return {
+        name: 'SalespipeRoundRobin',
+        metadata: MemberMetadata.encode({ version: 0, topics, userData: Buffer.from(JSON.stringify({ identity: identity() })) }),
+      };
     },
   });
 }
@@ -195,18 +228,38 @@ export function leaseAssigner(holds: () => boolean): kafkajs.PartitionAssigner {
     async assign({ members, topics }) {
       const info = members.map((m) => {
         let userData: Buffer | null = null;
-        try { userData = MemberMetadata.decode(m.memberMetadata)?.userData ?? null; } catch { /* ignore */ }
+        try {
+          userData = MemberMetadata.decode(m.memberMetadata)?.userData ?? null;
+        } catch {
+          /* ignore */
+        }
         return { memberId: m.memberId, ...decodeUserData(userData) };
       });
-      info.sort((a, b) => Number(!!b.holds) - Number(!!a.holds) || (a.identity?.since ?? Infinity) - (b.identity?.since ?? Infinity) || (a.memberId < b.memberId ? -1 : 1));
+      info.sort(
+        (a, b) =>
+          Number(!!b.holds) - Number(!!a.holds) ||
+          (a.identity?.since ?? Infinity) - (b.identity?.since ?? Infinity) ||
+          (a.memberId < b.memberId ? -1 : 1),
+      );
       const winner = info[0]?.memberId;
       return info.map((m) => ({
         memberId: m.memberId,
-        memberAssignment: MemberAssignment.encode({ version: 0, assignment: m.memberId === winner ? Object.fromEntries(topics.map((t) => [t, [0]])) : {}, userData: Buffer.alloc(0) }),
+        memberAssignment: MemberAssignment.encode({
+          version: 0,
+          assignment: m.memberId === winner ? Object.fromEntries(topics.map((t) => [t, [0]])) : {},
+          userData: Buffer.alloc(0),
+        }),
       }));
     },
     protocol({ topics }) {
-      return { name: 'SalespipeLease', metadata: MemberMetadata.encode({ version: 0, topics, userData: Buffer.from(JSON.stringify({ identity: identity(), holds: holds() })) }) };
+      return {
+        name: 'SalespipeLease',
+        metadata: MemberMetadata.encode({
+          version: 0,
+          topics,
+          userData: Buffer.from(JSON.stringify({ identity: identity(), holds: holds() })),
+        }),
+      };
     },
   });
 }

@@ -24,12 +24,28 @@ const METADATA = 3;
 class Reader {
   private o = 0;
   constructor(private b: Buffer) {}
-  int8() { return this.b.readInt8(this.o++); }
-  int16() { const v = this.b.readInt16BE(this.o); this.o += 2; return v; }
-  int32() { const v = this.b.readInt32BE(this.o); this.o += 4; return v; }
+  int8() {
+    return this.b.readInt8(this.o++);
+  }
+  int16() {
+    const v = this.b.readInt16BE(this.o);
+    this.o += 2;
+    return v;
+  }
+  int32() {
+    const v = this.b.readInt32BE(this.o);
+    this.o += 4;
+    return v;
+  }
   uvarint(): number {
-    let v = 0, shift = 0, byte;
-    do { byte = this.b[this.o++]; v |= (byte & 0x7f) << shift; shift += 7; } while (byte & 0x80);
+    let v = 0,
+      shift = 0,
+      byte;
+    do {
+      byte = this.b[this.o++];
+      v |= (byte & 0x7f) << shift;
+      shift += 7;
+    } while (byte & 0x80);
     return v >>> 0;
   }
   /** COMPACT_NULLABLE_STRING / COMPACT_STRING. */
@@ -53,13 +69,21 @@ class Reader {
   }
   tags() {
     const n = this.uvarint();
-    for (let i = 0; i < n; i++) { this.uvarint(); this.o += this.uvarint(); }
+    for (let i = 0; i < n; i++) {
+      this.uvarint();
+      this.o += this.uvarint();
+    }
   }
 }
 
 function uvarint(v: number): number[] {
   const out: number[] = [];
-  do { let b = v & 0x7f; v >>>= 7; if (v) b |= 0x80; out.push(b); } while (v);
+  do {
+    let b = v & 0x7f;
+    v >>>= 7;
+    if (v) b |= 0x80;
+    out.push(b);
+  } while (v);
   return out;
 }
 
@@ -84,7 +108,13 @@ function decodeResponse(version: number, b: Buffer): Map<string, { id: string | 
   const r = new Reader(b);
   r.tags(); // the response header's tagged fields
   r.int32(); // throttle_time_ms
-  r.array(() => { r.int32(); r.string(); r.int32(); r.string(); r.tags(); });
+  r.array(() => {
+    r.int32();
+    r.string();
+    r.int32();
+    r.string();
+    r.tags();
+  });
   r.string(); // cluster_id
   r.int32(); // controller_id
   const out = new Map<string, { id: string | null; error: number }>();
@@ -94,7 +124,10 @@ function decodeResponse(version: number, b: Buffer): Map<string, { id: string | 
     const id = r.uuid();
     r.int8(); // is_internal
     r.array(() => {
-      r.int16(); r.int32(); r.int32(); r.int32();
+      r.int16();
+      r.int32();
+      r.int32();
+      r.int32();
       for (let k = 0; k < 3; k++) r.array(() => r.int32());
       r.tags();
     });
@@ -115,7 +148,11 @@ interface BrokerLike {
  * that has no ids); retried by the caller.
  */
 export async function topicIds(kafka: kafkajs.Kafka, topics: string[]): Promise<Map<string, string | null>> {
-  const cluster = clusterOf(kafka) as unknown as { connect(): Promise<void>; disconnect(): Promise<void>; brokerPool: { seedBroker?: BrokerLike } };
+  const cluster = clusterOf(kafka) as unknown as {
+    connect(): Promise<void>;
+    disconnect(): Promise<void>;
+    brokerPool: { seedBroker?: BrokerLike };
+  };
   await cluster.connect();
   try {
     const broker = cluster.brokerPool.seedBroker;
@@ -127,8 +164,13 @@ export async function topicIds(kafka: kafkajs.Kafka, topics: string[]): Promise<
       const version = Math.min(12, v.maxVersion);
       const got = (await broker.connectionPool.send({
         request: {
-          apiKey: METADATA, apiVersion: version, apiName: 'Metadata',
-          encode: async () => { const buf = encodeRequest(version, topics); return { buf, buffer: buf }; },
+          apiKey: METADATA,
+          apiVersion: version,
+          apiName: 'Metadata',
+          encode: async () => {
+            const buf = encodeRequest(version, topics);
+            return { buf, buffer: buf };
+          },
         },
         response: { decode: async (raw: Buffer) => decodeResponse(version, raw), parse: async (d: unknown) => d },
       })) as Map<string, { id: string | null; error: number }>;

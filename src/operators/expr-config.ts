@@ -23,4 +23,3 @@ export function planExpr(src: unknown, schema: Schema, ctx: PlanContext, path: (
     throw e;
   }
 }
-

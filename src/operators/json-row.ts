@@ -23,8 +23,10 @@ export function makeJsonEncoder(schema: Schema, opts: JsonOptions = {}): (row: R
     const prefix = (i === 0 ? '{' : ',') + JSON.stringify(f.name) + ':';
     const t = f.type;
     let enc: (v: NonNullable<Row[string]>) => string;
-    if (t.kind === 'decimal') { const s = t.scale ?? 0; enc = quote ? (v) => '"' + formatDecimal(v as number | bigint, s) + '"' : (v) => formatDecimal(v as number | bigint, s); }
-    else if (t.kind === 'timestamp') enc = (v) => '"' + formatTimestamp(v as number) + '"';
+    if (t.kind === 'decimal') {
+      const s = t.scale ?? 0;
+      enc = quote ? (v) => '"' + formatDecimal(v as number | bigint, s) + '"' : (v) => formatDecimal(v as number | bigint, s);
+    } else if (t.kind === 'timestamp') enc = (v) => '"' + formatTimestamp(v as number) + '"';
     else if (t.kind === 'string') enc = (v) => JSON.stringify(v);
     else if (t.kind === 'float') enc = (v) => (Number.isFinite(v as number) ? String(v) : 'null');
     else enc = (v) => String(v);
@@ -49,9 +51,25 @@ export function makeKeyEncoder(columns: string[], schema?: Schema): (row: Row) =
   const text = columns.map((c): ((v: NonNullable<Row[string]>) => string) => {
     const t = schema?.find((f) => f.name === c)?.type;
     if (t?.kind === 'timestamp') return (v) => formatTimestamp(v as number);
-    if (t?.kind === 'decimal') { const s = t.scale ?? 0; return (v) => formatDecimal(v as number | bigint, s); }
+    if (t?.kind === 'decimal') {
+      const s = t.scale ?? 0;
+      return (v) => formatDecimal(v as number | bigint, s);
+    }
     return String;
   });
-  if (columns.length === 1) { const c = columns[0], f = text[0]; return (r) => { const v = r[c]; return v === null || v === undefined ? '' : f(v); }; }
-  return (r) => columns.map((c, i) => { const v = r[c]; return v === null || v === undefined ? '' : text[i](v); }).join('|');
+  if (columns.length === 1) {
+    const c = columns[0],
+      f = text[0];
+    return (r) => {
+      const v = r[c];
+      return v === null || v === undefined ? '' : f(v);
+    };
+  }
+  return (r) =>
+    columns
+      .map((c, i) => {
+        const v = r[c];
+        return v === null || v === undefined ? '' : text[i](v);
+      })
+      .join('|');
 }

@@ -36,11 +36,23 @@ export const tableConfig = {
   description: 'A relational table held in memory and kept fresh.',
   properties: {
     connection: connectionField('sql'),
-    table: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)?$', description: 'Table to read, optionally schema-qualified.' },
+    table: {
+      type: 'string',
+      pattern: '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)?$',
+      description: 'Table to read, optionally schema-qualified.',
+    },
     schema: schemaConfig,
-    refresh: { type: 'string', default: '30s', description: 'How often the table is re-read; a change is visible to the join within this bound.' },
+    refresh: {
+      type: 'string',
+      default: '30s',
+      description: 'How often the table is re-read; a change is visible to the join within this bound.',
+    },
     updatedAt: { type: 'string', description: 'Timestamp column set on every insert and update: refreshes then read only changed rows.' },
-    fullRefresh: { type: 'string', default: '10m', description: 'With updatedAt: how often the whole table is re-read, to see deleted rows.' },
+    fullRefresh: {
+      type: 'string',
+      default: '10m',
+      description: 'With updatedAt: how often the whole table is re-read, to see deleted rows.',
+    },
   },
 } as const;
 
@@ -48,7 +60,8 @@ export const tableConfig = {
 export type TableConfig = ConfigOf<typeof tableConfig>;
 
 /** How explain names a lookup table. */
-export const describeTable = (t: TableConfig) => `table ${t.table} (refreshed every ${t.refresh}${t.updatedAt ? ` by ${t.updatedAt}` : ''})`;
+export const describeTable = (t: TableConfig) =>
+  `table ${t.table} (refreshed every ${t.refresh}${t.updatedAt ? ` by ${t.updatedAt}` : ''})`;
 
 /** Settle margin of incremental refreshes: a row committed this long after its updated_at is still seen. */
 const SETTLE_MS = 60_000;
@@ -57,12 +70,14 @@ export function planTable(cfg: TableConfig, ctx: PlanContext, path: (string | nu
   checkConnection(ctx, [...path, 'connection'], cfg.connection, 'sql');
   const schema = planSchema(cfg.schema, ctx, [...path, 'schema']);
   for (const k of ['refresh', 'fullRefresh'] as const) {
-    if (cfg[k] !== undefined && !(parseDuration(cfg[k]!)! > 0)) ctx.error([...path, k], `invalid duration "${cfg[k]}" (e.g. 5s, 1m)`, 'value.duration');
+    if (cfg[k] !== undefined && !(parseDuration(cfg[k]!)! > 0))
+      ctx.error([...path, k], `invalid duration "${cfg[k]}" (e.g. 5s, 1m)`, 'value.duration');
   }
   if (cfg.updatedAt) {
     const f = fieldOf(schema, cfg.updatedAt);
     if (!f) ctx.error([...path, 'updatedAt'], `column "${cfg.updatedAt}" is not declared in the table's schema`, 'column.unknown');
-    else if (f.type.kind !== 'timestamp') ctx.error([...path, 'updatedAt'], `updatedAt column "${cfg.updatedAt}" must be a timestamp`, 'type.mismatch');
+    else if (f.type.kind !== 'timestamp')
+      ctx.error([...path, 'updatedAt'], `updatedAt column "${cfg.updatedAt}" must be a timestamp`, 'type.mismatch');
   }
   return schema;
 }
@@ -71,13 +86,20 @@ export function planTable(cfg: TableConfig, ctx: PlanContext, path: (string | nu
  * Checks `on` (stream column -> table column): both exist and are of one kind.
  * Returns the stream fields matched, in order.
  */
-export function planOn(on: { readonly [k: string]: string }, input: Schema, table: Schema, err: (p: (string | number)[], m: string, code: ProblemCode) => void): Field[] {
+export function planOn(
+  on: { readonly [k: string]: string },
+  input: Schema,
+  table: Schema,
+  err: (p: (string | number)[], m: string, code: ProblemCode) => void,
+): Field[] {
   const matched: Field[] = [];
   for (const [s, t] of Object.entries(on)) {
-    const sf = fieldOf(input, s), tf = fieldOf(table, t);
+    const sf = fieldOf(input, s),
+      tf = fieldOf(table, t);
     if (!sf) err(['on'], `unknown stream column "${s}"; available: ${input.map((f) => f.name).join(', ')}`, 'column.unknown');
     if (!tf) err(['on', s], `column "${t}" is not declared in the table's schema`, 'column.unknown');
-    if (sf && tf && !joinable(sf.type, tf.type)) err(['on', s], `cannot match ${s} (${typeName(sf.type)}) with ${t} (${typeName(tf.type)})`, 'type.mismatch');
+    if (sf && tf && !joinable(sf.type, tf.type))
+      err(['on', s], `cannot match ${s} (${typeName(sf.type)}) with ${t} (${typeName(tf.type)})`, 'type.mismatch');
     if (sf) matched.push(sf);
   }
   return matched;
@@ -118,7 +140,13 @@ export class LookupTable {
   loadedAt = 0;
 
   /** `trackChanges`: remember changed keys for takeChanged (every key counts as changed by the first load). */
-  constructor(private cfg: TableConfig, readonly schema: Schema, private keyColumns: string[], private ctx: RunContext, private trackChanges = false) {
+  constructor(
+    private cfg: TableConfig,
+    readonly schema: Schema,
+    private keyColumns: string[],
+    private ctx: RunContext,
+    private trackChanges = false,
+  ) {
     this.decode = makeDecoder(schema, { timeZone: ctx.timeZone, numericText: true });
     this.columns = schema.map((f) => f.name);
     this.refreshMs = parseDuration(cfg.refresh)!;
@@ -143,9 +171,20 @@ export class LookupTable {
     const [{ openKnex }, { openTable }] = await Promise.all([import('../connections/sql.js'), import('./sql-table.js')]);
     const k = await openKnex(c.url!, this.ctx.specDir, 2);
     this.db = k.db;
-    await openTable(this.db, k.dialect, this.cfg.table, this.columns, this.schema, sqlWhere(this.ctx, this.cfg.connection), this.log, this.ctx.signal);
+    await openTable(
+      this.db,
+      k.dialect,
+      this.cfg.table,
+      this.columns,
+      this.schema,
+      sqlWhere(this.ctx, this.cfg.connection),
+      this.log,
+      this.ctx.signal,
+    );
     await withRetry(`loading ${this.cfg.table} from ${redact(c.url!)}`, this.log, this.ctx.signal, () => this.refresh(true));
-    this.log.info(`${this.rows.size} row(s) loaded; refreshed every ${this.refreshMs} ms${this.cfg.updatedAt ? ` by ${this.cfg.updatedAt}` : ''}`);
+    this.log.info(
+      `${this.rows.size} row(s) loaded; refreshed every ${this.refreshMs} ms${this.cfg.updatedAt ? ` by ${this.cfg.updatedAt}` : ''}`,
+    );
     this.schedule();
   }
 
@@ -159,10 +198,16 @@ export class LookupTable {
           this.failing = false;
         })
         .catch((e) => {
-          if (!this.failing) this.log.warn(`refresh failed (${redact((e as Error).message)}); keeping the last loaded rows and retrying every ${this.refreshMs} ms`);
+          if (!this.failing)
+            this.log.warn(
+              `refresh failed (${redact((e as Error).message)}); keeping the last loaded rows and retrying every ${this.refreshMs} ms`,
+            );
           this.failing = true;
         })
-        .finally(() => { this.refreshing = undefined; this.schedule(); });
+        .finally(() => {
+          this.refreshing = undefined;
+          this.schedule();
+        });
     }, this.refreshMs);
     this.timer.unref();
   }
@@ -170,7 +215,8 @@ export class LookupTable {
   /** Reads the table (all of it, or what changed) and applies it; all or nothing. */
   async refresh(full: boolean): Promise<void> {
     let q = this.db(this.cfg.table).select(this.columns);
-    if (!full && Number.isFinite(this.newest)) q = q.where(this.cfg.updatedAt!, '>=', naiveTimestamp(this.newest - SETTLE_MS, this.ctx.timeZone));
+    if (!full && Number.isFinite(this.newest))
+      q = q.where(this.cfg.updatedAt!, '>=', naiveTimestamp(this.newest - SETTLE_MS, this.ctx.timeZone));
     this.apply((await q) as Record<string, unknown>[], full);
   }
 

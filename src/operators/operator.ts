@@ -184,10 +184,18 @@ export interface Planned<P> {
   planned: P;
 }
 
-export interface SourceStatus { detail: Record<string, unknown>; text: string; lag: number | null; error?: string }
+export interface SourceStatus {
+  detail: Record<string, unknown>;
+  text: string;
+  lag: number | null;
+  error?: string;
+}
 
 /** A range of event time, [from, to) in epoch ms (backfills). */
-export interface TimeRange { from: number; to: number }
+export interface TimeRange {
+  from: number;
+  to: number;
+}
 
 export interface SourceDef<S extends ConfigSchema = any, P = any> {
   type: string;
@@ -276,7 +284,8 @@ export interface SinkDef<S extends ConfigSchema = any, P = any> {
 }
 
 /** Schema of a connection reference field, shared by sources and sinks. */
-export const connectionField = <K extends string>(kind: K) => ({
-  type: 'string',
-  description: `Name of a ${kind} connection under the spec's top-level \`connections\`.`,
-}) as const;
+export const connectionField = <K extends string>(kind: K) =>
+  ({
+    type: 'string',
+    description: `Name of a ${kind} connection under the spec's top-level \`connections\`.`,
+  }) as const;

@@ -19,7 +19,10 @@ import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 
-export interface Owner { pipeline: string; flow: string }
+export interface Owner {
+  pipeline: string;
+  flow: string;
+}
 
 interface Marker extends Owner {
   epoch: number;
@@ -35,17 +38,29 @@ export class OutputMarkers {
   private file: string;
 
   /** `dir` holds one marker file per owner; `what` names the output in messages. */
-  constructor(private dir: string, private owner: Owner, private what: string) {
+  constructor(
+    private dir: string,
+    private owner: Owner,
+    private what: string,
+  ) {
     this.file = path.join(dir, `${owner.pipeline}.${owner.flow}.json`);
   }
 
   private all(): Marker[] {
     let names: string[];
-    try { names = fs.readdirSync(this.dir); } catch { return []; }
+    try {
+      names = fs.readdirSync(this.dir);
+    } catch {
+      return [];
+    }
     const out: Marker[] = [];
     for (const n of names) {
       if (!n.endsWith('.json')) continue;
-      try { out.push(JSON.parse(fs.readFileSync(path.join(this.dir, n), 'utf8'))); } catch { /* a partial write never happens (rename); ignore foreign files */ }
+      try {
+        out.push(JSON.parse(fs.readFileSync(path.join(this.dir, n), 'utf8')));
+      } catch {
+        /* a partial write never happens (rename); ignore foreign files */
+      }
     }
     return out;
   }
@@ -63,11 +78,14 @@ export class OutputMarkers {
     const all = this.all();
     const mine = this.mine();
     if (mine && mine.epoch > epoch) {
-      throw new Error(`${this.what} holds output of flow ${this.owner.flow} up to epoch ${mine.epoch} (${mine.at}), but ${epoch ? `the checkpoint found is of epoch ${epoch}` : 'no checkpoint of the flow was found'} (${checkpointWhere}): ` +
-        'a run without that checkpoint would write the same records again. Run it with its checkpoint (the same --state-dir, or the Kafka cluster that holds it), or move the output away to start over');
+      throw new Error(
+        `${this.what} holds output of flow ${this.owner.flow} up to epoch ${mine.epoch} (${mine.at}), but ${epoch ? `the checkpoint found is of epoch ${epoch}` : 'no checkpoint of the flow was found'} (${checkpointWhere}): ` +
+          'a run without that checkpoint would write the same records again. Run it with its checkpoint (the same --state-dir, or the Kafka cluster that holds it), or move the output away to start over',
+      );
     }
     const other = exclusive ? all.find((m) => m.pipeline !== this.owner.pipeline || m.flow !== this.owner.flow) : undefined;
-    if (other) throw new Error(`${this.what} is written by flow ${other.flow} of pipeline ${other.pipeline} as well; it can have one writer only`);
+    if (other)
+      throw new Error(`${this.what} is written by flow ${other.flow} of pipeline ${other.pipeline} as well; it can have one writer only`);
   }
 
   /** Records, durably, that `epoch`'s output is published (with `base`: what the output held before this owner wrote to it). */
@@ -76,7 +94,10 @@ export class OutputMarkers {
     const tmp = `${this.file}.tmp`;
     const fd = fs.openSync(tmp, 'w');
     try {
-      fs.writeSync(fd, JSON.stringify({ ...this.owner, epoch, at: new Date().toISOString(), ...(base === undefined ? {} : { base }) } satisfies Marker));
+      fs.writeSync(
+        fd,
+        JSON.stringify({ ...this.owner, epoch, at: new Date().toISOString(), ...(base === undefined ? {} : { base }) } satisfies Marker),
+      );
       fs.fsyncSync(fd);
     } finally {
       fs.closeSync(fd);

@@ -32,7 +32,9 @@ export function planSchema(decl: { readonly [k: string]: string }, ctx: PlanCont
 export const MAX_STRING = 4096;
 
 type FieldDecoder = (v: unknown) => unknown; // returns value, or a Fail
-class Fail { constructor(readonly msg: string) {} }
+class Fail {
+  constructor(readonly msg: string) {}
+}
 
 function fieldDecoder(t: ColumnType, zone: string, maxLen: number, numericText: boolean, big = false): FieldDecoder {
   switch (t.kind) {
@@ -41,7 +43,13 @@ function fieldDecoder(t: ColumnType, zone: string, maxLen: number, numericText: 
         if (typeof v === 'number' && Number.isSafeInteger(v)) return v;
         if (typeof v === 'bigint' && v <= BigInt(Number.MAX_SAFE_INTEGER) && v >= BigInt(Number.MIN_SAFE_INTEGER)) return Number(v);
         if (numericText && typeof v === 'string' && /^-?\d{1,15}$/.test(v)) return Number(v);
-        return new Fail(typeof v === 'number' ? (Number.isInteger(v) ? `${BigInt(v)} is outside the exact integer range (at most ±${Number.MAX_SAFE_INTEGER})` : `${v} is not an integer`) : `expected int, got ${describe(v)}`);
+        return new Fail(
+          typeof v === 'number'
+            ? Number.isInteger(v)
+              ? `${BigInt(v)} is outside the exact integer range (at most ±${Number.MAX_SAFE_INTEGER})`
+              : `${v} is not an integer`
+            : `expected int, got ${describe(v)}`,
+        );
       };
     case 'float':
       return (v) => {
@@ -56,7 +64,8 @@ function fieldDecoder(t: ColumnType, zone: string, maxLen: number, numericText: 
         const r = big ? toScaled(v, scale, true) : toScaled(v, scale);
         if (typeof r === 'string') return new Fail(r);
         if (typeof r === 'bigint') return r;
-        if (Math.abs(r) >= limit && (t.precision ?? 18) < 16) return new Fail(`${v} exceeds decimal(${t.precision},${scale}) (at most ±${formatDecimal(BigInt(limit) - 1n, scale)})`);
+        if (Math.abs(r) >= limit && (t.precision ?? 18) < 16)
+          return new Fail(`${v} exceeds decimal(${t.precision},${scale}) (at most ±${formatDecimal(BigInt(limit) - 1n, scale)})`);
         return r;
       };
     }
@@ -68,7 +77,8 @@ function fieldDecoder(t: ColumnType, zone: string, maxLen: number, numericText: 
         return v;
       };
     case 'bool':
-      return (v) => (typeof v === 'boolean' ? v : numericText && (v === 0 || v === 1) ? v === 1 : new Fail(`expected bool, got ${describe(v)}`));
+      return (v) =>
+        typeof v === 'boolean' ? v : numericText && (v === 0 || v === 1) ? v === 1 : new Fail(`expected bool, got ${describe(v)}`);
     case 'timestamp':
       return (v) => {
         const r = parseTimestamp(v, zone);
@@ -95,7 +105,9 @@ export interface DecodeOptions {
  */
 export function makeDecoder(schema: Schema, opts: DecodeOptions): (obj: unknown) => Row | string {
   const names = schema.map((f) => f.name);
-  const decs = schema.map((f) => fieldDecoder(f.type, opts.timeZone, opts.maxStringLength ?? MAX_STRING, opts.numericText ?? false, opts.bigDecimals));
+  const decs = schema.map((f) =>
+    fieldDecoder(f.type, opts.timeZone, opts.maxStringLength ?? MAX_STRING, opts.numericText ?? false, opts.bigDecimals),
+  );
   const nullable = schema.map((f) => f.type.nullable);
   const n = names.length;
   const inPlace = opts.inPlace ?? false;
@@ -178,6 +190,11 @@ export function deadLetters(schema: Schema, origin: string): (r: Row, reason: st
 /** A source reference for a database row: its JSON is built only if it is dead-lettered. */
 export class RawRowRef implements SourceRef {
   readonly encoding = 'json' as const;
-  constructor(private raw: Record<string, unknown>, readonly origin: string) {}
-  get payload(): string { return plainJson(this.raw); }
+  constructor(
+    private raw: Record<string, unknown>,
+    readonly origin: string,
+  ) {}
+  get payload(): string {
+    return plainJson(this.raw);
+  }
 }

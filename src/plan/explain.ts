@@ -8,11 +8,22 @@ import { redact } from '../core/log.js';
 
 const schemaText = (s: StreamInfo) => s.schema.map((f) => `${f.name} ${typeName(f.type)}`).join(', ');
 
-const dur = (ms: number) => (ms % 86_400_000 === 0 ? `${ms / 86_400_000}d` : ms % 3_600_000 === 0 ? `${ms / 3_600_000}h` : ms % 60_000 === 0 ? `${ms / 60_000}m` : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`);
+const dur = (ms: number) =>
+  ms % 86_400_000 === 0
+    ? `${ms / 86_400_000}d`
+    : ms % 3_600_000 === 0
+      ? `${ms / 3_600_000}h`
+      : ms % 60_000 === 0
+        ? `${ms / 60_000}m`
+        : ms % 1000 === 0
+          ? `${ms / 1000}s`
+          : `${ms}ms`;
 
 const streamText = (s: StreamInfo) =>
   `${s.mode}${s.key ? ` keyed by (${s.key.join(', ')})` : ''}${s.eventTime ? `, event time ${s.eventTime}` : ''}` +
-  (s.watermark ? `, ${s.watermark.slide === s.watermark.size ? 'tumbling' : `hopping every ${dur(s.watermark.slide)},`} ${dur(s.watermark.size)} windows on ${s.watermark.on}, watermark = max(${s.watermark.on}) - ${dur(s.watermark.lateness)}` : '');
+  (s.watermark
+    ? `, ${s.watermark.slide === s.watermark.size ? 'tumbling' : `hopping every ${dur(s.watermark.slide)},`} ${dur(s.watermark.size)} windows on ${s.watermark.on}, watermark = max(${s.watermark.on}) - ${dur(s.watermark.lateness)}`
+    : '');
 
 function what(type: string, cfg: Record<string, unknown>): string {
   const bits = [type];
@@ -34,9 +45,13 @@ function flowText(f: FlowPlan, checkpointTopic: string): string[] {
   for (const s of f.sinks) lines.push(`  [sink] ${what(s.type, s.cfg)}`);
   lines.push(`  [dead letters] ${f.deadLetter ? what(f.deadLetter.type, f.deadLetter.cfg) : 'file in the state directory (default)'}`);
   if (f.late) lines.push(`  [late records] ${what(f.late.type, f.late.cfg)}`);
-  lines.push(`  [checkpoint] ${f.kafkaOutput
-    ? `in Kafka topic ${checkpointTopic} (connection ${f.kafkaOutput}), committed in one transaction with the Kafka outputs`
-    : 'local file in the state directory'}`);
+  lines.push(
+    `  [checkpoint] ${
+      f.kafkaOutput
+        ? `in Kafka topic ${checkpointTopic} (connection ${f.kafkaOutput}), committed in one transaction with the Kafka outputs`
+        : 'local file in the state directory'
+    }`,
+  );
   return lines;
 }
 
@@ -45,19 +60,33 @@ export function explainText(plan: Plan): string {
     const sasl = c.sasl as { mechanism: string; username: string } | undefined;
     return `  ${n}: ${c.type} ${c.url ?? c.brokers ?? ''}${c.tls ? ', tls' : ''}${sasl ? `, sasl ${sasl.mechanism} as ${sasl.username}` : ''}`.trimEnd();
   });
-  return redact([
-    `pipeline ${plan.pipeline} (${plan.file})`,
-    `time zone ${plan.timeZone}; checkpoint every ${plan.checkpointMs} ms`,
-    ...(conns.length ? ['connections:', ...conns] : []),
-    '',
-    ...plan.flows.flatMap((f) => [...flowText(f, plan.checkpointTopic), '']),
-  ].join('\n'));
+  return redact(
+    [
+      `pipeline ${plan.pipeline} (${plan.file})`,
+      `time zone ${plan.timeZone}; checkpoint every ${plan.checkpointMs} ms`,
+      ...(conns.length ? ['connections:', ...conns] : []),
+      '',
+      ...plan.flows.flatMap((f) => [...flowText(f, plan.checkpointTopic), '']),
+    ].join('\n'),
+  );
 }
 
 /** One node of the plan graph, for the diagram formats. */
-interface GraphNode { id: string; label: string; shape: 'source' | 'step' | 'sink' | 'topic' | 'side' }
-interface GraphEdge { from: string; to: string; label?: string }
-interface Graph { flows: { name: string; nodes: GraphNode[] }[]; topics: GraphNode[]; edges: GraphEdge[] }
+interface GraphNode {
+  id: string;
+  label: string;
+  shape: 'source' | 'step' | 'sink' | 'topic' | 'side';
+}
+interface GraphEdge {
+  from: string;
+  to: string;
+  label?: string;
+}
+interface Graph {
+  flows: { name: string; nodes: GraphNode[] }[];
+  topics: GraphNode[];
+  edges: GraphEdge[];
+}
 
 /** Columns four to a line, so that a label stays narrow. */
 const wrapped = (s: StreamInfo) => {
@@ -75,12 +104,18 @@ const edgeText = (s: StreamInfo, prev: StreamInfo | undefined) =>
   `${wrapLine(streamText(s))}${prev && schemaText(prev) === schemaText(s) ? '' : `<br/>${wrapped(s)}`}`;
 
 /** Breaks a long description at its commas. */
-const wrapLine = (t: string) => t.length <= 60 ? t : t.split(', ').reduce((acc, part) => {
-  const last = acc[acc.length - 1];
-  if (last !== undefined && last.length + part.length < 60) acc[acc.length - 1] = `${last}, ${part}`;
-  else acc.push(part);
-  return acc;
-}, [] as string[]).join(',<br/>');
+const wrapLine = (t: string) =>
+  t.length <= 60
+    ? t
+    : t
+        .split(', ')
+        .reduce((acc, part) => {
+          const last = acc[acc.length - 1];
+          if (last !== undefined && last.length + part.length < 60) acc[acc.length - 1] = `${last}, ${part}`;
+          else acc.push(part);
+          return acc;
+        }, [] as string[])
+        .join(',<br/>');
 
 function graphOf(plan: Plan): Graph {
   const g: Graph = { flows: [], topics: [], edges: [] };
@@ -90,14 +125,18 @@ function graphOf(plan: Plan): Graph {
     if (!id) {
       id = `topic${topicIds.size}`;
       topicIds.set(name, id);
-      g.topics.push({ id, label: `topic ${name.slice(name.indexOf("|") + 1)}`, shape: 'topic' });
+      g.topics.push({ id, label: `topic ${name.slice(name.indexOf('|') + 1)}`, shape: 'topic' });
     }
     return id;
   };
   plan.flows.forEach((f, fi) => {
     const nodes: GraphNode[] = [];
     const id = (k: string) => `f${fi}_${k}`;
-    nodes.push({ id: id('src'), label: `${f.source.type} source<br/>${what(f.source.type, f.source.cfg).split(' ').slice(1).join('<br/>')}`, shape: 'source' });
+    nodes.push({
+      id: id('src'),
+      label: `${f.source.type} source<br/>${what(f.source.type, f.source.cfg).split(' ').slice(1).join('<br/>')}`,
+      shape: 'source',
+    });
     for (const t of f.reads) g.edges.push({ from: topic(t), to: id('src') });
     let prev = id('src');
     let stream = f.source.out;
@@ -134,7 +173,15 @@ export function explainMermaid(plan: Plan): string {
   const esc = (s: string) => s.replace(/"/g, '#quot;');
   const shape = (n: GraphNode) => {
     const l = `"${esc(n.label)}"`;
-    return n.shape === 'source' ? `${n.id}[(${l})]` : n.shape === 'sink' ? `${n.id}[/${l}/]` : n.shape === 'topic' ? `${n.id}{{${l}}}` : n.shape === 'side' ? `${n.id}>${l}]` : `${n.id}[${l}]`;
+    return n.shape === 'source'
+      ? `${n.id}[(${l})]`
+      : n.shape === 'sink'
+        ? `${n.id}[/${l}/]`
+        : n.shape === 'topic'
+          ? `${n.id}{{${l}}}`
+          : n.shape === 'side'
+            ? `${n.id}>${l}]`
+            : `${n.id}[${l}]`;
   };
   const lines = ['flowchart TB'];
   for (const f of g.flows) {
@@ -150,10 +197,26 @@ export function explainMermaid(plan: Plan): string {
 /** `explain --format dot`: Graphviz (`salespipe explain F --format dot | dot -Tsvg > plan.svg`). */
 export function explainDot(plan: Plan): string {
   const g = graphOf(plan);
-  const q = (s: string) => `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/<br\/>/g, '\\n')}"`;
-  const attrs = (n: GraphNode) => ({ source: 'shape=cylinder', step: 'shape=box', sink: 'shape=parallelogram', topic: 'shape=hexagon, style=filled, fillcolor="#eeeeee"', side: 'shape=note' })[n.shape];
+  const q = (s: string) =>
+    `"${s
+      .replace(/\\/g, '\\\\')
+      .replace(/"/g, '\\"')
+      .replace(/<br\/>/g, '\\n')}"`;
+  const attrs = (n: GraphNode) =>
+    ({
+      source: 'shape=cylinder',
+      step: 'shape=box',
+      sink: 'shape=parallelogram',
+      topic: 'shape=hexagon, style=filled, fillcolor="#eeeeee"',
+      side: 'shape=note',
+    })[n.shape];
   // Top to bottom: a pipeline's chain of flows is long, its branches few; labels stay narrow.
-  const lines = [`digraph ${q(plan.pipeline)} {`, '  rankdir=TB;', '  node [fontname="Helvetica", fontsize=10];', '  edge [fontname="Helvetica", fontsize=8];'];
+  const lines = [
+    `digraph ${q(plan.pipeline)} {`,
+    '  rankdir=TB;',
+    '  node [fontname="Helvetica", fontsize=10];',
+    '  edge [fontname="Helvetica", fontsize=8];',
+  ];
   for (const f of g.flows) {
     lines.push(`  subgraph ${q(`cluster_${f.name}`)} {`, `    label=${q(`flow ${f.name}`)};`);
     for (const n of f.nodes) lines.push(`    ${n.id} [label=${q(n.label)}, ${attrs(n)}];`);

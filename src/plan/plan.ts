@@ -24,9 +24,31 @@ import type { Schema } from '../core/types.js';
 import type { Connections } from '../connections/config.js';
 import { pipelineSettings } from '../spec/pipeline.js';
 
-export interface SourceNode { type: string; cfg: any; def: SourceDef; out: StreamInfo; planned: unknown; path: Path }
-export interface StepNode { key: string; cfg: any; def: StepDef; input: StreamInfo; out: StreamInfo; planned: unknown; path: Path }
-export interface SinkNode { type: string; cfg: any; def: SinkDef; input: StreamInfo; planned: unknown; path: Path }
+export interface SourceNode {
+  type: string;
+  cfg: any;
+  def: SourceDef;
+  out: StreamInfo;
+  planned: unknown;
+  path: Path;
+}
+export interface StepNode {
+  key: string;
+  cfg: any;
+  def: StepDef;
+  input: StreamInfo;
+  out: StreamInfo;
+  planned: unknown;
+  path: Path;
+}
+export interface SinkNode {
+  type: string;
+  cfg: any;
+  def: SinkDef;
+  input: StreamInfo;
+  planned: unknown;
+  path: Path;
+}
 
 export interface FlowPlan {
   name: string;
@@ -89,10 +111,12 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
   const settings = pipelineSettings(spec);
 
   const timeZone = settings.timeZone;
-  if (!isValidZone(timeZone)) loaded.problem(['timeZone'], `unknown time zone "${timeZone}" (an IANA name such as UTC or Europe/Berlin)`, 'value.zone');
+  if (!isValidZone(timeZone))
+    loaded.problem(['timeZone'], `unknown time zone "${timeZone}" (an IANA name such as UTC or Europe/Berlin)`, 'value.zone');
   const interval = settings.checkpoint.interval;
   const checkpointMs = parseDuration(interval);
-  if (checkpointMs === undefined || checkpointMs <= 0) loaded.problem(['checkpoint', 'interval'], `invalid duration "${interval}" (e.g. 500ms, 5s, 1m)`, 'value.duration');
+  if (checkpointMs === undefined || checkpointMs <= 0)
+    loaded.problem(['checkpoint', 'interval'], `invalid duration "${interval}" (e.g. 500ms, 5s, 1m)`, 'value.duration');
 
   const connections = (spec.connections && typeof spec.connections === 'object' ? spec.connections : {}) as Connections;
   const ctxAt = (base: Path): PlanContext => ({
@@ -125,13 +149,19 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
     const steps: StepNode[] = [];
     let ok = true;
     for (const [i, step] of (Array.isArray(flow.steps) ? flow.steps : []).entries()) {
-      if (schemaBroken([...base, 'steps', i]) || schemaBroken([...base, 'steps'])) { ok = false; break; }
+      if (schemaBroken([...base, 'steps', i]) || schemaBroken([...base, 'steps'])) {
+        ok = false;
+        break;
+      }
       const key = Object.keys(step)[0];
       const path = [...base, 'steps', i, key];
       const def = STEPS[key];
       const cfg = withDefaults(def.config, step[key]);
       const p = def.plan(cfg, stream, ctxAt(path));
-      if (!p) { ok = false; break; }
+      if (!p) {
+        ok = false;
+        break;
+      }
       steps.push({ key, cfg, def, input: stream, out: p.out, planned: p.planned, path });
       stream = p.out;
     }
@@ -150,7 +180,8 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
     const deadLetter = sideOutput('deadLetter');
     const late = sideOutput('late');
     const windowed = steps.some((s) => s.out.watermark || s.cfg?.window);
-    if (late && !windowed) ctxAt([...base, 'late']).warn([], 'no step of this flow has a watermark, so no record can be late', 'option.unused');
+    if (late && !windowed)
+      ctxAt([...base, 'late']).warn([], 'no step of this flow has a watermark, so no record can be late', 'option.unused');
     const outputs = [...sinks, ...(deadLetter ? [deadLetter] : []), ...(late ? [late] : [])];
     const writes = outputs.flatMap((s) => s.def.writes?.(s.cfg, connections) ?? []);
     // One Kafka transaction per epoch holds every Kafka output of the flow and its checkpoint:
@@ -159,17 +190,41 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
     const kafkaOutput = kafkaOutputs[0] && kafkaOutputs[0].def.kafkaConnection!(kafkaOutputs[0].cfg);
     for (const s of kafkaOutputs) if (s.cfg.replicationFactor !== undefined) sinkReplication.push(Number(s.cfg.replicationFactor));
     for (const s of kafkaOutputs.slice(1)) {
-      if (s.def.kafkaConnection!(s.cfg) !== kafkaOutput) loaded.problem([...s.path, 'connection'], `every Kafka output of a flow must use the same connection: its outputs and its checkpoint commit in one Kafka transaction (the flow's first Kafka output uses "${kafkaOutput}")`, 'checkpoint.connections');
+      if (s.def.kafkaConnection!(s.cfg) !== kafkaOutput)
+        loaded.problem(
+          [...s.path, 'connection'],
+          `every Kafka output of a flow must use the same connection: its outputs and its checkpoint commit in one Kafka transaction (the flow's first Kafka output uses "${kafkaOutput}")`,
+          'checkpoint.connections',
+        );
     }
     const checkpointConnection = kafkaOutput ?? sdef.kafkaConnection?.(scfg);
-    flows.push({ name, source, steps, sinks, deadLetter, late, kafkaOutput, checkpointConnection, reads: sdef.reads?.(scfg, connections) ?? [], writes, upstream: [] });
+    flows.push({
+      name,
+      source,
+      steps,
+      sinks,
+      deadLetter,
+      late,
+      kafkaOutput,
+      checkpointConnection,
+      reads: sdef.reads?.(scfg, connections) ?? [],
+      writes,
+      upstream: [],
+    });
   }
 
   // A connection nobody uses is most likely a typo elsewhere, or left over.
   const used = new Set<string>();
-  JSON.stringify(spec.flows ?? {}, (k, v) => { if (k === 'connection' && typeof v === 'string') used.add(v); return v; });
+  JSON.stringify(spec.flows ?? {}, (k, v) => {
+    if (k === 'connection' && typeof v === 'string') used.add(v);
+    return v;
+  });
   for (const name of Object.keys(connections)) {
-    if (!used.has(name)) loaded.problem(['connections', name], `connection "${name}" is not used by any flow`, 'graph.unused', { key: true, severity: 'warning' });
+    if (!used.has(name))
+      loaded.problem(['connections', name], `connection "${name}" is not used by any flow`, 'graph.unused', {
+        key: true,
+        severity: 'warning',
+      });
   }
 
   for (const f of flows) {
@@ -178,16 +233,30 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
     }
   }
   const ordered = topoOrder(flows, (cycle) =>
-    loaded.problem(['flows', cycle[0], 'source'], `flows form a cycle through their topics: ${cycle.join(' -> ')}`, 'graph.cycle'));
+    loaded.problem(['flows', cycle[0], 'source'], `flows form a cycle through their topics: ${cycle.join(' -> ')}`, 'graph.cycle'),
+  );
 
   if (loaded.problems.some((p) => p.severity === 'error')) return undefined;
-  const checkpointReplication = settings.checkpoint.replicationFactor ?? (sinkReplication.length ? Math.max(...sinkReplication) : undefined);
-  const connectionLabels = Object.fromEntries(Object.entries(connections).map(([n, c]) => {
-    const field = c.type === 'kafka' ? 'brokers' : 'url';
-    const vars = loaded.varsAt(['connections', n, field]);
-    return [n, `connection "${n}"${vars.length ? ` (${field} from ${vars.map((v) => `\${${v}}`).join(', ')})` : ''}`];
-  }));
-  return { pipeline: spec.pipeline, file: loaded.file, timeZone, checkpointMs: checkpointMs!, checkpointTopic: settings.checkpoint.topic, checkpointReplication, connections, connectionLabels, flows: ordered };
+  const checkpointReplication =
+    settings.checkpoint.replicationFactor ?? (sinkReplication.length ? Math.max(...sinkReplication) : undefined);
+  const connectionLabels = Object.fromEntries(
+    Object.entries(connections).map(([n, c]) => {
+      const field = c.type === 'kafka' ? 'brokers' : 'url';
+      const vars = loaded.varsAt(['connections', n, field]);
+      return [n, `connection "${n}"${vars.length ? ` (${field} from ${vars.map((v) => `\${${v}}`).join(', ')})` : ''}`];
+    }),
+  );
+  return {
+    pipeline: spec.pipeline,
+    file: loaded.file,
+    timeZone,
+    checkpointMs: checkpointMs!,
+    checkpointTopic: settings.checkpoint.topic,
+    checkpointReplication,
+    connections,
+    connectionLabels,
+    flows: ordered,
+  };
 }
 
 function topoOrder(flows: FlowPlan[], onCycle: (cycle: string[]) => void): FlowPlan[] {
@@ -201,7 +270,10 @@ function topoOrder(flows: FlowPlan[], onCycle: (cycle: string[]) => void): FlowP
     if (s === 'visiting') {
       const cycle = [...stack.slice(stack.indexOf(f.name)), f.name];
       const id = [...new Set(cycle)].sort().join(',');
-      if (!reported.has(id)) { reported.add(id); onCycle(cycle); }
+      if (!reported.has(id)) {
+        reported.add(id);
+        onCycle(cycle);
+      }
       return;
     }
     state.set(f.name, 'visiting');

@@ -42,7 +42,10 @@ export interface FlowOutput {
 
 class MemorySource implements Source {
   private i = 0;
-  constructor(private all: SourceBatch, private size: number) {}
+  constructor(
+    private all: SourceBatch,
+    private size: number,
+  ) {}
   async open() {}
   async next(): Promise<SourceBatch | null> {
     const { rows, dead } = this.all;
@@ -51,13 +54,18 @@ class MemorySource implements Source {
     this.i += this.size;
     return b;
   }
-  position() { return null; }
+  position() {
+    return null;
+  }
   async commit() {}
   async close() {}
 }
 
 class MemorySink implements Sink {
-  constructor(private into: Row[], private topic?: { texts: string[]; encode: (r: Row) => string }) {}
+  constructor(
+    private into: Row[],
+    private topic?: { texts: string[]; encode: (r: Row) => string },
+  ) {}
   async open() {}
   async write(rows: Row[]) {
     for (const r of rows) {
@@ -65,7 +73,9 @@ class MemorySink implements Sink {
       this.topic?.texts.push(this.topic.encode(r));
     }
   }
-  async preCommit() { return null; }
+  async preCommit() {
+    return null;
+  }
   async commit() {}
   async close() {}
 }
@@ -74,13 +84,21 @@ export async function runBounded(plan: Plan, input: BoundedInput, log: Logger, b
   const timeZone = plan.timeZone;
   /** In-memory topics by topic id: what sinks writing a topic wrote, as JSON texts. */
   const topics = new Map<string, string[]>();
-  const topic = (id: string) => { let t = topics.get(id); if (!t) topics.set(id, (t = [])); return t; };
+  const topic = (id: string) => {
+    let t = topics.get(id);
+    if (!t) topics.set(id, (t = []));
+    return t;
+  };
   const out = new Map<string, FlowOutput>();
   for (const flow of plan.flows) {
     const stream = flow.steps.length ? flow.steps[flow.steps.length - 1].out : flow.source.out;
     const result: FlowOutput = { stream, rows: [], dead: [], late: [], stats: undefined as never };
     const runner = new FlowRunner(plan, flow, {
-      stateDir: '', drain: true, signal: new AbortController().signal, upstreamDone: Promise.resolve(), log,
+      stateDir: '',
+      drain: true,
+      signal: new AbortController().signal,
+      upstreamDone: Promise.resolve(),
+      log,
       bounded: {
         tables: input.tables,
         source: (f) => new MemorySource(sourceBatch(f, input, topics, timeZone), batchSize),
@@ -88,7 +106,10 @@ export async function runBounded(plan: Plan, input: BoundedInput, log: Logger, b
           const into = role === 'sink' ? (node === flow.sinks[0] ? result.rows : []) : role === 'late' ? result.late : result.dead;
           const ids = node?.def.writes?.(node.cfg, plan.connections) ?? [];
           if (!ids.length) return new MemorySink(into);
-          return new MemorySink(into, { texts: topic(ids[0]), encode: makeJsonEncoder(role === 'sink' ? node!.input.schema : DEAD_LETTER_STREAM.schema) });
+          return new MemorySink(into, {
+            texts: topic(ids[0]),
+            encode: makeJsonEncoder(role === 'sink' ? node!.input.schema : DEAD_LETTER_STREAM.schema),
+          });
         },
       },
     });
@@ -103,7 +124,7 @@ function sourceBatch(flow: FlowPlan, input: BoundedInput, topics: Map<string, st
   const batch: SourceBatch = { rows: [], dead: [] };
   const given = input.records[flow.name];
   // Records from an in-memory topic are message texts, as a Kafka source would read them.
-  const texts = given || !flow.reads.length ? undefined : topics.get(flow.reads[0]) ?? [];
+  const texts = given || !flow.reads.length ? undefined : (topics.get(flow.reads[0]) ?? []);
   const records: unknown[] = given ?? texts?.map((t) => JSON.parse(t)) ?? [];
   records.forEach((rec, i) => {
     const r = decode(rec);

@@ -26,7 +26,12 @@ export interface Checkpoint {
   reset?: { at: string; positionsOnly: boolean };
 }
 
-export interface Totals { recordsIn: number; recordsOut: number; deadLetters: number; late: number }
+export interface Totals {
+  recordsIn: number;
+  recordsOut: number;
+  deadLetters: number;
+  late: number;
+}
 
 export const ZERO_TOTALS: Totals = { recordsIn: 0, recordsOut: 0, deadLetters: 0, late: 0 };
 
@@ -52,7 +57,6 @@ export function parseCheckpoint(text: string, where = 'checkpoint'): Checkpoint 
 }
 
 export const serializeCheckpoint = (cp: Checkpoint): string => JSON.stringify(cp, replacer);
-
 
 export function writeCheckpoint(file: string, cp: Checkpoint): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });

@@ -96,7 +96,11 @@ export function defaultDeadLetterFile(stateDir: string, pipeline: string, flow: 
 }
 
 /** What the operators of `flow` run with (also for status and backfills, which open operators outside a run). */
-export function flowContext(plan: Plan, flow: FlowPlan, opts: { stateDir: string; drain?: boolean; log: RunContext['log']; signal?: AbortSignal; output?: RunContext['output'] }): RunContext {
+export function flowContext(
+  plan: Plan,
+  flow: FlowPlan,
+  opts: { stateDir: string; drain?: boolean; log: RunContext['log']; signal?: AbortSignal; output?: RunContext['output'] },
+): RunContext {
   return {
     pipeline: plan.pipeline,
     flow: flow.name,
@@ -130,8 +134,22 @@ export class FlowRunner {
   /** The last epoch this process committed, and the stats then (restored when a lost transaction restarts the flow). */
   private committed?: { epoch: number; stats: FlowStats };
 
-  constructor(private plan: Plan, private flow: FlowPlan, private opts: FlowOptions) {
-    this.stats = { flow: flow.name, recordsIn: 0, recordsOut: 0, deadLetters: 0, late: 0, epochs: 0, counters: {}, startedAt: Date.now(), deadLettersTo: outputName(flow.deadLetter) ?? `file ${defaultDeadLetterFile(opts.stateDir, plan.pipeline, flow.name)}` };
+  constructor(
+    private plan: Plan,
+    private flow: FlowPlan,
+    private opts: FlowOptions,
+  ) {
+    this.stats = {
+      flow: flow.name,
+      recordsIn: 0,
+      recordsOut: 0,
+      deadLetters: 0,
+      late: 0,
+      epochs: 0,
+      counters: {},
+      startedAt: Date.now(),
+      deadLettersTo: outputName(flow.deadLetter) ?? `file ${defaultDeadLetterFile(opts.stateDir, plan.pipeline, flow.name)}`,
+    };
     this.cpFile = checkpointFile(opts.stateDir, plan.pipeline, flow.name);
     this.ctx = { ...flowContext(plan, flow, opts), upstreamDone: opts.upstreamDone, tables: opts.bounded?.tables };
   }
@@ -148,12 +166,16 @@ export class FlowRunner {
         }
         if (this.ctx.signal.aborted) {
           // Asked to stop: the epoch in flight is simply not committed; the next run redoes it.
-          this.ctx.log.warn(`${e.message}; stopping as asked: the epoch in flight is left to the next run, which resumes from the last checkpoint Kafka holds`);
+          this.ctx.log.warn(
+            `${e.message}; stopping as asked: the epoch in flight is left to the next run, which resumes from the last checkpoint Kafka holds`,
+          );
           this.restoreCommittedStats();
           return this.stats;
         }
         const delay = Math.min(10_000, 250 * 2 ** Math.min(attempt, 6));
-        this.ctx.log.warn(`${e.message}; restarting the flow from its last committed checkpoint in ${delay} ms${e.fenced ? ' (the producer was fenced: its transaction timed out, or another instance of this flow started)' : ''}`);
+        this.ctx.log.warn(
+          `${e.message}; restarting the flow from its last committed checkpoint in ${delay} ms${e.fenced ? ' (the producer was fenced: its transaction timed out, or another instance of this flow started)' : ''}`,
+        );
         this.restoreCommittedStats();
         await sleep(delay, this.ctx.signal);
         if (this.ctx.signal.aborted) return this.stats;
@@ -163,7 +185,9 @@ export class FlowRunner {
 
   /** Back to the counts of the last committed epoch (none: zero), keeping the start time. */
   private restoreCommittedStats() {
-    const base: FlowStats = this.committed ? structuredClone(this.committed.stats) : { ...this.stats, recordsIn: 0, recordsOut: 0, deadLetters: 0, late: 0, epochs: 0, counters: {}, lag: undefined };
+    const base: FlowStats = this.committed
+      ? structuredClone(this.committed.stats)
+      : { ...this.stats, recordsIn: 0, recordsOut: 0, deadLetters: 0, late: 0, epochs: 0, counters: {}, lag: undefined };
     Object.assign(this.stats, base);
   }
 
@@ -197,7 +221,9 @@ export class FlowRunner {
     }
     let cp = await opened;
     if (cp && this.committed && cp.epoch > this.committed.epoch && cp.writer !== this.writer) {
-      throw new Error(`another instance of flow ${flow.name} (${cp.writer}) committed epoch ${cp.epoch} after this one's ${this.committed.epoch}: one flow must not run twice at once; stopping this one`);
+      throw new Error(
+        `another instance of flow ${flow.name} (${cp.writer}) committed epoch ${cp.epoch} after this one's ${this.committed.epoch}: one flow must not run twice at once; stopping this one`,
+      );
     }
     if (!cp) {
       // A flow that kept its checkpoint in a file before it had a Kafka output (or before this version).
@@ -229,22 +255,47 @@ export class FlowRunner {
       ctx.kafkaTxn = { connection: flow.kafkaOutput, send: (record) => store.send(record) };
     }
     this.epoch = cp ? cp.epoch + 1 : 1;
-    if (cp) ctx.log.info(`resuming from checkpoint of epoch ${cp.epoch} (${cp.at})${cp.reset ? `, reset ${cp.reset.positionsOnly ? '(positions only) ' : ''}at ${cp.reset.at}` : ''}`);
-    this.totalsAtOpen = { base: { ...ZERO_TOTALS, ...cp?.totals }, stats: { recordsIn: this.stats.recordsIn, recordsOut: this.stats.recordsOut, deadLetters: this.stats.deadLetters, late: this.stats.late } };
+    if (cp)
+      ctx.log.info(
+        `resuming from checkpoint of epoch ${cp.epoch} (${cp.at})${cp.reset ? `, reset ${cp.reset.positionsOnly ? '(positions only) ' : ''}at ${cp.reset.at}` : ''}`,
+      );
+    this.totalsAtOpen = {
+      base: { ...ZERO_TOTALS, ...cp?.totals },
+      stats: {
+        recordsIn: this.stats.recordsIn,
+        recordsOut: this.stats.recordsOut,
+        deadLetters: this.stats.deadLetters,
+        late: this.stats.late,
+      },
+    };
     this.steps = flow.steps.map((s) => s.def.create(s.planned, ctx));
-    this.steps.forEach((s, i) => { if (cp && cp.steps[i] !== undefined && cp.steps[i] !== null) s.restore?.(cp.steps[i]); });
-    const make = (node: SinkNode, role: 'sink' | 'deadLetter' | 'late') => b?.sink ? b.sink(node, role) : node.def.create(node.planned, ctx);
+    this.steps.forEach((s, i) => {
+      if (cp && cp.steps[i] !== undefined && cp.steps[i] !== null) s.restore?.(cp.steps[i]);
+    });
+    const make = (node: SinkNode, role: 'sink' | 'deadLetter' | 'late') =>
+      b?.sink ? b.sink(node, role) : node.def.create(node.planned, ctx);
     this.sinks = flow.sinks.map((s) => make(s, 'sink'));
-    this.dlq = flow.deadLetter ? make(flow.deadLetter, 'deadLetter')
-      : b?.sink ? b.sink(undefined, 'deadLetter')
-      : SINKS.file.create({ path: defaultDeadLetterFile(this.opts.stateDir, this.plan.pipeline, flow.name), input: DEAD_LETTER_STREAM }, ctx);
+    this.dlq = flow.deadLetter
+      ? make(flow.deadLetter, 'deadLetter')
+      : b?.sink
+        ? b.sink(undefined, 'deadLetter')
+        : SINKS.file.create(
+            { path: defaultDeadLetterFile(this.opts.stateDir, this.plan.pipeline, flow.name), input: DEAD_LETTER_STREAM },
+            ctx,
+          );
     if (flow.late) this.late = make(flow.late, 'late');
     this.source = b?.source ? b.source(flow) : flow.source.def.create(flow.source.planned, ctx);
     let ended = false;
     try {
       // Opened together: connecting and joining a consumer group overlap with the sinks' set-up.
       const at = cp?.epoch ?? 0;
-      const opened = Promise.all([...this.steps.map((s) => s.open?.()), ...this.sinks.map((s, i) => s.open(cp?.sinks[i], at)), this.dlq.open(cp?.deadLetter, at), ...(this.late ? [this.late.open(cp?.late, at)] : []), this.source.open(cp?.source)]);
+      const opened = Promise.all([
+        ...this.steps.map((s) => s.open?.()),
+        ...this.sinks.map((s, i) => s.open(cp?.sinks[i], at)),
+        this.dlq.open(cp?.deadLetter, at),
+        ...(this.late ? [this.late.open(cp?.late, at)] : []),
+        this.source.open(cp?.source),
+      ]);
       if ((await openedOrAborted(opened, ctx.signal)) === 'aborted') {
         // Stopped while still connecting (e.g. a server is down): nothing was read, nothing to commit.
         opened.catch(() => undefined);
@@ -255,8 +306,13 @@ export class FlowRunner {
       ended = true;
     } finally {
       // Bounded: a client still retrying a dead server must not hold the shutdown forever.
-      const closing = Promise.allSettled([this.source.close(), ...this.steps.map((s) => s.close?.()), ...this.sinks.map((s) => s.close()), this.dlq.close(), ...(this.late ? [this.late.close()] : [])])
-        .then(() => this.store?.close());
+      const closing = Promise.allSettled([
+        this.source.close(),
+        ...this.steps.map((s) => s.close?.()),
+        ...this.sinks.map((s) => s.close()),
+        this.dlq.close(),
+        ...(this.late ? [this.late.close()] : []),
+      ]).then(() => this.store?.close());
       await Promise.race([closing, new Promise((r) => setTimeout(r, 15_000).unref())]);
       if (ended && this.committed) await this.store?.settle();
     }
@@ -293,8 +349,13 @@ export class FlowRunner {
 
   private noteWatermark(progress: number | null | undefined) {
     const wm = this.steps.map((s) => s.watermark?.()).find((w) => w !== undefined);
-    if (wm !== undefined) { this.stats.watermark = wm; this.stats.watermarkKind = 'watermark'; }
-    else if (typeof progress === 'number') { this.stats.watermark = progress; this.stats.watermarkKind = 'event time'; }
+    if (wm !== undefined) {
+      this.stats.watermark = wm;
+      this.stats.watermarkKind = 'watermark';
+    } else if (typeof progress === 'number') {
+      this.stats.watermark = progress;
+      this.stats.watermarkKind = 'event time';
+    }
   }
 
   /** Steps whose input still carries the source's event time unchanged (no aggregate before them). */

@@ -34,7 +34,13 @@ export interface Guard {
 export const leaseGroup = (prefix: string, pipeline: string) => `${prefix}salespipe-lease.${pipeline}`;
 
 /** Takes the pipeline's guard, or throws LeaseHeld naming the instance that runs it. */
-export async function guardPipeline(plan: Plan, stateDir: string, log: Logger, signal: AbortSignal, sessionTimeout?: number): Promise<Guard> {
+export async function guardPipeline(
+  plan: Plan,
+  stateDir: string,
+  log: Logger,
+  signal: AbortSignal,
+  sessionTimeout?: number,
+): Promise<Guard> {
   const flow = plan.flows.find((f) => f.checkpointConnection);
   const what = `pipeline ${plan.pipeline}`;
   if (!flow) return lockFile(path.join(stateDir, plan.pipeline, 'run.lock'), what, log);
@@ -43,9 +49,19 @@ export async function guardPipeline(plan: Plan, stateDir: string, log: Logger, s
   const conn = kafkaConn(ctx, name);
   const c = connection(ctx, name);
   const topic = topicName(c, plan.checkpointTopic);
-  await withRetry(`connecting to ${kafkaWhere(conn)}`, log, signal, () => ensureCheckpointTopic(kafkaClient(conn, log), topic, plan.checkpointReplication, log))
-    .catch((e) => { throw kafkaAuthError(e, conn) ?? e; });
-  const lease = new Lease({ conn, topic, group: leaseGroup(c.topicPrefix ?? '', plan.pipeline), what, log: log.child('lease'), sessionTimeout });
+  await withRetry(`connecting to ${kafkaWhere(conn)}`, log, signal, () =>
+    ensureCheckpointTopic(kafkaClient(conn, log), topic, plan.checkpointReplication, log),
+  ).catch((e) => {
+    throw kafkaAuthError(e, conn) ?? e;
+  });
+  const lease = new Lease({
+    conn,
+    topic,
+    group: leaseGroup(c.topicPrefix ?? '', plan.pipeline),
+    what,
+    log: log.child('lease'),
+    sessionTimeout,
+  });
   try {
     await lease.acquire(signal);
   } catch (e) {
@@ -67,8 +83,15 @@ export function lockFile(file: string, what: string, log: Logger): Guard {
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'EEXIST' || attempt > 0) throw e;
       let held: Identity | undefined;
-      try { held = JSON.parse(fs.readFileSync(file, 'utf8')).identity; } catch { /* being written, or foreign: held */ }
-      if (!held || !isGone(held)) throw new LeaseHeld(`${what} is already running${held ? ` (${describeIdentity(held)})` : ''}: lock ${file}; one instance of a pipeline runs at a time: not starting this one`);
+      try {
+        held = JSON.parse(fs.readFileSync(file, 'utf8')).identity;
+      } catch {
+        /* being written, or foreign: held */
+      }
+      if (!held || !isGone(held))
+        throw new LeaseHeld(
+          `${what} is already running${held ? ` (${describeIdentity(held)})` : ''}: lock ${file}; one instance of a pipeline runs at a time: not starting this one`,
+        );
       log.warn(`taking over the lock of ${what} from a process that is gone (${describeIdentity(held)})`);
       fs.rmSync(file, { force: true });
     }

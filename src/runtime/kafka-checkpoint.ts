@@ -55,7 +55,10 @@ export interface KafkaCheckpointOptions {
 
 /** The flow's checkpoint could not be committed, or its producer was fenced: restart from the last checkpoint. */
 export class TransactionLost extends Error {
-  constructor(message: string, readonly fenced = false) {
+  constructor(
+    message: string,
+    readonly fenced = false,
+  ) {
     super(message);
   }
 }
@@ -63,33 +66,43 @@ export class TransactionLost extends Error {
 /** A Kafka error that means another producer with our transactional.id took over. */
 export function isFenced(e: unknown): boolean {
   const t = (e as { type?: string })?.type ?? '';
-  return /PRODUCER_FENCED|INVALID_PRODUCER_EPOCH|TRANSACTIONAL_ID_AUTHORIZATION_FAILED/.test(t) || /fenced|old epoch|epoch is not valid/i.test((e as Error)?.message ?? '');
+  return (
+    /PRODUCER_FENCED|INVALID_PRODUCER_EPOCH|TRANSACTIONAL_ID_AUTHORIZATION_FAILED/.test(t) ||
+    /fenced|old epoch|epoch is not valid/i.test((e as Error)?.message ?? '')
+  );
 }
 
 /**
  * Creates the compacted one-partition checkpoint topic if it is missing; a
  * topic another process creates at the same moment is fine.
  */
-export async function ensureCheckpointTopic(kafka: kafkajs.Kafka, topic: string, replicationFactor: number | undefined, log: Logger): Promise<void> {
+export async function ensureCheckpointTopic(
+  kafka: kafkajs.Kafka,
+  topic: string,
+  replicationFactor: number | undefined,
+  log: Logger,
+): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   try {
     if ((await admin.listTopics()).includes(topic)) return;
     const created = await admin.createTopics({
       waitForLeaders: true,
-      topics: [{
-        topic,
-        numPartitions: 1,
-        replicationFactor: replicationFactor ?? -1,
-        configEntries: [
-          { name: 'cleanup.policy', value: 'compact' },
-          // Small segments, cleaned early: a restart reads the topic from its start.
-          { name: 'segment.bytes', value: String(16 << 20) },
-          { name: 'segment.ms', value: String(10 * 60_000) },
-          { name: 'min.cleanable.dirty.ratio', value: '0.1' },
-          { name: 'delete.retention.ms', value: String(60 * 60_000) },
-        ],
-      }],
+      topics: [
+        {
+          topic,
+          numPartitions: 1,
+          replicationFactor: replicationFactor ?? -1,
+          configEntries: [
+            { name: 'cleanup.policy', value: 'compact' },
+            // Small segments, cleaned early: a restart reads the topic from its start.
+            { name: 'segment.bytes', value: String(16 << 20) },
+            { name: 'segment.ms', value: String(10 * 60_000) },
+            { name: 'min.cleanable.dirty.ratio', value: '0.1' },
+            { name: 'delete.retention.ms', value: String(60 * 60_000) },
+          ],
+        },
+      ],
     });
     if (created) log.info(`created checkpoint topic ${topic}`);
     // A topic just created is not known to every broker at once: wait until its metadata is.
@@ -105,7 +118,12 @@ export async function ensureCheckpointTopic(kafka: kafkajs.Kafka, topic: string,
  * first; `chunks` counts the prefix's keys still holding a value.
  * `group` is the consumer group the read uses (its offsets are never committed).
  */
-export async function readCheckpoints(kafka: kafkajs.Kafka, topic: string, group: string, keys: string[]): Promise<Map<string, { checkpoint?: Checkpoint; chunks: number }>> {
+export async function readCheckpoints(
+  kafka: kafkajs.Kafka,
+  topic: string,
+  group: string,
+  keys: string[],
+): Promise<Map<string, { checkpoint?: Checkpoint; chunks: number }>> {
   const out = new Map<string, { checkpoint?: Checkpoint; chunks: number }>();
   const admin = kafka.admin();
   await admin.connect();
@@ -124,7 +142,10 @@ export async function readCheckpoints(kafka: kafkajs.Kafka, topic: string, group
   let reached = low;
   let resolve!: () => void;
   const done = new Promise<void>((r) => (resolve = r));
-  const note = (next: number) => { if (next > reached) reached = next; if (reached >= end) resolve(); };
+  const note = (next: number) => {
+    if (next > reached) reached = next;
+    if (reached >= end) resolve();
+  };
   try {
     await consumer.connect();
     await consumer.subscribe({ topic, fromBeginning: true });
@@ -139,10 +160,16 @@ export async function readCheckpoints(kafka: kafkajs.Kafka, topic: string, group
         note(Number(batch.lastOffset()) + 1);
       },
     });
-    await Promise.race([done, new Promise((_, reject) => {
-      const t = setTimeout(() => reject(new Error(`reading checkpoint topic ${topic} timed out at offset ${reached} of ${end}`)), 120_000);
-      done.finally(() => clearTimeout(t));
-    })]);
+    await Promise.race([
+      done,
+      new Promise((_, reject) => {
+        const t = setTimeout(
+          () => reject(new Error(`reading checkpoint topic ${topic} timed out at offset ${reached} of ${end}`)),
+          120_000,
+        );
+        done.finally(() => clearTimeout(t));
+      }),
+    ]);
   } finally {
     await consumer.disconnect().catch(() => undefined);
   }
@@ -150,15 +177,21 @@ export async function readCheckpoints(kafka: kafkajs.Kafka, topic: string, group
   for (const key of keys) {
     const prefix = `${key}/`;
     let chunks = 0;
-    for (const [k, m] of latest) if (k.startsWith(prefix) && m.value && /^\d+$/.test(k.slice(prefix.length))) chunks = Math.max(chunks, Number(k.slice(prefix.length)) + 1);
+    for (const [k, m] of latest)
+      if (k.startsWith(prefix) && m.value && /^\d+$/.test(k.slice(prefix.length)))
+        chunks = Math.max(chunks, Number(k.slice(prefix.length)) + 1);
     const head = latest.get(`${prefix}0`);
-    if (!head?.value) { out.set(key, { chunks }); continue; }
+    if (!head?.value) {
+      out.set(key, { chunks });
+      continue;
+    }
     const epoch = header(head, H_EPOCH);
     const n = header(head, H_CHUNKS);
     const parts: Buffer[] = [];
     for (let i = 0; i < n; i++) {
       const m = latest.get(`${prefix}${i}`);
-      if (!m?.value || header(m, H_EPOCH) !== epoch) throw new Error(`checkpoint of epoch ${epoch} in ${topic} is missing chunk ${i} of ${n}`);
+      if (!m?.value || header(m, H_EPOCH) !== epoch)
+        throw new Error(`checkpoint of epoch ${epoch} in ${topic} is missing chunk ${i} of ${n}`);
       parts.push(m.value);
     }
     out.set(key, { checkpoint: parseCheckpoint(Buffer.concat(parts).toString('utf8')), chunks: Math.max(chunks, n) });
@@ -183,7 +216,9 @@ export class KafkaCheckpointStore {
    */
   async open(): Promise<Checkpoint | undefined> {
     const { log, signal, conn } = this.opts;
-    await withRetry(`connecting to ${kafkaWhere(conn)}`, log, signal, () => this.ensureTopic()).catch((e) => { throw kafkaAuthError(e, conn) ?? e; });
+    await withRetry(`connecting to ${kafkaWhere(conn)}`, log, signal, () => this.ensureTopic()).catch((e) => {
+      throw kafkaAuthError(e, conn) ?? e;
+    });
     this.producer = this.kafka.producer({
       transactionalId: this.opts.transactionalId,
       transactionTimeout: this.opts.transactionTimeout,
@@ -221,7 +256,9 @@ export class KafkaCheckpointStore {
   /** Sends rows of a sink inside the epoch's transaction. */
   send(record: kafkajs.ProducerRecord): Promise<kafkajs.RecordMetadata[]> {
     if (!this.txn) throw new TransactionLost('no transaction is open');
-    return this.txn.send({ ...record, acks: -1 }).catch((e) => { throw this.lost(e, 'sending'); });
+    return this.txn.send({ ...record, acks: -1 }).catch((e) => {
+      throw this.lost(e, 'sending');
+    });
   }
 
   /** Writes the checkpoint into the epoch's transaction and commits it; then opens the next one. */
@@ -231,7 +268,13 @@ export class KafkaCheckpointStore {
     const n = Math.max(1, Math.ceil(bytes.length / CHUNK_BYTES));
     const headers = (i: number) => ({ [H_EPOCH]: String(cp.epoch), [H_CHUNK]: String(i), [H_CHUNKS]: String(n) });
     const messages: kafkajs.Message[] = [];
-    for (let i = 0; i < n; i++) messages.push({ key: `${this.opts.key}/${i}`, value: bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES), headers: headers(i), partition: 0 });
+    for (let i = 0; i < n; i++)
+      messages.push({
+        key: `${this.opts.key}/${i}`,
+        value: bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES),
+        headers: headers(i),
+        partition: 0,
+      });
     for (let i = n; i < this.chunks; i++) messages.push({ key: `${this.opts.key}/${i}`, value: null, partition: 0 });
     try {
       // One chunk per request keeps each request under the broker's limit.
@@ -265,15 +308,27 @@ export class KafkaCheckpointStore {
    */
   async settle(): Promise<void> {
     const p = this.kafka.producer({
-      transactionalId: this.opts.transactionalId, idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false,
+      transactionalId: this.opts.transactionalId,
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 100, maxRetryTime: 2_000 }, // bounded by the 30 s below
     });
     const settling = (async () => {
       await p.connect();
       await (await p.transaction()).abort();
     })();
-    const done = await Promise.race([settling.then(() => true, () => false), sleep(30_000).then(() => false)]);
-    if (!done) this.opts.log.warn('the last transaction\'s commit markers were not confirmed within 30 s; read_committed readers may see the last epoch\'s output a little later');
+    const done = await Promise.race([
+      settling.then(
+        () => true,
+        () => false,
+      ),
+      sleep(30_000).then(() => false),
+    ]);
+    if (!done)
+      this.opts.log.warn(
+        "the last transaction's commit markers were not confirmed within 30 s; read_committed readers may see the last epoch's output a little later",
+      );
     await p.disconnect().catch(() => undefined);
   }
 }

@@ -21,7 +21,9 @@ export const RATE_WINDOW_MS = 10_000;
 export class Rate {
   private samples: [number, number][] = [];
 
-  constructor(start: number) { this.samples.push([start, 0]); }
+  constructor(start: number) {
+    this.samples.push([start, 0]);
+  }
 
   add(at: number, n: number): number {
     this.samples.push([at, n]);
@@ -42,16 +44,23 @@ export class Progress {
   private timer: NodeJS.Timeout | null = null;
   private rates = new Map<string, Rate>();
 
-  constructor(private flows: FlowStats[], private log: Logger, private enabled: boolean) {}
+  constructor(
+    private flows: FlowStats[],
+    private log: Logger,
+    private enabled: boolean,
+  ) {}
 
   line(now = Date.now()): string {
-    return this.flows.map((f) => {
-      let r = this.rates.get(f.flow);
-      if (!r) this.rates.set(f.flow, (r = new Rate(f.startedAt)));
-      const rate = r.add(now, f.recordsIn);
-      const wm = f.watermark !== undefined && Number.isFinite(f.watermark) ? `, ${f.watermarkKind ?? 'watermark'} ${when(f.watermark)}` : '';
-      return `${f.flow}: ${fmt(f.recordsIn)} in, ${fmt(rate)}/s${f.lag !== undefined ? `, lag ${fmt(f.lag)}` : ''}${wm}${f.deadLetters ? `, ${fmt(f.deadLetters)} dead` : ''}${f.late ? `, ${fmt(f.late)} late` : ''}`;
-    }).join(' | ');
+    return this.flows
+      .map((f) => {
+        let r = this.rates.get(f.flow);
+        if (!r) this.rates.set(f.flow, (r = new Rate(f.startedAt)));
+        const rate = r.add(now, f.recordsIn);
+        const wm =
+          f.watermark !== undefined && Number.isFinite(f.watermark) ? `, ${f.watermarkKind ?? 'watermark'} ${when(f.watermark)}` : '';
+        return `${f.flow}: ${fmt(f.recordsIn)} in, ${fmt(rate)}/s${f.lag !== undefined ? `, lag ${fmt(f.lag)}` : ''}${wm}${f.deadLetters ? `, ${fmt(f.deadLetters)} dead` : ''}${f.late ? `, ${fmt(f.late)} late` : ''}`;
+      })
+      .join(' | ');
   }
 
   start() {
@@ -61,12 +70,26 @@ export class Progress {
     const tty = process.stderr.isTTY && !process.env.CI && width >= 20;
     if (tty) {
       // discardStdin would put the terminal in raw mode, where Ctrl-C stops reaching us as SIGINT.
-      const spinner = ora({ text: 'starting', stream: process.stderr, discardStdin: false, color: process.env.NO_COLOR ? false : 'cyan' }).start();
+      const spinner = ora({
+        text: 'starting',
+        stream: process.stderr,
+        discardStdin: false,
+        color: process.env.NO_COLOR ? false : 'cyan',
+      }).start();
       this.spinner = spinner;
-      logHooks.around = (write) => { spinner.clear(); write(); spinner.render(); };
+      logHooks.around = (write) => {
+        spinner.clear();
+        write();
+        spinner.render();
+      };
       // One line only: a wrapped spinner line leaves copies of itself behind.
-      const fit = (s: string) => { const w = (process.stderr.columns ?? width) - 3; return s.length > w ? s.slice(0, Math.max(0, w - 1)) + '…' : s; };
-      this.timer = setInterval(() => { if (this.spinner) this.spinner.text = fit(this.line()); }, 500);
+      const fit = (s: string) => {
+        const w = (process.stderr.columns ?? width) - 3;
+        return s.length > w ? s.slice(0, Math.max(0, w - 1)) + '…' : s;
+      };
+      this.timer = setInterval(() => {
+        if (this.spinner) this.spinner.text = fit(this.line());
+      }, 500);
     } else {
       this.timer = setInterval(() => this.log.info(this.line()), 10_000);
     }
@@ -82,7 +105,13 @@ export class Progress {
     this.log.info(`peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`);
     for (const f of this.flows) {
       const secs = ((f.finishedAt ?? Date.now()) - f.startedAt) / 1000;
-      this.log.info(`${f.flow}: ${fmt(f.recordsIn)} records in, ${fmt(f.recordsOut)} out, ${fmt(f.deadLetters)} dead letters${f.deadLetters && f.deadLettersTo ? ` (to ${f.deadLettersTo})` : ''}, ${f.late ? `${fmt(f.late)} late, ` : ''}${f.epochs} epoch(s) in ${secs.toFixed(2)} s (${fmt(f.recordsIn / Math.max(secs, 0.001))}/s)${Object.entries(f.counters).map(([k, v]) => `; ${k}: ${fmt(v)}`).join('')}`);
+      this.log.info(
+        `${f.flow}: ${fmt(f.recordsIn)} records in, ${fmt(f.recordsOut)} out, ${fmt(f.deadLetters)} dead letters${f.deadLetters && f.deadLettersTo ? ` (to ${f.deadLettersTo})` : ''}, ${f.late ? `${fmt(f.late)} late, ` : ''}${f.epochs} epoch(s) in ${secs.toFixed(2)} s (${fmt(f.recordsIn / Math.max(secs, 0.001))}/s)${Object.entries(
+          f.counters,
+        )
+          .map(([k, v]) => `; ${k}: ${fmt(v)}`)
+          .join('')}`,
+      );
     }
   }
 }

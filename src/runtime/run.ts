@@ -47,7 +47,12 @@ export async function runPlan(plan: Plan, opts: RunOptions): Promise<FlowStats[]
   }
 }
 
-async function runFlows(plan: Plan, opts: RunOptions, stop: AbortController, onLost: (fn: (why: string) => void) => void): Promise<FlowStats[]> {
+async function runFlows(
+  plan: Plan,
+  opts: RunOptions,
+  stop: AbortController,
+  onLost: (fn: (why: string) => void) => void,
+): Promise<FlowStats[]> {
   const done = new Map<string, { promise: Promise<void>; resolve: () => void }>();
   for (const f of plan.flows) {
     let resolve!: () => void;
@@ -55,16 +60,21 @@ async function runFlows(plan: Plan, opts: RunOptions, stop: AbortController, onL
     done.set(f.name, { promise, resolve });
   }
   const runners = plan.flows.map(
-    (f) => new FlowRunner(plan, f, {
-      stateDir: opts.stateDir,
-      drain: opts.drain,
-      signal: stop.signal,
-      log: opts.log,
-      output: opts.output,
-      upstreamDone: Promise.all(f.upstream.map((u) => done.get(u)!.promise)).then(() => undefined),
-    }),
+    (f) =>
+      new FlowRunner(plan, f, {
+        stateDir: opts.stateDir,
+        drain: opts.drain,
+        signal: stop.signal,
+        log: opts.log,
+        output: opts.output,
+        upstreamDone: Promise.all(f.upstream.map((u) => done.get(u)!.promise)).then(() => undefined),
+      }),
   );
-  const progress = new Progress(runners.map((r) => r.stats), opts.log, opts.progress ?? true);
+  const progress = new Progress(
+    runners.map((r) => r.stats),
+    opts.log,
+    opts.progress ?? true,
+  );
   progress.start();
   let failure: unknown;
   onLost((why) => {

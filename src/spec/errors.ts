@@ -33,5 +33,7 @@ export function caretLines(p: Problem, source: string): string[] {
 
 export function sortProblems(ps: Problem[]): Problem[] {
   const rank = (p: Problem) => p.seq ?? Number.MAX_SAFE_INTEGER;
-  return [...ps].sort((a, b) => a.file.localeCompare(b.file) || rank(a) - rank(b) || a.line - b.line || a.col - b.col || a.message.localeCompare(b.message));
+  return [...ps].sort(
+    (a, b) => a.file.localeCompare(b.file) || rank(a) - rank(b) || a.line - b.line || a.col - b.col || a.message.localeCompare(b.message),
+  );
 }

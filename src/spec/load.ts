@@ -31,8 +31,16 @@ export interface LoadedSpec {
    * Line/col of the node at `path`, and where it ends; `key` points at the
    * key of a map entry; `offset` (and `length`) move inside a scalar.
    */
-  locate(path: Path, opts?: { key?: boolean; offset?: number; length?: number }): { line: number; col: number; endLine: number; endCol: number };
-  problem(path: Path, message: string, code: ProblemCode, opts?: { key?: boolean; offset?: number; length?: number; severity?: Problem['severity'] }): void;
+  locate(
+    path: Path,
+    opts?: { key?: boolean; offset?: number; length?: number },
+  ): { line: number; col: number; endLine: number; endCol: number };
+  problem(
+    path: Path,
+    message: string,
+    code: ProblemCode,
+    opts?: { key?: boolean; offset?: number; length?: number; severity?: Problem['severity'] },
+  ): void;
   /** The environment variables whose values went into the scalar at `path` (for messages naming a setting). */
   varsAt(path: Path): string[];
 }
@@ -77,7 +85,7 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
     const f = find(path);
     // A block mapping or list starts on the line after its key: point at the key, where the reader looks.
     const block = f.node && (isMap(f.node) || isSeq(f.node)) && !(f.node as { flow?: boolean }).flow;
-    const target = (opts.key || block) && f.key && f.parentDepth === path.length ? f.key : f.node ?? f.key;
+    const target = (opts.key || block) && f.key && f.parentDepth === path.length ? f.key : (f.node ?? f.key);
     let offset = target?.range?.[0] ?? 0;
     let end = target?.range?.[1] ?? offset + 1;
     if (opts.offset !== undefined && target && isScalar(target) && f.parentDepth === path.length) {
@@ -101,22 +109,39 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
   let first: { line: number; col: number } | undefined;
   for (const e of doc.errors) {
     const at = pos(e.pos[0]);
-    if (lines.has(at.line) || lines.size >= 3) { skipped++; continue; }
+    if (lines.has(at.line) || lines.size >= 3) {
+      skipped++;
+      continue;
+    }
     lines.add(at.line);
     let message = e.message.split('\n')[0].replace(/ at line \d+, column \d+:?$/, '');
-    if (text.slice(Math.max(0, e.pos[0] - 2), e.pos[0] + 1).includes('${')) message += ' (a ${VAR} inside a { } flow mapping must be quoted: "${VAR}", or use block style)';
+    if (text.slice(Math.max(0, e.pos[0] - 2), e.pos[0] + 1).includes('${'))
+      message += ' (a ${VAR} inside a { } flow mapping must be quoted: "${VAR}", or use block style)';
     if (first) message += ` (perhaps a consequence of the error at ${first.line}:${first.col})`;
     first ??= at;
-    problems.push({ file, ...span(e.pos[0], e.pos[1]), code: `yaml.${e.code.toLowerCase()}`, message, severity: 'error', seq: problems.length });
+    problems.push({
+      file,
+      ...span(e.pos[0], e.pos[1]),
+      code: `yaml.${e.code.toLowerCase()}`,
+      message,
+      severity: 'error',
+      seq: problems.length,
+    });
   }
   if (skipped) problems[problems.length - 1].message += ` (and ${skipped} further syntax error(s), most likely consequences of the first)`;
   for (const w of doc.warnings) {
-    problems.push({ file, ...span(w.pos[0], w.pos[1]), code: `yaml.${w.code.toLowerCase()}`, message: w.message.split('\n')[0], severity: 'warning' });
+    problems.push({
+      file,
+      ...span(w.pos[0], w.pos[1]),
+      code: `yaml.${w.code.toLowerCase()}`,
+      message: w.message.split('\n')[0],
+      severity: 'warning',
+    });
   }
   const varsOf = new WeakMap<object, string[]>();
   const varsAt = (path: Path) => {
     const n = doc.getIn(path, true);
-    return (n && typeof n === "object" ? varsOf.get(n) : undefined) ?? [];
+    return (n && typeof n === 'object' ? varsOf.get(n) : undefined) ?? [];
   };
   const loaded: LoadedSpec = { file, spec: undefined, problems, invalidPaths: [], locate, problem, varsAt };
   if (doc.errors.length) return loaded;
@@ -124,15 +149,37 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
   // Passwords come from the environment, never from the spec's text.
   visit(doc, {
     Pair(_k, pair) {
-      if (isScalar(pair.key) && pair.key.value === 'password' && isScalar(pair.value) && typeof pair.value.value === 'string' && !pair.value.value.includes('${')) {
-        problems.push({ file, ...span(pair.value.range?.[0] ?? 0, pair.value.range?.[1] ?? 0), code: 'secret.literal', message: 'a password written in the spec ends up in version control: take it from the environment, e.g. password: ${KAFKA_PASSWORD}', severity: 'error' });
+      if (
+        isScalar(pair.key) &&
+        pair.key.value === 'password' &&
+        isScalar(pair.value) &&
+        typeof pair.value.value === 'string' &&
+        !pair.value.value.includes('${')
+      ) {
+        problems.push({
+          file,
+          ...span(pair.value.range?.[0] ?? 0, pair.value.range?.[1] ?? 0),
+          code: 'secret.literal',
+          message:
+            'a password written in the spec ends up in version control: take it from the environment, e.g. password: ${KAFKA_PASSWORD}',
+          severity: 'error',
+        });
       }
     },
   });
-  interpolate(doc, env, (node, offset, length, message) => {
-    const at = (node.range?.[0] ?? 0) + offset + (node.type === 'PLAIN' ? 0 : 1);
-    problems.push({ file, ...span(at, at + length), code: 'env.unset', message, severity: 'error' });
-  }, (node, name) => { const l = varsOf.get(node) ?? []; if (!l.includes(name)) l.push(name); varsOf.set(node, l); });
+  interpolate(
+    doc,
+    env,
+    (node, offset, length, message) => {
+      const at = (node.range?.[0] ?? 0) + offset + (node.type === 'PLAIN' ? 0 : 1);
+      problems.push({ file, ...span(at, at + length), code: 'env.unset', message, severity: 'error' });
+    },
+    (node, name) => {
+      const l = varsOf.get(node) ?? [];
+      if (!l.includes(name)) l.push(name);
+      varsOf.set(node, l);
+    },
+  );
 
   // An alias to an anchor that is not defined (before it) has no value: a problem, not a crash.
   let unresolved = false;
@@ -140,7 +187,13 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
     Alias(_k, node) {
       if (!node.resolve(doc)) {
         unresolved = true;
-        problems.push({ file, ...pos(node.range?.[0] ?? 0), code: 'yaml.alias', message: `unknown alias *${node.source}: no &${node.source} anchor before it`, severity: 'error' });
+        problems.push({
+          file,
+          ...pos(node.range?.[0] ?? 0),
+          code: 'yaml.alias',
+          message: `unknown alias *${node.source}: no &${node.source} anchor before it`,
+          severity: 'error',
+        });
       }
     },
   });
@@ -148,7 +201,13 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
   const spec = doc.toJS({ maxAliasCount: 100 });
   loaded.spec = spec;
   if (spec === null || typeof spec !== 'object' || Array.isArray(spec)) {
-    problem([], kind === 'pipeline' ? 'a pipeline spec must be a YAML mapping with `pipeline:` and `flows:`' : 'a test file must be a YAML mapping with `tests:`', 'schema.type');
+    problem(
+      [],
+      kind === 'pipeline'
+        ? 'a pipeline spec must be a YAML mapping with `pipeline:` and `flows:`'
+        : 'a test file must be a YAML mapping with `tests:`',
+      'schema.type',
+    );
     return loaded;
   }
   // Whatever a password variable is called, its value is never printed.
@@ -166,7 +225,14 @@ export function loadSpec(file: string, env: NodeJS.ProcessEnv = process.env, kin
     const err = e as NodeJS.ErrnoException;
     const loaded = loadSpecText(file, '', env, kind);
     loaded.problems.length = 0;
-    loaded.problems.push({ file, line: 1, col: 1, code: 'file.read', message: err.code === 'ENOENT' ? 'no such file' : err.message, severity: 'error' });
+    loaded.problems.push({
+      file,
+      line: 1,
+      col: 1,
+      code: 'file.read',
+      message: err.code === 'ENOENT' ? 'no such file' : err.message,
+      severity: 'error',
+    });
     loaded.spec = undefined;
     return loaded;
   }
@@ -175,7 +241,12 @@ export function loadSpec(file: string, env: NodeJS.ProcessEnv = process.env, kin
 
 const VAR = /\$\$\{|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}|\$\{([^}]*)\}?/g;
 
-function interpolate(doc: Document, env: NodeJS.ProcessEnv, report: (n: Scalar, offset: number, length: number, msg: string) => void, used: (n: Scalar, name: string) => void) {
+function interpolate(
+  doc: Document,
+  env: NodeJS.ProcessEnv,
+  report: (n: Scalar, offset: number, length: number, msg: string) => void,
+  used: (n: Scalar, name: string) => void,
+) {
   visit(doc, {
     Scalar(_key, node) {
       if (typeof node.value !== 'string' || !node.value.includes('${')) return;
@@ -209,7 +280,13 @@ function interpolate(doc: Document, env: NodeJS.ProcessEnv, report: (n: Scalar, 
 function relevant(errors: ErrorObject[]): ErrorObject[] {
   const seen = new Set<string>();
   return errors.filter((e) => {
-    if (e.keyword === 'if' || e.propertyName !== undefined || e.keyword === 'anyOf' && errors.some((o) => o !== e && o.instancePath.startsWith(e.instancePath) && o.keyword !== 'anyOf' && o.keyword !== 'type')) return false;
+    if (
+      e.keyword === 'if' ||
+      e.propertyName !== undefined ||
+      (e.keyword === 'anyOf' &&
+        errors.some((o) => o !== e && o.instancePath.startsWith(e.instancePath) && o.keyword !== 'anyOf' && o.keyword !== 'type'))
+    )
+      return false;
     const k = `${e.instancePath}|${e.keyword}|${JSON.stringify(e.params)}`;
     if (seen.has(k)) return false;
     seen.add(k);
@@ -219,7 +296,11 @@ function relevant(errors: ErrorObject[]): ErrorObject[] {
 
 function pointer(p: string): Path {
   if (!p) return [];
-  return p.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~')).map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+  return p
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
 }
 
 function where(path: Path): string {
@@ -235,9 +316,14 @@ function reportAjv(e: ErrorObject, spec: LoadedSpec) {
   switch (e.keyword) {
     case 'additionalProperties': {
       const extra = (e.params as { additionalProperty: string }).additionalProperty;
-      const allowed = Object.keys(((e.parentSchema as { properties?: object })?.properties) ?? {});
+      const allowed = Object.keys((e.parentSchema as { properties?: object })?.properties ?? {});
       const close = allowed.map((a) => ({ a, d: distance(extra.toLowerCase(), a.toLowerCase()) })).sort((x, y) => x.d - y.d)[0];
-      const hint = close && close.d <= Math.max(2, extra.length / 3) ? ` (did you mean "${close.a}"?)` : allowed.length ? `; allowed: ${allowed.join(', ')}` : '';
+      const hint =
+        close && close.d <= Math.max(2, extra.length / 3)
+          ? ` (did you mean "${close.a}"?)`
+          : allowed.length
+            ? `; allowed: ${allowed.join(', ')}`
+            : '';
       return spec.problem([...path, extra], `${at}: unknown key "${extra}"${hint}`, 'schema.unknown-key', { key: true });
     }
     case 'required': {
@@ -245,18 +331,27 @@ function reportAjv(e: ErrorObject, spec: LoadedSpec) {
       return spec.problem(path, `${at}: missing required key "${missing}"`, 'schema.required', { key: true });
     }
     case 'enum':
-      return spec.problem(path, `${at}: must be one of ${((e.params as { allowedValues: unknown[] }).allowedValues).map((v) => JSON.stringify(v)).join(', ')}`, 'schema.enum');
+      return spec.problem(
+        path,
+        `${at}: must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.map((v) => JSON.stringify(v)).join(', ')}`,
+        'schema.enum',
+      );
     case 'const':
       return spec.problem(path, `${at}: must be ${JSON.stringify((e.params as { allowedValue: unknown }).allowedValue)}`, 'schema.enum');
     case 'type': {
       // `{ price: decimal(12,2) }` in a YAML flow mapping splits at the comma into a key "2)".
       const last = path[path.length - 1];
-      const hint = typeof last === 'string' && /^\s*\d+\s*\)$/.test(last) ? ' (a type with a comma inside { } must be quoted: "decimal(12,2)")' : '';
+      const hint =
+        typeof last === 'string' && /^\s*\d+\s*\)$/.test(last) ? ' (a type with a comma inside { } must be quoted: "decimal(12,2)")' : '';
       return spec.problem(path, `${at}: must be ${(e.params as { type: string }).type}${hint}`, 'schema.type');
     }
     case 'maxProperties':
       if (e.parentSchema && (e.parentSchema as { description?: string }).description?.startsWith('One step')) {
-        return spec.problem(path, `${at}: a step is a single key naming it (e.g. "- filter: …"); split this into separate steps`, 'schema.step');
+        return spec.problem(
+          path,
+          `${at}: a step is a single key naming it (e.g. "- filter: …"); split this into separate steps`,
+          'schema.step',
+        );
       }
       break;
     case 'minProperties':
@@ -265,7 +360,12 @@ function reportAjv(e: ErrorObject, spec: LoadedSpec) {
       }
       break;
     case 'propertyNames':
-      return spec.problem([...path, (e.params as { propertyName: string }).propertyName], `${at}: invalid name "${(e.params as { propertyName: string }).propertyName}" (letters, digits, _ and -; not starting with a digit)`, 'schema.name', { key: true });
+      return spec.problem(
+        [...path, (e.params as { propertyName: string }).propertyName],
+        `${at}: invalid name "${(e.params as { propertyName: string }).propertyName}" (letters, digits, _ and -; not starting with a digit)`,
+        'schema.name',
+        { key: true },
+      );
     case 'pattern':
       return spec.problem(path, `${at}: invalid value ${JSON.stringify(spec.spec && valueAt(spec.spec, path))}`, 'schema.pattern');
   }

@@ -53,8 +53,15 @@ export function pipelineSchema(): JsonSchema {
   for (const [t, d] of Object.entries(SINKS)) $defs[`sink_${t}`] = { description: d.doc, ...d.config };
   $defs.source = byType('source', SOURCES);
   $defs.sink = byType('sink', SINKS);
-  $defs.deadLetter = { ...byType('sink', SINKS, DEAD_LETTER_SINKS), description: 'Where records that cannot be parsed or processed go, with the reason (default: a JSON-lines file in the state directory).' };
-  $defs.late = { ...byType('sink', SINKS, DEAD_LETTER_SINKS), description: 'Where records behind the watermark (too late for their window) go, with the reason (default: the dead-letter output).' };
+  $defs.deadLetter = {
+    ...byType('sink', SINKS, DEAD_LETTER_SINKS),
+    description:
+      'Where records that cannot be parsed or processed go, with the reason (default: a JSON-lines file in the state directory).',
+  };
+  $defs.late = {
+    ...byType('sink', SINKS, DEAD_LETTER_SINKS),
+    description: 'Where records behind the watermark (too late for their window) go, with the reason (default: the dead-letter output).',
+  };
   $defs.step = {
     type: 'object',
     description: 'One step, written as a single key naming it.',
@@ -71,7 +78,7 @@ export function pipelineSchema(): JsonSchema {
       description: { type: 'string', description: 'What this flow does.' },
       source: { $ref: '#/$defs/source' },
       steps: { type: 'array', items: { $ref: '#/$defs/step' }, description: 'Steps applied in order.' },
-      sinks: { type: 'array', minItems: 1, items: { $ref: '#/$defs/sink' }, description: 'Where the flow\'s output goes.' },
+      sinks: { type: 'array', minItems: 1, items: { $ref: '#/$defs/sink' }, description: "Where the flow's output goes." },
       deadLetter: { $ref: '#/$defs/deadLetter' },
       late: { $ref: '#/$defs/late' },
     },

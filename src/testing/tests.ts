@@ -49,7 +49,11 @@ export const isSidecar = (file: string) => /\.tests\.ya?ml$/.test(file);
  * The tests of a spec, from the spec and its sidecar, with problems (unknown
  * flow names, sidecar syntax) reported at their positions.
  */
-export function collectTests(loaded: LoadedSpec, plan: Plan | undefined, env: NodeJS.ProcessEnv): { tests: SpecTest[]; problems: Problem[] } {
+export function collectTests(
+  loaded: LoadedSpec,
+  plan: Plan | undefined,
+  env: NodeJS.ProcessEnv,
+): { tests: SpecTest[]; problems: Problem[] } {
   const tests: SpecTest[] = [];
   const problems: Problem[] = [];
   const sources: LoadedSpec[] = [loaded];
@@ -70,7 +74,13 @@ export function collectTests(loaded: LoadedSpec, plan: Plan | undefined, env: No
         for (const name of Object.keys(t[part] ?? {})) {
           if (!flows.has(name)) {
             ok = false;
-            problems.push({ file: src.file, ...at([part, name], true), code: 'test.flow', severity: 'error', message: `no flow "${name}" in ${path.basename(loaded.file)}; flows: ${[...flows].join(', ')}` });
+            problems.push({
+              file: src.file,
+              ...at([part, name], true),
+              code: 'test.flow',
+              severity: 'error',
+              message: `no flow "${name}" in ${path.basename(loaded.file)}; flows: ${[...flows].join(', ')}`,
+            });
           }
         }
       }
@@ -80,7 +90,11 @@ export function collectTests(loaded: LoadedSpec, plan: Plan | undefined, env: No
   return { tests, problems };
 }
 
-export interface TestResult { name: string; passed: boolean; diff: string[] }
+export interface TestResult {
+  name: string;
+  passed: boolean;
+  diff: string[];
+}
 
 export async function runSpecTest(plan: Plan, t: SpecTest, log: Logger): Promise<TestResult> {
   let outputs: Map<string, FlowOutput>;
@@ -103,7 +117,9 @@ export async function runSpecTest(plan: Plan, t: SpecTest, log: Logger): Promise
   // Dead letters nobody expected are worth a failure too: they are records the test lost.
   for (const [flow, o] of outputs) {
     if (o.dead.length && !t.deadLetters?.[flow] && (t.input?.[flow] || t.expect[flow])) {
-      diff.push(`${flow}: ${o.dead.length} unexpected dead letter(s), e.g. ${o.dead[0].reason} (list them under deadLetters: to expect them)`);
+      diff.push(
+        `${flow}: ${o.dead.length} unexpected dead letter(s), e.g. ${o.dead[0].reason} (list them under deadLetters: to expect them)`,
+      );
     }
   }
   return { name: t.name, passed: diff.length === 0, diff };
@@ -113,10 +129,14 @@ export async function runSpecTest(plan: Plan, t: SpecTest, log: Logger): Promise
 function canonical(v: Value | undefined, t: ColumnType): string {
   if (v === null || v === undefined) return 'null';
   switch (t.kind) {
-    case 'decimal': return formatDecimal(v as number | bigint, t.scale ?? 0);
-    case 'timestamp': return formatTimestamp(v as number);
-    case 'string': return JSON.stringify(v);
-    default: return String(v);
+    case 'decimal':
+      return formatDecimal(v as number | bigint, t.scale ?? 0);
+    case 'timestamp':
+      return formatTimestamp(v as number);
+    case 'string':
+      return JSON.stringify(v);
+    default:
+      return String(v);
   }
 }
 
@@ -125,20 +145,31 @@ function compareRows(flow: string, out: FlowOutput, expected: Record<string, unk
   const diff: string[] = [];
   const cols = [...new Set(expected.flatMap((r) => Object.keys(r)))];
   const unknown = cols.filter((c) => !fieldOf(schema, c));
-  if (unknown.length) return [`${flow}: expected rows name unknown column(s) ${unknown.join(', ')}; the flow's output has ${schema.map((f) => f.name).join(', ')}`];
+  if (unknown.length)
+    return [
+      `${flow}: expected rows name unknown column(s) ${unknown.join(', ')}; the flow's output has ${schema.map((f) => f.name).join(', ')}`,
+    ];
   const keyed = mode !== 'append' && !!key?.length;
   // Keyed rows are matched by the key columns every expected row names (all of them, usually).
   const by = keyed ? key!.filter((k) => expected.every((r) => k in r)) : [];
-  if (keyed && !by.length) return [`${flow}: the output is keyed by (${key!.join(', ')}); expected rows need (some of) these columns to be matched`];
+  if (keyed && !by.length)
+    return [`${flow}: the output is keyed by (${key!.join(', ')}); expected rows need (some of) these columns to be matched`];
   const sub: Schema = schema.filter((f) => cols.includes(f.name)).map((f) => ({ ...f, type: { ...f.type, nullable: true } }));
   const decode = makeDecoder(sub, { timeZone, numericText: true, bigDecimals: true });
-  const show = (r: Row, only: string[]) => `{ ${only.filter((c) => c in r).map((c) => `${c}: ${canonical(r[c], fieldOf(schema, c)!.type)}`).join(', ')} }`;
+  const show = (r: Row, only: string[]) =>
+    `{ ${only
+      .filter((c) => c in r)
+      .map((c) => `${c}: ${canonical(r[c], fieldOf(schema, c)!.type)}`)
+      .join(', ')} }`;
   const all = schema.map((f) => f.name);
   const exp: Row[] = [];
   expected.forEach((e, i) => {
     const r = decode(e);
     if (typeof r === 'string') diff.push(`${flow}: expected row ${i + 1}: ${r}`);
-    else { for (const c of Object.keys(r)) if (!(c in e)) delete r[c]; exp.push(r); }
+    else {
+      for (const c of Object.keys(r)) if (!(c in e)) delete r[c];
+      exp.push(r);
+    }
   });
   if (diff.length) return diff;
   const text = (r: Row, only: string[]) => only.map((c) => canonical(r[c], fieldOf(schema, c)!.type)).join('\u0000');
@@ -146,7 +177,10 @@ function compareRows(flow: string, out: FlowOutput, expected: Record<string, unk
     const latest = new Map<string, Row>();
     for (const r of out.rows) latest.set(text(r, key!), r);
     const byKey = new Map<string, Row[]>();
-    for (const r of latest.values()) { const k = text(r, by); byKey.set(k, [...(byKey.get(k) ?? []), r]); }
+    for (const r of latest.values()) {
+      const k = text(r, by);
+      byKey.set(k, [...(byKey.get(k) ?? []), r]);
+    }
     const seen = new Set<string>();
     for (const e of exp) {
       const k = text(e, by);
@@ -155,7 +189,8 @@ function compareRows(flow: string, out: FlowOutput, expected: Record<string, unk
       const only = Object.keys(e);
       if (!found.length) diff.push(`${flow}: missing ${show(e, only)}`);
       else if (found.length > 1) diff.push(`${flow}: ${found.length} rows match ${show(e, by)}; name more of the key (${key!.join(', ')})`);
-      else if (text(found[0], only) !== text(e, only)) diff.push(`${flow}: expected ${show(e, only)}`, `${' '.repeat(flow.length)}       got ${show(found[0], only)}`);
+      else if (text(found[0], only) !== text(e, only))
+        diff.push(`${flow}: expected ${show(e, only)}`, `${' '.repeat(flow.length)}       got ${show(found[0], only)}`);
     }
     for (const [k, rows] of byKey) if (!seen.has(k)) for (const a of rows) diff.push(`${flow}: unexpected ${show(a, all)}`);
     return diff;

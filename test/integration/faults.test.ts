@@ -9,7 +9,21 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { runCli, startCli, finished, tmpDir, uniq, readTopic, latestByKey, parseExact, readParquet, needServices, until, ROOT, money } from '../support/helpers.js';
+import {
+  runCli,
+  startCli,
+  finished,
+  tmpDir,
+  uniq,
+  readTopic,
+  latestByKey,
+  parseExact,
+  readParquet,
+  needServices,
+  until,
+  ROOT,
+  money,
+} from '../support/helpers.js';
 import { freshDatabase, pingDatabase, sqlTotals, MARIADB_ADMIN } from '../support/sql.js';
 import { BROKERS, pingKafka } from '../support/kafka.js';
 import kafkajs from 'kafkajs';
@@ -23,12 +37,21 @@ function service(action: 'stop' | 'start', name: 'mariadb' | 'kafka') {
 }
 
 function totalsOf(prefix: string, out?: string) {
-  const topic = new Map([...latestByKey(readTopic(`${prefix}aggregated_product_sales`)).values()].map((v) => {
-    const r = parseExact(v);
-    return [`${r.product_name}|${r.brand}|${r.product_category}`, { units: r.total_quantity_sold!, revenue: money(r.total_revenue!) }];
-  }));
-  const parquet = out === undefined ? undefined : new Map(readParquet(path.join(out, 'aggregated_product_sales')).map((r) =>
-    [`${r.product_name}|${r.brand}|${r.product_category}`, { units: String(r.total_quantity_sold), revenue: money(String(r.total_revenue)) }]));
+  const topic = new Map(
+    [...latestByKey(readTopic(`${prefix}aggregated_product_sales`)).values()].map((v) => {
+      const r = parseExact(v);
+      return [`${r.product_name}|${r.brand}|${r.product_category}`, { units: r.total_quantity_sold!, revenue: money(r.total_revenue!) }];
+    }),
+  );
+  const parquet =
+    out === undefined
+      ? undefined
+      : new Map(
+          readParquet(path.join(out, 'aggregated_product_sales')).map((r) => [
+            `${r.product_name}|${r.brand}|${r.product_category}`,
+            { units: String(r.total_quantity_sold), revenue: money(String(r.total_revenue)) },
+          ]),
+        );
   return { topic, parquet };
 }
 
@@ -48,8 +71,17 @@ async function expectExact(db: string, prefix: string, out: string) {
 /** A fresh database, topic prefix, output and state directories, and the environment naming them. */
 async function freshRun() {
   const db = await freshDatabase('mysql', `sp_${uniq()}`);
-  const prefix = `${uniq()}.`, out = tmpDir(), state = tmpDir();
-  const e = { SALES_DB_URL: db, KAFKA_BROKERS: BROKERS, KAFKA_TOPIC_PREFIX: prefix, SALES_OUTPUT_DIR: out, SALESPIPE_STATE_DIR: state, CHECKPOINT_INTERVAL: '1s' };
+  const prefix = `${uniq()}.`,
+    out = tmpDir(),
+    state = tmpDir();
+  const e = {
+    SALES_DB_URL: db,
+    KAFKA_BROKERS: BROKERS,
+    KAFKA_TOPIC_PREFIX: prefix,
+    SALES_OUTPUT_DIR: out,
+    SALESPIPE_STATE_DIR: state,
+    CHECKPOINT_INTERVAL: '1s',
+  };
   return { db, prefix, out, state, e };
 }
 
@@ -61,10 +93,22 @@ async function endedThenDrained(run: ReturnType<typeof startCli>, e: NodeJS.Proc
   assert.equal(drain.code, 0, drain.stderr);
 }
 
-const topicSize = (t: string) => { try { return readTopic(t).length; } catch { return 0; } };
+const topicSize = (t: string) => {
+  try {
+    return readTopic(t).length;
+  } catch {
+    return 0;
+  }
+};
 
 test('MariaDB stopped for 30 s mid-run: the source waits with log lines, resumes, and the results are exact', async (t) => {
-  if (!(await needServices(t, async () => { await pingDatabase(MARIADB_ADMIN); await pingKafka(); }))) return;
+  if (
+    !(await needServices(t, async () => {
+      await pingDatabase(MARIADB_ADMIN);
+      await pingKafka();
+    }))
+  )
+    return;
   const { db, prefix, out, e } = await freshRun();
   let g = await runCli(['generate', '--db', db, '--count', '5000', '--writers', '4'], e);
   assert.equal(g.code, 0, g.stderr);
@@ -92,7 +136,13 @@ test('MariaDB stopped for 30 s mid-run: the source waits with log lines, resumes
 });
 
 test('the Kafka broker stopped and restarted mid-run: producers and consumers wait, resume, and the results are exact', async (t) => {
-  if (!(await needServices(t, async () => { await pingDatabase(MARIADB_ADMIN); await pingKafka(); }))) return;
+  if (
+    !(await needServices(t, async () => {
+      await pingDatabase(MARIADB_ADMIN);
+      await pingKafka();
+    }))
+  )
+    return;
   const { db, prefix, out, e } = await freshRun();
   const gen = startCli(['generate', '--db', db, '--count', '20000', '--writers', '4', '--rate', '700'], e);
   const run = startCli(['run', SPEC, '--no-progress'], e);
@@ -112,8 +162,14 @@ test('the Kafka broker stopped and restarted mid-run: producers and consumers wa
   await expectExact(db, prefix, out);
 });
 
-test('fenced mid-run (another producer took the flow\'s transactional.id): the flow restarts from its last committed checkpoint, results exact', async (t) => {
-  if (!(await needServices(t, async () => { await pingDatabase(MARIADB_ADMIN); await pingKafka(); }))) return;
+test("fenced mid-run (another producer took the flow's transactional.id): the flow restarts from its last committed checkpoint, results exact", async (t) => {
+  if (
+    !(await needServices(t, async () => {
+      await pingDatabase(MARIADB_ADMIN);
+      await pingKafka();
+    }))
+  )
+    return;
   const { db, prefix, out, e } = await freshRun();
   const gen = startCli(['generate', '--db', db, '--count', '15000', '--writers', '4', '--rate', '1500'], e);
   const run = startCli(['run', SPEC, '--no-progress'], e);
@@ -129,7 +185,11 @@ test('fenced mid-run (another producer took the flow\'s transactional.id): the f
       await txn.abort();
       await p.disconnect();
     }
-    await until(() => (run.out.stderr.match(/restarting the flow from its last committed checkpoint/g) ?? []).length >= 2, 60_000, 'both flows to restart');
+    await until(
+      () => (run.out.stderr.match(/restarting the flow from its last committed checkpoint/g) ?? []).length >= 2,
+      60_000,
+      'both flows to restart',
+    );
     assert.match(run.out.stderr, /the producer was fenced/);
   } finally {
     const g = await finished(gen);
@@ -141,7 +201,13 @@ test('fenced mid-run (another producer took the flow\'s transactional.id): the f
 });
 
 test('a second instance of a running pipeline is refused within seconds, naming the first; the first runs on; one killed with SIGKILL is replaced at once', async (t) => {
-  if (!(await needServices(t, async () => { await pingDatabase(MARIADB_ADMIN); await pingKafka(); }))) return;
+  if (
+    !(await needServices(t, async () => {
+      await pingDatabase(MARIADB_ADMIN);
+      await pingKafka();
+    }))
+  )
+    return;
   const { db, prefix, out, e } = await freshRun();
   const gen = startCli(['generate', '--db', db, '--count', '20000', '--writers', '4', '--rate', '1000'], e);
   const first = startCli(['run', SPEC, '--no-progress'], e);
@@ -152,7 +218,12 @@ test('a second instance of a running pipeline is refused within seconds, naming 
     const second = await runCli(['run', SPEC, '--no-progress'], e);
     const took = Date.now() - started;
     assert.equal(second.code, 1, second.stderr);
-    assert.match(second.stderr, new RegExp(`pipeline sales is already running \\(pid ${first.pid} on \\S+ since [^)]+\\); one instance of a pipeline runs at a time: not starting this one`));
+    assert.match(
+      second.stderr,
+      new RegExp(
+        `pipeline sales is already running \\(pid ${first.pid} on \\S+ since [^)]+\\); one instance of a pipeline runs at a time: not starting this one`,
+      ),
+    );
     assert.ok(took < 30_000, `refused after ${took} ms`);
     assert.doesNotMatch(second.stderr, /resuming from checkpoint|epoch/, 'the second instance opened no flow');
     assert.equal(first.exitCode, null, `the first instance runs on:\n${first.out.stderr.slice(-2000)}`);
@@ -161,7 +232,12 @@ test('a second instance of a running pipeline is refused within seconds, naming 
     await finished(first);
     third = startCli(['run', SPEC, '--no-progress'], e);
     await until(() => /resuming from checkpoint/.test(third!.out.stderr), 30_000, 'the successor to resume');
-    assert.match(third.out.stderr, new RegExp(`removed member \\S+ from group ${prefix.replace(/\./g, '\\.')}salespipe-lease\\.sales: its process \\(pid ${first.pid} on `));
+    assert.match(
+      third.out.stderr,
+      new RegExp(
+        `removed member \\S+ from group ${prefix.replace(/\./g, '\\.')}salespipe-lease\\.sales: its process \\(pid ${first.pid} on `,
+      ),
+    );
   } finally {
     const g = await finished(gen);
     assert.equal(g.code, 0, g.stderr);

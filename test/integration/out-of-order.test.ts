@@ -12,10 +12,28 @@ import { freshDatabase, pingDatabase, MARIADB_ADMIN, POSTGRES_ADMIN } from '../s
 import { needServices, uniq } from '../support/helpers.js';
 import type { Source } from '../../src/operators/operator.js';
 
-const sale = { product_name: 'Dell Inspiron', product_category: 'Laptop', brand: 'Dell', quantity_sold: 1, price_per_unit: '50000.00', transaction_date: '2026-01-15 10:00:00' };
+const sale = {
+  product_name: 'Dell Inspiron',
+  product_category: 'Laptop',
+  brand: 'Dell',
+  quantity_sold: 1,
+  price_per_unit: '50000.00',
+  transaction_date: '2026-01-15 10:00:00',
+};
 const cfg = {
-  type: 'sql' as const, connection: 'db', table: 'product_sales', cursor: 'transaction_id', pollInterval: '10ms', gapTimeout: '60s',
-  schema: { transaction_id: 'int', product_name: 'string', quantity_sold: 'int', price_per_unit: 'decimal(12,2)', transaction_date: 'timestamp' },
+  type: 'sql' as const,
+  connection: 'db',
+  table: 'product_sales',
+  cursor: 'transaction_id',
+  pollInterval: '10ms',
+  gapTimeout: '60s',
+  schema: {
+    transaction_id: 'int',
+    product_name: 'string',
+    quantity_sold: 'int',
+    price_per_unit: 'decimal(12,2)',
+    transaction_date: 'timestamp',
+  },
 };
 
 async function poll(src: Source): Promise<number[]> {
@@ -37,12 +55,18 @@ for (const dialect of ['mysql', 'postgres'] as const) {
 
       // Writer A takes id 2 and holds its transaction open; writer B takes id 3 and commits.
       const a = await db.transaction();
-      const inserted = dialect === 'postgres' ? await a('product_sales').insert(sale, ['transaction_id']) : await a('product_sales').insert(sale);
+      const inserted =
+        dialect === 'postgres' ? await a('product_sales').insert(sale, ['transaction_id']) : await a('product_sales').insert(sale);
       const idA = inserted[0] as unknown;
-      await db.transaction(async (b) => { await b('product_sales').insert(sale); });
+      await db.transaction(async (b) => {
+        await b('product_sales').insert(sale);
+      });
       const ids = await poll(src);
       assert.deepEqual(ids, [3], 'only the committed later id is visible');
-      assert.deepEqual((src.position() as { gaps: [number, number][] }).gaps.map((g) => g[0]), [2]);
+      assert.deepEqual(
+        (src.position() as { gaps: [number, number][] }).gaps.map((g) => g[0]),
+        [2],
+      );
 
       // A commits late: the next poll picks id 2 up from the open gap.
       await a.commit();

@@ -6,7 +6,21 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { runCli, startCli, finished, tmpDir, uniq, readTopic, latestByKey, parseExact, readParquet, needServices, until, ROOT, money } from '../support/helpers.js';
+import {
+  runCli,
+  startCli,
+  finished,
+  tmpDir,
+  uniq,
+  readTopic,
+  latestByKey,
+  parseExact,
+  readParquet,
+  needServices,
+  until,
+  ROOT,
+  money,
+} from '../support/helpers.js';
 import { freshDatabase, pingDatabase, sqlTotals, MARIADB_ADMIN, POSTGRES_ADMIN } from '../support/sql.js';
 import { BROKERS, pingKafka, produceRaw, createTopic } from '../support/kafka.js';
 import { openKnex } from '../../src/connections/sql.js';
@@ -21,39 +35,85 @@ function env(db: string, prefix: string, out: string, state: string): NodeJS.Pro
 /** Latest aggregate per product on the output topic, read by kcat. */
 function topicTotals(prefix: string) {
   const latest = latestByKey(readTopic(`${prefix}aggregated_product_sales`));
-  return new Map([...latest.values()].map((v) => {
-    const r = parseExact(v);
-    return [`${r.product_name}|${r.brand}|${r.product_category}`, { units: String(r.total_quantity_sold), revenue: money(r.total_revenue!) }];
-  }));
+  return new Map(
+    [...latest.values()].map((v) => {
+      const r = parseExact(v);
+      return [
+        `${r.product_name}|${r.brand}|${r.product_category}`,
+        { units: String(r.total_quantity_sold), revenue: money(r.total_revenue!) },
+      ];
+    }),
+  );
 }
 
 function parquetTotals(out: string) {
-  return new Map(readParquet(path.join(out, 'aggregated_product_sales')).map((r) =>
-    [`${r.product_name}|${r.brand}|${r.product_category}`, { units: String(r.total_quantity_sold), revenue: String(r.total_revenue) }]));
+  return new Map(
+    readParquet(path.join(out, 'aggregated_product_sales')).map((r) => [
+      `${r.product_name}|${r.brand}|${r.product_category}`,
+      { units: String(r.total_quantity_sold), revenue: String(r.total_revenue) },
+    ]),
+  );
 }
 
-function sameTotals(got: Map<string, { units: string; revenue: string }>, want: Map<string, { units: string; revenue: string }>, what: string) {
-  const norm = (m: Map<string, { units: string; revenue: string }>) => new Map([...m].map(([k, v]) => [k, { units: v.units, revenue: money(v.revenue) }]));
+function sameTotals(
+  got: Map<string, { units: string; revenue: string }>,
+  want: Map<string, { units: string; revenue: string }>,
+  what: string,
+) {
+  const norm = (m: Map<string, { units: string; revenue: string }>) =>
+    new Map([...m].map(([k, v]) => [k, { units: v.units, revenue: money(v.revenue) }]));
   assert.deepEqual(norm(got), norm(want), `${what} differ from SQL GROUP BY`);
 }
 
 test('worked example: aggregated_product_sales and Parquet hold exactly the three totals', async (t) => {
-  if (!(await needServices(t, async () => { await pingDatabase(MARIADB_ADMIN); await pingKafka(); }))) return;
+  if (
+    !(await needServices(t, async () => {
+      await pingDatabase(MARIADB_ADMIN);
+      await pingKafka();
+    }))
+  )
+    return;
   const db = await freshDatabase('mysql', `sp_${uniq()}`);
   const { db: k, dialect } = await openKnex(db, ROOT, 1);
   await insertWorkedExample(k, dialect);
   await k.destroy();
-  const prefix = `${uniq()}.`, out = tmpDir(), state = tmpDir();
+  const prefix = `${uniq()}.`,
+    out = tmpDir(),
+    state = tmpDir();
   const r = await runCli(['run', SPEC, '--drain'], env(db, prefix, out, state));
   assert.equal(r.code, 0, r.stderr);
 
   const msgs = readTopic(`${prefix}aggregated_product_sales`);
   const latest = latestByKey(msgs);
-  assert.deepEqual(new Map([...latest].map(([key, v]) => [key, parseExact(v)])), new Map([
-    ['Dell Inspiron|Dell|Laptop', { product_name: 'Dell Inspiron', brand: 'Dell', product_category: 'Laptop', total_quantity_sold: '2', total_revenue: '100000.00' }],
-    ['Apple iPhone 12|Apple|Smartphone', { product_name: 'Apple iPhone 12', brand: 'Apple', product_category: 'Smartphone', total_quantity_sold: '3', total_revenue: '240000.00' }],
-    ['Lenovo ThinkPad|Lenovo|Laptop', { product_name: 'Lenovo ThinkPad', brand: 'Lenovo', product_category: 'Laptop', total_quantity_sold: '1', total_revenue: '65000.00' }],
-  ]));
+  assert.deepEqual(
+    new Map([...latest].map(([key, v]) => [key, parseExact(v)])),
+    new Map([
+      [
+        'Dell Inspiron|Dell|Laptop',
+        { product_name: 'Dell Inspiron', brand: 'Dell', product_category: 'Laptop', total_quantity_sold: '2', total_revenue: '100000.00' },
+      ],
+      [
+        'Apple iPhone 12|Apple|Smartphone',
+        {
+          product_name: 'Apple iPhone 12',
+          brand: 'Apple',
+          product_category: 'Smartphone',
+          total_quantity_sold: '3',
+          total_revenue: '240000.00',
+        },
+      ],
+      [
+        'Lenovo ThinkPad|Lenovo|Laptop',
+        {
+          product_name: 'Lenovo ThinkPad',
+          brand: 'Lenovo',
+          product_category: 'Laptop',
+          total_quantity_sold: '1',
+          total_revenue: '65000.00',
+        },
+      ],
+    ]),
+  );
   // Values are real JSON (not a dictionary repr).
   for (const m of msgs) assert.doesNotThrow(() => JSON.parse(m.value));
   // The raw topic carries each sale once, keyed by transaction_id.
@@ -67,11 +127,22 @@ test('worked example: aggregated_product_sales and Parquet hold exactly the thre
 
 for (const dialect of ['mysql', 'postgres'] as const) {
   test(`${dialect === 'mysql' ? 'MariaDB' : 'PostgreSQL'}: 50,000 sales from 8 concurrent writers, a SIGTERM mid-run and a restart, totals equal SQL`, async (t) => {
-    if (!(await needServices(t, async () => { await pingDatabase(dialect === 'mysql' ? MARIADB_ADMIN : POSTGRES_ADMIN); await pingKafka(); }))) return;
+    if (
+      !(await needServices(t, async () => {
+        await pingDatabase(dialect === 'mysql' ? MARIADB_ADMIN : POSTGRES_ADMIN);
+        await pingKafka();
+      }))
+    )
+      return;
     const db = await freshDatabase(dialect, `sp_${uniq()}`);
-    const prefix = `${uniq()}.`, out = tmpDir(), state = tmpDir();
+    const prefix = `${uniq()}.`,
+      out = tmpDir(),
+      state = tmpDir();
     const e = { ...env(db, prefix, out, state) };
-    const gen = startCli(['generate', '--db', db, '--count', '50000', '--writers', '8', '--batch', '20', '--rate', '12000', '--rollback', '0.02'], e);
+    const gen = startCli(
+      ['generate', '--db', db, '--count', '50000', '--writers', '8', '--batch', '20', '--rate', '12000', '--rollback', '0.02'],
+      e,
+    );
 
     // First run: stopped with SIGTERM while the writers are still writing.
     const first = startCli(['run', SPEC, '--no-progress'], e);
@@ -110,15 +181,37 @@ for (const dialect of ['mysql', 'postgres'] as const) {
 }
 
 function readTopicSafe(topic: string): number {
-  try { return readTopic(topic).length; } catch { return 0; }
+  try {
+    return readTopic(topic).length;
+  } catch {
+    return 0;
+  }
 }
 
 test('malformed messages go to the dead-letter topic with reasons; valid sales still add up exactly', async (t) => {
-  if (!(await needServices(t, async () => { await pingDatabase(MARIADB_ADMIN); await pingKafka(); }))) return;
+  if (
+    !(await needServices(t, async () => {
+      await pingDatabase(MARIADB_ADMIN);
+      await pingKafka();
+    }))
+  )
+    return;
   const db = await freshDatabase('mysql', `sp_${uniq()}`);
-  const prefix = `${uniq()}.`, out = tmpDir(), state = tmpDir();
+  const prefix = `${uniq()}.`,
+    out = tmpDir(),
+    state = tmpDir();
   const e = env(db, prefix, out, state);
-  const valid = { transaction_id: 1, product_name: 'Dell Inspiron', product_category: 'Laptop', brand: 'Dell', quantity_sold: 2, price_per_unit: 50000, transaction_date: '2026-01-15T10:00:00Z', customer_id: null, product_id: null };
+  const valid = {
+    transaction_id: 1,
+    product_name: 'Dell Inspiron',
+    product_category: 'Laptop',
+    brand: 'Dell',
+    quantity_sold: 2,
+    price_per_unit: 50000,
+    transaction_date: '2026-01-15T10:00:00Z',
+    customer_id: null,
+    product_id: null,
+  };
   const bad: [Buffer | string | null, RegExp][] = [
     ['not json at all', /not JSON/],
     ["{'transaction_id': 1, 'product_name': 'Dell Inspiron', 'customer_id': None, 'ok': True}", /not JSON/],
@@ -137,13 +230,19 @@ test('malformed messages go to the dead-letter topic with reasons; valid sales s
   ];
   await createTopic(`${prefix}product_sales`, 3);
   // Round 1: bad messages, then 1000 valid sales through the database.
-  await produceRaw(`${prefix}product_sales`, bad.map((b) => b[0]));
+  await produceRaw(
+    `${prefix}product_sales`,
+    bad.map((b) => b[0]),
+  );
   let g = await runCli(['generate', '--db', db, '--count', '1000', '--writers', '4'], e);
   assert.equal(g.code, 0, g.stderr);
   let r = await runCli(['run', SPEC, '--drain', '--no-progress'], e);
   assert.equal(r.code, 0, r.stderr);
   // Round 2: the same again, interleaved with a restart.
-  await produceRaw(`${prefix}product_sales`, bad.map((b) => b[0]));
+  await produceRaw(
+    `${prefix}product_sales`,
+    bad.map((b) => b[0]),
+  );
   g = await runCli(['generate', '--db', db, '--count', '1000', '--writers', '4', '--seed', '2'], e);
   assert.equal(g.code, 0, g.stderr);
   r = await runCli(['run', SPEC, '--drain', '--no-progress'], e);
@@ -158,14 +257,22 @@ test('malformed messages go to the dead-letter topic with reasons; valid sales s
   const dead = readTopic(`${prefix}product_sales_dead_letters`).map((m) => JSON.parse(m.value));
   assert.equal(dead.length, bad.length * 2 + split.length, dead.map((d) => d.reason).join('\n'));
   for (const half of split) {
-    assert.ok(dead.some((d) => d.reason === 'payload is not valid UTF-8' && Buffer.from(d.payload, 'base64').equals(half)), 'a split character is not valid UTF-8 on either side');
+    assert.ok(
+      dead.some((d) => d.reason === 'payload is not valid UTF-8' && Buffer.from(d.payload, 'base64').equals(half)),
+      'a split character is not valid UTF-8 on either side',
+    );
   }
   for (const [payload, reason] of bad) {
     const expected = payload === null ? '' : Buffer.isBuffer(payload) && !/UTF-8/.test(String(reason)) ? payload.toString() : payload;
     const hits = dead.filter((d) => reason.test(d.reason));
     assert.ok(hits.length >= 2, `no dead letter matching ${reason}`);
-    if (Buffer.isBuffer(expected)) assert.ok(hits.some((d) => d.encoding === 'base64' && Buffer.from(d.payload, 'base64').equals(expected)));
-    else if (String(reason) !== String(/quantity_sold must be positive/) && expected.length < 1000) assert.ok(hits.some((d) => d.payload === expected), `payload kept for ${reason}`);
+    if (Buffer.isBuffer(expected))
+      assert.ok(hits.some((d) => d.encoding === 'base64' && Buffer.from(d.payload, 'base64').equals(expected)));
+    else if (String(reason) !== String(/quantity_sold must be positive/) && expected.length < 1000)
+      assert.ok(
+        hits.some((d) => d.payload === expected),
+        `payload kept for ${reason}`,
+      );
   }
   for (const d of dead) assert.ok(d.origin && d.flow === 'aggregate_sales' && d.pipeline === 'sales');
   sameTotals(topicTotals(prefix), await sqlTotals(db), 'topic totals');

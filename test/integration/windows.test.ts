@@ -22,7 +22,14 @@ const LATENESS = 10 * 60_000;
 const T0 = Date.UTC(2026, 9, 1); // a midnight
 
 function env(db: string, prefix: string, out: string, state: string): NodeJS.ProcessEnv {
-  return { SALES_DB_URL: db, KAFKA_BROKERS: BROKERS, KAFKA_TOPIC_PREFIX: prefix, SALES_OUTPUT_DIR: out, SALESPIPE_STATE_DIR: state, CHECKPOINT_INTERVAL: '1s' };
+  return {
+    SALES_DB_URL: db,
+    KAFKA_BROKERS: BROKERS,
+    KAFKA_TOPIC_PREFIX: prefix,
+    SALES_OUTPUT_DIR: out,
+    SALESPIPE_STATE_DIR: state,
+    CHECKPOINT_INTERVAL: '1s',
+  };
 }
 
 /** `n` sales from `from` to `to` in id order, each up to 5 minutes out of order (within the lateness). */
@@ -33,7 +40,10 @@ function salesBetween(n: number, from: number, to: number, seed: number): SaleRo
 
 /** The watermark as salespipe must compute it: the smallest partition maximum of event time, minus the lateness. */
 function expectedWatermark(prefix: string): number {
-  const r = spawnSync('kcat', ['-b', BROKERS, '-C', '-t', `${prefix}product_sales`, '-e', '-q', '-f', '%p\\t%s\\n'], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  const r = spawnSync('kcat', ['-b', BROKERS, '-C', '-t', `${prefix}product_sales`, '-e', '-q', '-f', '%p\\t%s\\n'], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 30,
+  });
   const max = new Map<string, number>();
   for (const line of r.stdout.split('\n').filter(Boolean)) {
     const [p, v] = [line.slice(0, line.indexOf('\t')), line.slice(line.indexOf('\t') + 1)];
@@ -43,26 +53,49 @@ function expectedWatermark(prefix: string): number {
   return Math.min(...max.values()) - LATENESS;
 }
 
-interface WindowTotal { units: string; revenue: string; n: string }
+interface WindowTotal {
+  units: string;
+  revenue: string;
+  n: string;
+}
 
 /** SQL oracle: totals per (window start, product, brand) over `size`-long windows. */
 async function sqlWindows(db: string, size: 'hour' | 'day', exclude: number[] = []): Promise<Map<string, WindowTotal>> {
   const pg = db.startsWith('postgres');
-  const trunc = pg ? `date_trunc('${size}', transaction_date)` : size === 'hour' ? `DATE_FORMAT(transaction_date, '%Y-%m-%d %H:00:00')` : `DATE_FORMAT(transaction_date, '%Y-%m-%d 00:00:00')`;
-  const rows = await sqlRows(db, `SELECT ${pg ? `to_char(${trunc}, 'YYYY-MM-DD HH24:MI:SS')` : trunc} AS w, product_name, brand,
+  const trunc = pg
+    ? `date_trunc('${size}', transaction_date)`
+    : size === 'hour'
+      ? `DATE_FORMAT(transaction_date, '%Y-%m-%d %H:00:00')`
+      : `DATE_FORMAT(transaction_date, '%Y-%m-%d 00:00:00')`;
+  const rows = await sqlRows(
+    db,
+    `SELECT ${pg ? `to_char(${trunc}, 'YYYY-MM-DD HH24:MI:SS')` : trunc} AS w, product_name, brand,
       SUM(quantity_sold) AS units, ${pg ? 'CAST(SUM(quantity_sold * price_per_unit) AS TEXT)' : 'CAST(SUM(quantity_sold * price_per_unit) AS CHAR(40))'} AS revenue, COUNT(*) AS n
-    FROM product_sales ${exclude.length ? `WHERE transaction_id NOT IN (${exclude.join(',')})` : ''} GROUP BY 1, 2, 3`);
-  return new Map(rows.map((r) => [`${Date.parse(String(r.w).replace(' ', 'T') + 'Z')}|${r.product_name}|${r.brand}`, { units: String(r.units), revenue: money(String(r.revenue)), n: String(r.n) }]));
+    FROM product_sales ${exclude.length ? `WHERE transaction_id NOT IN (${exclude.join(',')})` : ''} GROUP BY 1, 2, 3`,
+  );
+  return new Map(
+    rows.map((r) => [
+      `${Date.parse(String(r.w).replace(' ', 'T') + 'Z')}|${r.product_name}|${r.brand}`,
+      { units: String(r.units), revenue: money(String(r.revenue)), n: String(r.n) },
+    ]),
+  );
 }
 
 /** Every window message (not just the latest per key) of one size. */
 function topicWindows(prefix: string, size: '1h' | '1d', topic = 'windowed_product_sales') {
-  return readTopic(`${prefix}${topic}`).map((m) => parseExact(m.value)).filter((r) => r.window_size === undefined || r.window_size === size)
-    .map((r) => ({ key: `${Date.parse(r.window_start!)}|${r.product_name}|${r.brand}`, end: Date.parse(r.window_end!), total: { units: r.total_quantity_sold!, revenue: money(r.total_revenue!), n: r.transactions! } }));
+  return readTopic(`${prefix}${topic}`)
+    .map((m) => parseExact(m.value))
+    .filter((r) => r.window_size === undefined || r.window_size === size)
+    .map((r) => ({
+      key: `${Date.parse(r.window_start!)}|${r.product_name}|${r.brand}`,
+      end: Date.parse(r.window_end!),
+      total: { units: r.total_quantity_sold!, revenue: money(r.total_revenue!), n: r.transactions! },
+    }));
 }
 
 /** Windows of `want` whose end the watermark has passed. */
-const finalOnly = (want: Map<string, WindowTotal>, size: number, wm: number) => new Map([...want].filter(([k]) => Number(k.split('|')[0]) + size <= wm));
+const finalOnly = (want: Map<string, WindowTotal>, size: number, wm: number) =>
+  new Map([...want].filter(([k]) => Number(k.split('|')[0]) + size <= wm));
 
 function assertAppendedOnce(got: ReturnType<typeof topicWindows>, want: Map<string, WindowTotal>, what: string) {
   const keys = got.map((g) => g.key);
@@ -72,9 +105,17 @@ function assertAppendedOnce(got: ReturnType<typeof topicWindows>, want: Map<stri
 
 for (const dialect of ['mysql', 'postgres'] as const) {
   test(`${dialect === 'mysql' ? 'MariaDB' : 'PostgreSQL'}: final hourly and daily windows appended once each, equal to SQL GROUP BY; open windows held back`, async (t) => {
-    if (!(await needServices(t, async () => { await pingDatabase(dialect === 'mysql' ? MARIADB_ADMIN : POSTGRES_ADMIN); await pingKafka(); }))) return;
+    if (
+      !(await needServices(t, async () => {
+        await pingDatabase(dialect === 'mysql' ? MARIADB_ADMIN : POSTGRES_ADMIN);
+        await pingKafka();
+      }))
+    )
+      return;
     const db = await freshDatabase(dialect, `sp_${uniq()}`);
-    const prefix = `${uniq()}.`, out = tmpDir(), state = tmpDir();
+    const prefix = `${uniq()}.`,
+      out = tmpDir(),
+      state = tmpDir();
     const e = env(db, prefix, out, state);
     await insertSales(db, salesBetween(6000, T0, T0 + 30 * H, 1));
     for (const spec of [SALES, WINDOWED]) {
@@ -91,24 +132,49 @@ for (const dialect of ['mysql', 'postgres'] as const) {
 
     // Parquet, read by pyarrow, partitioned by window date: the same rows.
     const pq = readParquet(path.join(out, 'windowed_product_sales/hourly'));
-    assert.deepEqual(new Map(pq.map((r) => [`${Date.parse(String(r.window_start))}|${r.product_name}|${r.brand}`,
-      { units: String(r.total_quantity_sold), revenue: money(String(r.total_revenue)), n: String(r.transactions) }])), hourly);
-    assert.deepEqual(fs.readdirSync(path.join(out, 'windowed_product_sales/hourly')).filter((d) => !d.startsWith('_')).sort(), ['window_date=2026-10-01', 'window_date=2026-10-02']);
+    assert.deepEqual(
+      new Map(
+        pq.map((r) => [
+          `${Date.parse(String(r.window_start))}|${r.product_name}|${r.brand}`,
+          { units: String(r.total_quantity_sold), revenue: money(String(r.total_revenue)), n: String(r.transactions) },
+        ]),
+      ),
+      hourly,
+    );
+    assert.deepEqual(
+      fs
+        .readdirSync(path.join(out, 'windowed_product_sales/hourly'))
+        .filter((d) => !d.startsWith('_'))
+        .sort(),
+      ['window_date=2026-10-01', 'window_date=2026-10-02'],
+    );
   });
 }
 
 test('update mode: each epoch emits the changed windows; the latest value per window equals SQL, open windows included', async (t) => {
-  if (!(await needServices(t, async () => { await pingDatabase(MARIADB_ADMIN); await pingKafka(); }))) return;
+  if (
+    !(await needServices(t, async () => {
+      await pingDatabase(MARIADB_ADMIN);
+      await pingKafka();
+    }))
+  )
+    return;
   const db = await freshDatabase('mysql', `sp_${uniq()}`);
-  const prefix = `${uniq()}.`, out = tmpDir(), state = tmpDir();
+  const prefix = `${uniq()}.`,
+    out = tmpDir(),
+    state = tmpDir();
   const e = env(db, prefix, out, state);
   // An update-mode variant of the hourly flow, written next to the shipped spec's connections.
   const spec = path.join(tmpDir(), 'hourly-update.yaml');
-  fs.writeFileSync(spec, fs.readFileSync(WINDOWED, 'utf8')
-    .replace(/\n  daily_sales:[\s\S]*$/, '\n')
-    .replace('mode: append', 'mode: update')
-    .replace(/      - type: parquet\n.*\n.*\n/, '')
-    .replace('topic: windowed_product_sales', 'topic: windowed_product_sales_live'));
+  fs.writeFileSync(
+    spec,
+    fs
+      .readFileSync(WINDOWED, 'utf8')
+      .replace(/\n  daily_sales:[\s\S]*$/, '\n')
+      .replace('mode: append', 'mode: update')
+      .replace(/      - type: parquet\n.*\n.*\n/, '')
+      .replace('topic: windowed_product_sales', 'topic: windowed_product_sales_live'),
+  );
   const rounds = [salesBetween(1500, T0, T0 + 5 * H, 2), salesBetween(1500, T0 + 5 * H, T0 + 9 * H, 3)];
   for (const rows of rounds) {
     await insertSales(db, rows);
@@ -118,17 +184,31 @@ test('update mode: each epoch emits the changed windows; the latest value per wi
     }
   }
   const msgs = readTopic(`${prefix}windowed_product_sales_live`);
-  const latest = new Map([...latestByKey(msgs).values()].map((v) => parseExact(v)).map((r) =>
-    [`${Date.parse(r.window_start!)}|${r.product_name}|${r.brand}`, { units: r.total_quantity_sold!, revenue: money(r.total_revenue!), n: r.transactions! }]));
+  const latest = new Map(
+    [...latestByKey(msgs).values()]
+      .map((v) => parseExact(v))
+      .map((r) => [
+        `${Date.parse(r.window_start!)}|${r.product_name}|${r.brand}`,
+        { units: r.total_quantity_sold!, revenue: money(r.total_revenue!), n: r.transactions! },
+      ]),
+  );
   assert.deepEqual(latest, await sqlWindows(db, 'hour'));
   // Windows of the first round that the second round did not touch were not emitted again.
   assert.ok(msgs.length < latest.size * 2, `${msgs.length} messages for ${latest.size} windows`);
 });
 
 test('late data: sales behind the watermark go to the late topic with the reason and count nowhere; totals equal SQL over the on-time sales', async (t) => {
-  if (!(await needServices(t, async () => { await pingDatabase(MARIADB_ADMIN); await pingKafka(); }))) return;
+  if (
+    !(await needServices(t, async () => {
+      await pingDatabase(MARIADB_ADMIN);
+      await pingKafka();
+    }))
+  )
+    return;
   const db = await freshDatabase('mysql', `sp_${uniq()}`);
-  const prefix = `${uniq()}.`, out = tmpDir(), state = tmpDir();
+  const prefix = `${uniq()}.`,
+    out = tmpDir(),
+    state = tmpDir();
   const e = env(db, prefix, out, state);
   const run = async () => {
     for (const s of [SALES, WINDOWED]) {
@@ -152,7 +232,10 @@ test('late data: sales behind the watermark go to the late topic with the reason
 
   const lateMsgs = readTopic(`${prefix}windowed_sales_late`).map((m) => JSON.parse(m.value));
   // Hourly windows of hours 1-2 were final; the day is still open, so only the hourly flow rejects them.
-  assert.deepEqual(lateMsgs.map((m) => JSON.parse(m.payload).transaction_id).sort((a, b) => a - b), lateIds.sort((a, b) => a - b));
+  assert.deepEqual(
+    lateMsgs.map((m) => JSON.parse(m.payload).transaction_id).sort((a, b) => a - b),
+    lateIds.sort((a, b) => a - b),
+  );
   for (const m of lateMsgs) {
     assert.equal(m.flow, 'hourly_sales');
     assert.match(m.reason, /^late: event time \S+ is behind the watermark \S+; window \[\S+, \S+\) already final$/);

@@ -18,7 +18,11 @@ export function tmpDir(prefix = 'salespipe-test-'): string {
 
 export const uniq = () => `t${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
 
-export interface Result { code: number | null; stdout: string; stderr: string }
+export interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
 
 /** Runs the salespipe binary to completion. */
 export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): Promise<Result> {
@@ -26,8 +30,16 @@ export function runCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT):
   return finished(child);
 }
 
-export function startCli(args: string[], env: NodeJS.ProcessEnv = {}, cwd = ROOT): ChildProcess & { out: { stdout: string; stderr: string } } {
-  const child = spawn(process.execPath, [BIN, ...args], { cwd, env: { ...process.env, SALESPIPE_LOG_LEVEL: 'info', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+export function startCli(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  cwd = ROOT,
+): ChildProcess & { out: { stdout: string; stderr: string } } {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    cwd,
+    env: { ...process.env, SALESPIPE_LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const out = { stdout: '', stderr: '' };
   child.stdout!.on('data', (d) => (out.stdout += d));
   child.stderr!.on('data', (d) => (out.stderr += d));
@@ -70,13 +82,24 @@ print(json.dumps([{k: conv(v) for k, v in r.items()} for r in t.to_pylist()]))
 }
 
 /** Every message of a topic, read by kcat (an independent client), read_committed; `keyFormat` is kcat's (%p: the partition instead of the key). */
-export function readTopic(topic: string, brokers = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092', keyFormat = '%k'): { key: string; value: string }[] {
-  const r = spawnSync('kcat', ['-b', brokers, '-C', '-t', topic, '-e', '-q', '-X', 'isolation.level=read_committed', '-f', `${keyFormat}\\t%s\\n`], { encoding: 'utf8', maxBuffer: 1 << 30 });
+export function readTopic(
+  topic: string,
+  brokers = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092',
+  keyFormat = '%k',
+): { key: string; value: string }[] {
+  const r = spawnSync(
+    'kcat',
+    ['-b', brokers, '-C', '-t', topic, '-e', '-q', '-X', 'isolation.level=read_committed', '-f', `${keyFormat}\\t%s\\n`],
+    { encoding: 'utf8', maxBuffer: 1 << 30 },
+  );
   if (r.status !== 0) throw new Error(`kcat could not read ${topic}: ${r.stderr}`);
-  return r.stdout.split('\n').filter(Boolean).map((l) => {
-    const i = l.indexOf('\t');
-    return { key: l.slice(0, i), value: l.slice(i + 1) };
-  });
+  return r.stdout
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => {
+      const i = l.indexOf('\t');
+      return { key: l.slice(0, i), value: l.slice(i + 1) };
+    });
 }
 
 /**
@@ -86,12 +109,19 @@ export function readTopic(topic: string, brokers = process.env.KAFKA_BROKERS ?? 
  * it. Waits (up to 60 s) until every partition's last stable offset is its
  * high watermark, asked of the brokers by kcat at each isolation level.
  */
-export async function readTopicSettled(topic: string, brokers = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092'): Promise<{ key: string; value: string }[]> {
+export async function readTopicSettled(
+  topic: string,
+  brokers = process.env.KAFKA_BROKERS ?? '127.0.0.1:9092',
+): Promise<{ key: string; value: string }[]> {
   const meta = spawnSync('kcat', ['-b', brokers, '-L', '-t', topic, '-J'], { encoding: 'utf8' });
   if (meta.status !== 0) throw new Error(`kcat could not read the metadata of ${topic}: ${meta.stderr}`);
   const partitions: number[] = JSON.parse(meta.stdout).topics[0].partitions.map((p: { partition: number }) => p.partition);
   const offsets = (isolation: string) => {
-    const r = spawnSync('kcat', ['-b', brokers, '-Q', '-X', `isolation.level=${isolation}`, ...partitions.flatMap((p) => ['-t', `${topic}:${p}:-1`])], { encoding: 'utf8' });
+    const r = spawnSync(
+      'kcat',
+      ['-b', brokers, '-Q', '-X', `isolation.level=${isolation}`, ...partitions.flatMap((p) => ['-t', `${topic}:${p}:-1`])],
+      { encoding: 'utf8' },
+    );
     if (r.status !== 0) throw new Error(`kcat could not query the offsets of ${topic}: ${r.stderr}`);
     return r.stdout.trim().split('\n').sort().join('\n');
   };

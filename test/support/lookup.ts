@@ -13,23 +13,57 @@ import { sqlite } from './sql.js';
 
 /** Reports problems as `path: message [code]` into `errors`. */
 export function planCtx(errors: string[] = []): PlanContext {
-  return { error: (p, m, c) => errors.push(`${p.join('.')}: ${m} [${c}]`), warn: () => {}, connections: { db: { type: 'sql', url: 'sqlite:test.db' } }, timeZone: 'UTC' };
+  return {
+    error: (p, m, c) => errors.push(`${p.join('.')}: ${m} [${c}]`),
+    warn: () => {},
+    connections: { db: { type: 'sql', url: 'sqlite:test.db' } },
+    timeZone: 'UTC',
+  };
 }
 
 export async function database() {
   const dir = tmpDir();
   const db = sqlite(path.join(dir, 'test.db'));
-  await db.schema.createTable('customer_data', (x) => { x.integer('customer_id').primary(); x.text('customer_segment').notNullable(); x.text('updated_at').notNullable(); });
-  await db.schema.createTable('inventory', (x) => { x.text('product_name'); x.integer('stock_level'); x.integer('reorder_threshold').nullable(); x.text('updated_at'); x.primary(['product_name']); });
+  await db.schema.createTable('customer_data', (x) => {
+    x.integer('customer_id').primary();
+    x.text('customer_segment').notNullable();
+    x.text('updated_at').notNullable();
+  });
+  await db.schema.createTable('inventory', (x) => {
+    x.text('product_name');
+    x.integer('stock_level');
+    x.integer('reorder_threshold').nullable();
+    x.text('updated_at');
+    x.primary(['product_name']);
+  });
   const ctx = runContext({ specDir: dir, connections: { db: { type: 'sql', url: 'sqlite:test.db' } } });
   return { db, ctx };
 }
 
 export const sales: StreamInfo = {
-  mode: 'append', eventTime: 'ts',
-  schema: [{ name: 'id', type: t('int') }, { name: 'customer_id', type: t('int?') }, { name: 'product', type: t('string') }, { name: 'qty', type: t('int') }, { name: 'ts', type: t('timestamp') }],
+  mode: 'append',
+  eventTime: 'ts',
+  schema: [
+    { name: 'id', type: t('int') },
+    { name: 'customer_id', type: t('int?') },
+    { name: 'product', type: t('string') },
+    { name: 'qty', type: t('int') },
+    { name: 'ts', type: t('timestamp') },
+  ],
 };
 
-export const customerTable = { connection: 'db', table: 'customer_data', refresh: '50ms', updatedAt: 'updated_at', schema: { customer_id: 'int', customer_segment: 'string', updated_at: 'timestamp' } };
+export const customerTable = {
+  connection: 'db',
+  table: 'customer_data',
+  refresh: '50ms',
+  updatedAt: 'updated_at',
+  schema: { customer_id: 'int', customer_segment: 'string', updated_at: 'timestamp' },
+};
 
-export const inventoryTable = { connection: 'db', table: 'inventory', refresh: '50ms', updatedAt: 'updated_at', schema: { product_name: 'string', stock_level: 'int', reorder_threshold: 'int?', updated_at: 'timestamp' } };
+export const inventoryTable = {
+  connection: 'db',
+  table: 'inventory',
+  refresh: '50ms',
+  updatedAt: 'updated_at',
+  schema: { product_name: 'string', stock_level: 'int', reorder_threshold: 'int?', updated_at: 'timestamp' },
+};

@@ -15,7 +15,13 @@ export function planContext(over: Partial<PlanContext> = {}): PlanContext {
 }
 
 /** A step planned over `input`: its output stream and the step itself. */
-export function step(def: Def, cfg: unknown, input: StreamInfo, ctx: RunContext, plan: Partial<PlanContext> = {}): { out: StreamInfo; step: Step; planned: unknown } {
+export function step(
+  def: Def,
+  cfg: unknown,
+  input: StreamInfo,
+  ctx: RunContext,
+  plan: Partial<PlanContext> = {},
+): { out: StreamInfo; step: Step; planned: unknown } {
   const p = def.plan(withDefaults(def.config, cfg), input, planContext({ timeZone: ctx.timeZone, connections: ctx.connections, ...plan }));
   assert.ok(p, 'the step plans');
   return { out: p.out, step: def.create(p.planned, ctx), planned: p.planned };

@@ -21,7 +21,11 @@ import { planContext, plan } from './operators.js';
 import { colType } from './types.js';
 
 /** A row as every reader reports it: the id, the name, the amount as exact text with two decimals. */
-export interface ContractRow { id: number; name: string | null; amount: string }
+export interface ContractRow {
+  id: number;
+  name: string | null;
+  amount: string;
+}
 
 const schema = [
   { name: 'id', type: colType('int') },
@@ -53,10 +57,16 @@ export function money(v: unknown): string {
   return `${neg ? '-' : ''}${i}.${f.padEnd(2, '0')}`;
 }
 
-const asVisible = (r: Row): ContractRow => ({ id: Number(r.id), name: (r.name as string | null) ?? null, amount: money((Number(r.amount) / 100).toFixed(2)) });
+const asVisible = (r: Row): ContractRow => ({
+  id: Number(r.id),
+  name: (r.name as string | null) ?? null,
+  amount: money((Number(r.amount) / 100).toFixed(2)),
+});
 
 function normalize(rows: ContractRow[]): ContractRow[] {
-  return rows.map((r) => ({ id: Number(r.id), name: r.name ?? null, amount: money(r.amount) })).sort((a, b) => a.id - b.id || JSON.stringify(a).localeCompare(JSON.stringify(b)));
+  return rows
+    .map((r) => ({ id: Number(r.id), name: r.name ?? null, amount: money(r.amount) }))
+    .sort((a, b) => a.id - b.id || JSON.stringify(a).localeCompare(JSON.stringify(b)));
 }
 
 /** What readers should see after `epochs` committed: every row (append), or the latest per id. */
@@ -142,8 +152,10 @@ export function sinkContract(s: SinkSubject): void {
     const seen = normalize(await o.visible());
     if (delivery === 'idempotent') {
       // Written in place: the epoch's upserts are there whole, or not at all; the replay writes the same again.
-      assert.ok([expected(s.input, before), expected(s.input, [...before, during])].some((e) => JSON.stringify(e) === JSON.stringify(seen)),
-        `after the crash, readers see ${JSON.stringify(seen)}: neither the last committed output nor it with the epoch's upserts whole`);
+      assert.ok(
+        [expected(s.input, before), expected(s.input, [...before, during])].some((e) => JSON.stringify(e) === JSON.stringify(seen)),
+        `after the crash, readers see ${JSON.stringify(seen)}: neither the last committed output nor it with the epoch's upserts whole`,
+      );
     } else {
       assert.deepEqual(seen, expected(s.input, before), 'after the crash, readers see the output of the committed epochs only');
     }
@@ -160,7 +172,11 @@ export function sinkContract(s: SinkSubject): void {
         sink = await open(o, undefined, 0);
         await afterCrash(o, [], EPOCH_1);
         await epoch(o, sink, 1, EPOCH_1, 2);
-        assert.deepEqual(normalize(await o.visible()), expected(s.input, [EPOCH_1]), 'the replayed epoch, committed twice, is visible once');
+        assert.deepEqual(
+          normalize(await o.visible()),
+          expected(s.input, [EPOCH_1]),
+          'the replayed epoch, committed twice, is visible once',
+        );
         await sink.close();
       });
     });
@@ -181,7 +197,11 @@ export function sinkContract(s: SinkSubject): void {
         sink = await open(o, state2, 2);
         await epoch(o, sink, 3, []);
         await sink.close();
-        assert.deepEqual(normalize(await o.visible()), expected(s.input, [EPOCH_1, EPOCH_2]), 'a restart from the last checkpoint keeps the output as it was');
+        assert.deepEqual(
+          normalize(await o.visible()),
+          expected(s.input, [EPOCH_1, EPOCH_2]),
+          'a restart from the last checkpoint keeps the output as it was',
+        );
       });
     });
 

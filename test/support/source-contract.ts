@@ -73,7 +73,8 @@ export function sourceContract(s: SourceSubject): void {
   const readUntil = async (src: Source, want: number, got: number[] = []): Promise<number[]> => {
     const deadline = Date.now() + PATIENCE_MS;
     while (got.length < want) {
-      if (Date.now() > deadline) assert.fail(`after ${PATIENCE_MS / 1000} s the source had returned ${got.length} of ${want} records: ${got.join(',')}`);
+      if (Date.now() > deadline)
+        assert.fail(`after ${PATIENCE_MS / 1000} s the source had returned ${got.length} of ${want} records: ${got.join(',')}`);
       const b = await src.next();
       assert.ok(b, 'a source that does not drain returns batches until it is stopped');
       got.push(...b.rows.map((r) => Number(r.id)));

@@ -18,8 +18,14 @@ import { ROOT } from './helpers.js';
  */
 export async function sqlSinkRoundTrip(ctx: RunContext, connName = 'db'): Promise<void> {
   const input: StreamInfo = {
-    mode: 'update', key: ['product'],
-    schema: [{ name: 'product', type: t('string') }, { name: 'units', type: t('int') }, { name: 'revenue', type: t('decimal(12,2)') }, { name: 'at', type: t('timestamp?') }],
+    mode: 'update',
+    key: ['product'],
+    schema: [
+      { name: 'product', type: t('string') },
+      { name: 'units', type: t('int') },
+      { name: 'revenue', type: t('decimal(12,2)') },
+      { name: 'at', type: t('timestamp?') },
+    ],
   };
   const cfg = { type: 'sql' as const, connection: connName, table: 'levels', create: true, batchSize: 2 };
   const errors: string[] = [];
@@ -34,8 +40,10 @@ export async function sqlSinkRoundTrip(ctx: RunContext, connName = 'db'): Promis
     await sink.close();
   };
   const epoch = [
-    { product: 'a', units: 1, revenue: 10, at: null }, { product: 'b', units: 2, revenue: 2050, at: Date.UTC(2026, 0, 1) },
-    { product: 'a', units: 3, revenue: 100000050, at: Date.UTC(2026, 0, 2, 3, 4, 5, 6) }, { product: 'c', units: 1, revenue: 1, at: null },
+    { product: 'a', units: 1, revenue: 10, at: null },
+    { product: 'b', units: 2, revenue: 2050, at: Date.UTC(2026, 0, 1) },
+    { product: 'a', units: 3, revenue: 100000050, at: Date.UTC(2026, 0, 2, 3, 4, 5, 6) },
+    { product: 'c', units: 1, revenue: 1, at: null },
   ];
   await run(epoch);
   await run(epoch); // a replay after a crash
@@ -43,10 +51,17 @@ export async function sqlSinkRoundTrip(ctx: RunContext, connName = 'db'): Promis
   const { db, dialect } = await openKnex(connection(ctx, connName).url!, ctx.specDir, 1);
   try {
     const text = dialect === 'postgres' ? 'CAST(revenue AS TEXT)' : dialect === 'mysql' ? 'CAST(revenue AS CHAR)' : 'revenue';
-    const rows = await db('levels').select('product', 'units', db.raw(`${text} AS revenue`), 'at').orderBy('product');
-    assert.deepEqual(rows.map((r) => [r.product, Number(r.units), String(r.revenue), r.at === null ? null : String(r.at).slice(0, 23)]), [
-      ['a', 3, '1000000.50', '2026-01-02 03:04:05.006'], ['b', 5, '20.51', null], ['c', 1, '0.01', null],
-    ]);
+    const rows = await db('levels')
+      .select('product', 'units', db.raw(`${text} AS revenue`), 'at')
+      .orderBy('product');
+    assert.deepEqual(
+      rows.map((r) => [r.product, Number(r.units), String(r.revenue), r.at === null ? null : String(r.at).slice(0, 23)]),
+      [
+        ['a', 3, '1000000.50', '2026-01-02 03:04:05.006'],
+        ['b', 5, '20.51', null],
+        ['c', 1, '0.01', null],
+      ],
+    );
   } finally {
     await db.destroy();
   }
@@ -72,8 +87,10 @@ export function sqlSinkSubject(dialect: 'sqlite' | 'mysql' | 'postgres', fresh: 
       return {
         cfg: { type: 'sql', connection: 'db', table: 'contract', create: true, batchSize: 2 },
         ctx,
-        visible: async () => ((await db.schema.hasTable('contract'))
-          ? await db('contract').select('id', 'name', db.raw(`${text} AS amount`)) : []) as ContractRow[],
+        visible: async () =>
+          ((await db.schema.hasTable('contract'))
+            ? await db('contract').select('id', 'name', db.raw(`${text} AS amount`))
+            : []) as ContractRow[],
         dispose: () => db.destroy(),
       };
     },

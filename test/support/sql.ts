@@ -40,17 +40,27 @@ export async function pingDatabase(url: string): Promise<void> {
   }
 }
 
-export interface Total { units: string; revenue: string }
+export interface Total {
+  units: string;
+  revenue: string;
+}
 
 /** The oracle: SQL GROUP BY over the table, money as exact text. */
 export async function sqlTotals(url: string, where = '1=1'): Promise<Map<string, Total>> {
   const { db } = await openKnex(url, process.cwd(), 1);
   try {
-    const rows = await db.raw(`SELECT product_name, brand, product_category, SUM(quantity_sold) AS units,
+    const rows = await db.raw(
+      `SELECT product_name, brand, product_category, SUM(quantity_sold) AS units,
         CAST(SUM(quantity_sold * price_per_unit) AS CHAR(40)) AS revenue
-      FROM product_sales WHERE ${where} GROUP BY product_name, brand, product_category`.replace('AS CHAR(40)', url.startsWith('postgres') ? 'AS TEXT' : 'AS CHAR(40)'));
+      FROM product_sales WHERE ${where} GROUP BY product_name, brand, product_category`.replace(
+        'AS CHAR(40)',
+        url.startsWith('postgres') ? 'AS TEXT' : 'AS CHAR(40)',
+      ),
+    );
     const list = (url.startsWith('postgres') ? rows.rows : rows[0]) as Record<string, unknown>[];
-    return new Map(list.map((r) => [`${r.product_name}|${r.brand}|${r.product_category}`, { units: String(r.units), revenue: String(r.revenue) }]));
+    return new Map(
+      list.map((r) => [`${r.product_name}|${r.brand}|${r.product_category}`, { units: String(r.units), revenue: String(r.revenue) }]),
+    );
   } finally {
     await db.destroy();
   }

@@ -17,9 +17,13 @@ const config = {
   required: ['type'],
   properties: {
     type: { const: 'console' },
-    format: { enum: ['auto', 'table', 'json'], default: 'auto', description: 'auto (table on a TTY, JSON lines otherwise), table or json.' },
+    format: {
+      enum: ['auto', 'table', 'json'],
+      default: 'auto',
+      description: 'auto (table on a TTY, JSON lines otherwise), table or json.',
+    },
     maxRows: { type: 'integer', minimum: 1, default: 50, description: 'Rows shown per table.' },
-    title: { type: 'string', description: 'Heading printed above each table (default: the flow\'s name).' },
+    title: { type: 'string', description: "Heading printed above each table (default: the flow's name)." },
   },
 } as const;
 
@@ -38,8 +42,13 @@ export const consoleSink: SinkDef<typeof config, { cfg: Config; input: StreamInf
 
 export function renderTable(schema: Schema, rows: Row[]): string {
   const cell = (f: Schema[number], v: Row[string]) =>
-    v === null || v === undefined ? '' : f.type.kind === 'decimal' ? formatDecimal(v as number, f.type.scale ?? 0)
-      : f.type.kind === 'timestamp' ? formatTimestamp(v as number) : String(v);
+    v === null || v === undefined
+      ? ''
+      : f.type.kind === 'decimal'
+        ? formatDecimal(v as number, f.type.scale ?? 0)
+        : f.type.kind === 'timestamp'
+          ? formatTimestamp(v as number)
+          : String(v);
   const cells = rows.map((r) => schema.map((f) => cell(f, r[f.name])));
   const widths = schema.map((f, i) => Math.max(f.name.length, ...cells.map((c) => c[i].length)));
   const right = schema.map((f) => ['int', 'float', 'decimal'].includes(f.type.kind));
@@ -57,7 +66,11 @@ class ConsoleSink implements Sink {
   private epochCount = 0;
   private dirty = false;
 
-  constructor(private cfg: Config, private input: StreamInfo, private ctx: RunContext) {
+  constructor(
+    private cfg: Config,
+    private input: StreamInfo,
+    private ctx: RunContext,
+  ) {
     this.json = cfg.format === 'json' || (cfg.format !== 'table' && !ctx.output.isTTY);
     this.encode = makeJsonEncoder(input.schema);
     this.key = makeKeyEncoder(input.key ?? []);
@@ -74,8 +87,7 @@ class ConsoleSink implements Sink {
     if (this.input.mode === 'append') {
       this.epochRows.push(...rows.slice(0, this.cfg.maxRows - this.epochRows.length));
       this.epochCount += rows.length;
-    }
-    else for (const r of rows) this.current.set(this.key(r), r);
+    } else for (const r of rows) this.current.set(this.key(r), r);
   }
 
   async preCommit() {
@@ -84,10 +96,15 @@ class ConsoleSink implements Sink {
     const rows = this.input.mode === 'append' ? this.epochRows : [...this.current.values()];
     if (!rows.length) return undefined;
     const cols = this.input.key ?? [];
-    const sorted = this.input.mode === 'append' ? rows : rows.sort((a, b) => cols.map((c) => String(a[c]).localeCompare(String(b[c]))).find((x) => x !== 0) ?? 0);
+    const sorted =
+      this.input.mode === 'append'
+        ? rows
+        : rows.sort((a, b) => cols.map((c) => String(a[c]).localeCompare(String(b[c]))).find((x) => x !== 0) ?? 0);
     const shown = sorted.slice(0, this.cfg.maxRows);
     const more = (this.input.mode === 'append' ? this.epochCount : rows.length) - shown.length;
-    this.ctx.output.write(`\n${this.cfg.title ?? `${this.ctx.flow}`}\n${renderTable(this.input.schema, shown)}\n${more > 0 ? `… ${more} more row(s)\n` : ''}`);
+    this.ctx.output.write(
+      `\n${this.cfg.title ?? `${this.ctx.flow}`}\n${renderTable(this.input.schema, shown)}\n${more > 0 ? `… ${more} more row(s)\n` : ''}`,
+    );
     this.epochRows = [];
     this.epochCount = 0;
     return undefined;

@@ -49,10 +49,18 @@ export class FileSink implements Sink {
   private markers: OutputMarkers;
   private what: string;
 
-  constructor(readonly file: string, input: StreamInfo, private ctx: Pick<RunContext, 'pipeline' | 'flow' | 'checkpointWhere'>) {
+  constructor(
+    readonly file: string,
+    input: StreamInfo,
+    private ctx: Pick<RunContext, 'pipeline' | 'flow' | 'checkpointWhere'>,
+  ) {
     this.encode = makeJsonEncoder(input.schema);
     this.what = `file sink ${file}`;
-    this.markers = new OutputMarkers(path.join(path.dirname(file), `.${path.basename(file)}.salespipe`), { pipeline: ctx.pipeline, flow: ctx.flow }, `file ${file}`);
+    this.markers = new OutputMarkers(
+      path.join(path.dirname(file), `.${path.basename(file)}.salespipe`),
+      { pipeline: ctx.pipeline, flow: ctx.flow },
+      `file ${file}`,
+    );
   }
 
   async open(state: unknown, epoch: number) {

@@ -39,18 +39,36 @@ const config = {
     },
     createTopic: { type: 'boolean', default: true, description: 'Create the topic if missing.' },
     partitions: { type: 'integer', minimum: 1, default: 1, description: 'Partitions of a created topic.' },
-    replicationFactor: { type: 'integer', minimum: 1, description: 'Replication factor of a created topic (default: the brokers\' default.replication.factor).' },
+    replicationFactor: {
+      type: 'integer',
+      minimum: 1,
+      description: "Replication factor of a created topic (default: the brokers' default.replication.factor).",
+    },
     compact: { type: 'boolean', description: 'Create the topic with cleanup.policy=compact (default: true for keyed streams).' },
     compression: { enum: ['none', 'gzip'], default: 'none', description: 'Message compression.' },
     batchSize: { type: 'integer', minimum: 1, default: 2000, description: 'Messages per produce request.' },
-    partialKey: { type: 'boolean', default: false, description: 'Allow a key that leaves out some of a keyed stream\'s key columns (a compacted topic then keeps one row for rows differing only there): a warning instead of an error.' },
-    decimals: { enum: ['number', 'string'], default: 'number', description: 'Decimals as JSON numbers with their exact digits, or as strings, for consumers that read numbers into doubles (exact only to about 15 significant digits, e.g. totals past 90 trillion with 2 decimals).' },
+    partialKey: {
+      type: 'boolean',
+      default: false,
+      description:
+        "Allow a key that leaves out some of a keyed stream's key columns (a compacted topic then keeps one row for rows differing only there): a warning instead of an error.",
+    },
+    decimals: {
+      enum: ['number', 'string'],
+      default: 'number',
+      description:
+        'Decimals as JSON numbers with their exact digits, or as strings, for consumers that read numbers into doubles (exact only to about 15 significant digits, e.g. totals past 90 trillion with 2 decimals).',
+    },
   },
 } as const;
 
 type Config = ConfigOf<typeof config>;
 
-interface Planned { cfg: Config; input: StreamInfo; keys: string[] }
+interface Planned {
+  cfg: Config;
+  input: StreamInfo;
+  keys: string[];
+}
 
 export const kafkaSink: SinkDef<typeof config, Planned> = {
   type: 'kafka',
@@ -64,19 +82,30 @@ export const kafkaSink: SinkDef<typeof config, Planned> = {
     const given = cfg.key === undefined ? [] : typeof cfg.key === 'string' ? [cfg.key] : [...cfg.key];
     let ok = true;
     given.forEach((k, i) => {
-      if (!fieldOf(input.schema, k)) { ok = false; ctx.error(typeof cfg.key === 'string' ? ['key'] : ['key', i], `unknown key column "${k}"; available: ${input.schema.map((f) => f.name).join(', ')}`, 'column.unknown'); }
+      if (!fieldOf(input.schema, k)) {
+        ok = false;
+        ctx.error(
+          typeof cfg.key === 'string' ? ['key'] : ['key', i],
+          `unknown key column "${k}"; available: ${input.schema.map((f) => f.name).join(', ')}`,
+          'column.unknown',
+        );
+      }
     });
     // A keyed stream on a compacted topic: the latest message per Kafka key survives, so
     // the Kafka key must tell every row of the stream apart.
     const missing = cfg.key === undefined || input.mode === 'append' ? [] : (input.key ?? []).filter((k) => !given.includes(k));
     if (missing.length) {
-      const msg = `the stream holds the latest row per (${input.key!.join(', ')}), but this key leaves out ${missing.join(', ')}: ` +
+      const msg =
+        `the stream holds the latest row per (${input.key!.join(', ')}), but this key leaves out ${missing.join(', ')}: ` +
         `the topic would keep one row for rows that differ only there (e.g. two brands' products of one name). ` +
         `Leave key out (the stream's key is the default) or list every key column${cfg.partialKey ? '' : '; partialKey: true accepts the loss'}`;
       if (cfg.partialKey) ctx.warn(['key'], msg, 'key.partial');
-      else { ok = false; ctx.error(['key'], msg, 'key.partial'); }
+      else {
+        ok = false;
+        ctx.error(['key'], msg, 'key.partial');
+      }
     }
-    return ok ? { cfg, input, keys: cfg.key === undefined ? input.key ?? [] : given } : undefined;
+    return ok ? { cfg, input, keys: cfg.key === undefined ? (input.key ?? []) : given } : undefined;
   },
   writes: (cfg, conns) => topicId(conns, cfg.connection, cfg.topic),
   kafkaConnection: (cfg) => cfg.connection,
@@ -106,7 +135,10 @@ class KafkaSink implements Sink {
   private cfg: Config;
   private input: StreamInfo;
 
-  constructor(p: Planned, private ctx: RunContext) {
+  constructor(
+    p: Planned,
+    private ctx: RunContext,
+  ) {
     const { cfg, input } = p;
     this.cfg = cfg;
     this.input = input;
@@ -118,13 +150,18 @@ class KafkaSink implements Sink {
   }
 
   async open() {
-    const [{ default: kafkajs }, { kafkaClient, kafkaConn, kafkaAuthError, kafkaWhere }] = await Promise.all([import('kafkajs'), import('../../connections/kafka.js')]);
+    const [{ default: kafkajs }, { kafkaClient, kafkaConn, kafkaAuthError, kafkaWhere }] = await Promise.all([
+      import('kafkajs'),
+      import('../../connections/kafka.js'),
+    ]);
     this.partitionOf = kafkajs.Partitioners.DefaultPartitioner();
     this.compression = this.cfg.compression === 'gzip' ? kafkajs.CompressionTypes.GZIP : kafkajs.CompressionTypes.None;
     const kc = kafkaConn(this.ctx, this.cfg.connection);
     const kafka = kafkaClient(kc, this.log);
     const admin = kafka.admin();
-    await withRetry(`connecting to ${kafkaWhere(kc)}`, this.log, this.ctx.signal, () => admin.connect()).catch((e) => { throw kafkaAuthError(e, kc) ?? e; });
+    await withRetry(`connecting to ${kafkaWhere(kc)}`, this.log, this.ctx.signal, () => admin.connect()).catch((e) => {
+      throw kafkaAuthError(e, kc) ?? e;
+    });
     try {
       // Creating a topic races other flows creating it, and a topic just created is not known to
       // every broker at once: all of it is retried, at debug (it settles by itself).
@@ -137,34 +174,44 @@ class KafkaSink implements Sink {
       return;
     }
     // Idempotence holds only if the producer never gives up on a batch: retry (with backoff) until the broker is back.
-    const producer = this.producer = kafka.producer({
-      idempotent: true, maxInFlightRequests: 1, allowAutoTopicCreation: false,
+    const producer = (this.producer = kafka.producer({
+      idempotent: true,
+      maxInFlightRequests: 1,
+      allowAutoTopicCreation: false,
       retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 300, maxRetryTime: 10_000 },
+    }));
+    await withRetry('connecting producer', this.log, this.ctx.signal, () => producer.connect()).catch((e) => {
+      throw kafkaAuthError(e, kc) ?? e;
     });
-    await withRetry('connecting producer', this.log, this.ctx.signal, () => producer.connect()).catch((e) => { throw kafkaAuthError(e, kc) ?? e; });
   }
 
   private async ensureTopic(admin: kafkajs.Admin) {
     if (this.cfg.createTopic) {
       const compact = this.cfg.compact ?? this.input.mode !== 'append';
       const exists = (await admin.listTopics()).includes(this.topic);
-      const created = !exists && await admin.createTopics({
-        waitForLeaders: true,
-        topics: [{
-          topic: this.topic,
-          numPartitions: this.cfg.partitions,
-          replicationFactor: this.cfg.replicationFactor ?? -1, // -1: the brokers' default.replication.factor
-          configEntries: compact ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
-        }],
-      });
+      const created =
+        !exists &&
+        (await admin.createTopics({
+          waitForLeaders: true,
+          topics: [
+            {
+              topic: this.topic,
+              numPartitions: this.cfg.partitions,
+              replicationFactor: this.cfg.replicationFactor ?? -1, // -1: the brokers' default.replication.factor
+              configEntries: compact ? [{ name: 'cleanup.policy', value: 'compact' }] : [],
+            },
+          ],
+        }));
       if (created) this.log.info(`created topic ${this.topic} (${this.cfg.partitions} partition(s)${compact ? ', compacted' : ''})`);
-    } else if (!(await admin.listTopics()).includes(this.topic)) throw new Error(`topic ${this.topic} does not exist (createTopic is false)`);
+    } else if (!(await admin.listTopics()).includes(this.topic))
+      throw new Error(`topic ${this.topic} does not exist (createTopic is false)`);
     const meta = await admin.fetchTopicMetadata({ topics: [this.topic] });
     this.partitions = meta.topics[0].partitions;
   }
 
   async write(rows: import('../../core/types.js').Row[]) {
-    const enc = this.encode, key = this.key;
+    const enc = this.encode,
+      key = this.key;
     for (const r of rows) {
       const m = { key: key ? key(r) : null, value: enc(r) };
       const size = Buffer.byteLength(m.value) + (m.key?.length ?? 0) + 16;
@@ -197,10 +244,12 @@ class KafkaSink implements Sink {
       list.push(m);
     }
     const compression = this.compression;
-    this.inflight = Promise.all([...byPartition.values()].map((msgs) => {
-      const record: kafkajs.ProducerRecord = { topic: this.topic, acks: -1, compression, messages: msgs };
-      return this.txn ? this.txn.send(record) : this.producer!.send(record);
-    }));
+    this.inflight = Promise.all(
+      [...byPartition.values()].map((msgs) => {
+        const record: kafkajs.ProducerRecord = { topic: this.topic, acks: -1, compression, messages: msgs };
+        return this.txn ? this.txn.send(record) : this.producer!.send(record);
+      }),
+    );
     this.inflight.catch(() => undefined); // surfaced by the next await
   }
 

@@ -31,7 +31,13 @@ const config = {
     type: { const: 'sql' },
     connection: connectionField('sql'),
     table: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)?$', description: 'Table to upsert into.' },
-    key: { type: 'array', items: { type: 'string' }, minItems: 1, uniqueItems: true, description: 'Key columns (default: the stream key).' },
+    key: {
+      type: 'array',
+      items: { type: 'string' },
+      minItems: 1,
+      uniqueItems: true,
+      description: 'Key columns (default: the stream key).',
+    },
     create: { type: 'boolean', default: false, description: 'Create the table (key as primary key) when it does not exist.' },
     batchSize: { type: 'integer', minimum: 1, maximum: 10000, default: 500, description: 'Rows per INSERT statement.' },
   },
@@ -39,7 +45,11 @@ const config = {
 
 type Config = ConfigOf<typeof config>;
 
-interface Planned { cfg: Config; input: StreamInfo; key: string[] }
+interface Planned {
+  cfg: Config;
+  input: StreamInfo;
+  key: string[];
+}
 
 export const sqlSink: SinkDef<typeof config, Planned> = {
   type: 'sql',
@@ -50,14 +60,27 @@ export const sqlSink: SinkDef<typeof config, Planned> = {
     checkConnection(ctx, ['connection'], cfg.connection, 'sql');
     const key = cfg.key ? [...cfg.key] : input.key;
     let ok = true;
-    if (!key?.length) { ok = false; ctx.error([], 'an sql sink upserts by key: set key, or feed it a keyed stream (an aggregate, a balance)', 'value.key'); }
+    if (!key?.length) {
+      ok = false;
+      ctx.error([], 'an sql sink upserts by key: set key, or feed it a keyed stream (an aggregate, a balance)', 'value.key');
+    }
     for (const [i, k] of (key ?? []).entries()) {
       const f = fieldOf(input.schema, k);
       const at = cfg.key ? ['key', i] : [];
-      if (!f) { ok = false; ctx.error(at, `unknown key column "${k}"; available: ${input.schema.map((x) => x.name).join(', ')}`, 'column.unknown'); }
-      else if (f.type.nullable) { ok = false; ctx.error(at, `key column "${k}" is nullable (${typeName(f.type)}), but a primary key cannot hold null; filter the nulls out or coalesce() them first`, 'type.nullable'); }
+      if (!f) {
+        ok = false;
+        ctx.error(at, `unknown key column "${k}"; available: ${input.schema.map((x) => x.name).join(', ')}`, 'column.unknown');
+      } else if (f.type.nullable) {
+        ok = false;
+        ctx.error(
+          at,
+          `key column "${k}" is nullable (${typeName(f.type)}), but a primary key cannot hold null; filter the nulls out or coalesce() them first`,
+          'type.nullable',
+        );
+      }
     }
-    if (input.mode === 'append' && !cfg.key) ctx.warn([], 'an append stream upserted by its key keeps only the last row of each key', 'mode.append');
+    if (input.mode === 'append' && !cfg.key)
+      ctx.warn([], 'an append stream upserted by its key keeps only the last row of each key', 'mode.append');
     return ok ? { cfg, input, key: key! } : undefined;
   },
   create(p, ctx) {
@@ -67,13 +90,19 @@ export const sqlSink: SinkDef<typeof config, Planned> = {
 
 export function columnDdl(t: ColumnType, dialect: Dialect, isKey: boolean): string {
   switch (t.kind) {
-    case 'int': return 'bigint';
-    case 'float': return dialect === 'mysql' ? 'double' : 'double precision';
+    case 'int':
+      return 'bigint';
+    case 'float':
+      return dialect === 'mysql' ? 'double' : 'double precision';
     // SQLite would store a decimal as a double: text keeps it exact there.
-    case 'decimal': return dialect === 'sqlite' ? 'text' : `decimal(${Math.max(t.precision ?? 18, 18)},${t.scale ?? 0})`;
-    case 'string': return isKey || dialect === 'mysql' ? 'varchar(255)' : 'text';
-    case 'bool': return 'boolean';
-    case 'timestamp': return dialect === 'mysql' ? 'datetime(3)' : dialect === 'postgres' ? 'timestamp(3)' : 'text';
+    case 'decimal':
+      return dialect === 'sqlite' ? 'text' : `decimal(${Math.max(t.precision ?? 18, 18)},${t.scale ?? 0})`;
+    case 'string':
+      return isKey || dialect === 'mysql' ? 'varchar(255)' : 'text';
+    case 'bool':
+      return 'boolean';
+    case 'timestamp':
+      return dialect === 'mysql' ? 'datetime(3)' : dialect === 'postgres' ? 'timestamp(3)' : 'text';
   }
 }
 
@@ -89,13 +118,22 @@ class SqlSink implements Sink {
   private cfg: Config;
   private input: StreamInfo;
 
-  constructor(p: Planned, private ctx: RunContext) {
+  constructor(
+    p: Planned,
+    private ctx: RunContext,
+  ) {
     const { cfg, input } = p;
     this.cfg = cfg;
     this.input = input;
     this.key = p.key;
     const cols = this.key;
-    this.keyText = (r: Row) => JSON.stringify(cols.map((c) => { const v = r[c] ?? null; return typeof v === 'bigint' ? v.toString() : v; }));
+    this.keyText = (r: Row) =>
+      JSON.stringify(
+        cols.map((c) => {
+          const v = r[c] ?? null;
+          return typeof v === 'bigint' ? v.toString() : v;
+        }),
+      );
     this.toDb = dbRow(input.schema, ctx.timeZone);
     this.log = ctx.log.child(`sql ${cfg.table}`);
   }
@@ -110,7 +148,10 @@ class SqlSink implements Sink {
       const [schema, name] = this.cfg.table.includes('.') ? this.cfg.table.split('.') : [undefined, this.cfg.table];
       const sb = schema ? this.db.schema.withSchema(schema) : this.db.schema;
       if (await sb.hasTable(name)) return;
-      if (!this.cfg.create) throw new Error(`table ${this.cfg.table} does not exist at ${sqlWhere(this.ctx, this.cfg.connection)}; create it, or set create: true on the sink`);
+      if (!this.cfg.create)
+        throw new Error(
+          `table ${this.cfg.table} does not exist at ${sqlWhere(this.ctx, this.cfg.connection)}; create it, or set create: true on the sink`,
+        );
       await sb.createTable(name, (t) => {
         for (const f of this.input.schema) {
           const isKey = this.key.includes(f.name);
@@ -139,10 +180,13 @@ class SqlSink implements Sink {
     await withRetry(`upserting into ${this.cfg.table}`, this.log, this.ctx.signal, () =>
       this.db.transaction(async (trx) => {
         for (let i = 0; i < rows.length; i += size) {
-          const q = trx(this.cfg.table).insert(rows.slice(i, i + size)).onConflict(this.key);
+          const q = trx(this.cfg.table)
+            .insert(rows.slice(i, i + size))
+            .onConflict(this.key);
           await (merge.length ? q.merge(merge) : q.ignore());
         }
-      }));
+      }),
+    );
     this.log.debug(`${rows.length} row(s) upserted`);
     this.pending.clear();
     return null;
@@ -159,14 +203,20 @@ class SqlSink implements Sink {
 function dbRow(schema: Schema, zone: string): (r: Row) => Record<string, unknown> {
   const conv = schema.map((f): [string, (v: NonNullable<Value>) => unknown] => {
     const t = f.type;
-    if (t.kind === 'decimal') { const s = t.scale ?? 0; return [f.name, (v) => formatDecimal(v as number | bigint, s)]; }
+    if (t.kind === 'decimal') {
+      const s = t.scale ?? 0;
+      return [f.name, (v) => formatDecimal(v as number | bigint, s)];
+    }
     if (t.kind === 'timestamp') return [f.name, (v) => naiveTimestamp(v as number, zone)];
     if (t.kind === 'int') return [f.name, (v) => (typeof v === 'bigint' ? v.toString() : v)];
     return [f.name, (v) => v];
   });
   return (r) => {
     const o: Record<string, unknown> = {};
-    for (const [n, c] of conv) { const v = r[n]; o[n] = v === null || v === undefined ? null : c(v); }
+    for (const [n, c] of conv) {
+      const v = r[n];
+      o[n] = v === null || v === undefined ? null : c(v);
+    }
     return o;
   };
 }

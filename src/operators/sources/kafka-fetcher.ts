@@ -56,7 +56,15 @@ const fetched: Record<string, number> = Object.fromEntries(Object.entries(init.p
 
 const kafka = kafkaClient(init.conn, log);
 // The assigner carries this process's identity, so that a successor can remove a killed member (members.ts).
-const consumer = kafka.consumer({ groupId: init.group, maxBytesPerPartition: 2 << 20, maxBytes: 8 << 20, sessionTimeout: 10_000, heartbeatInterval: 3_000, maxWaitTimeInMs: 500, partitionAssigners: [roundRobinAssigner()] });
+const consumer = kafka.consumer({
+  groupId: init.group,
+  maxBytesPerPartition: 2 << 20,
+  maxBytes: 8 << 20,
+  sessionTimeout: 10_000,
+  heartbeatInterval: 3_000,
+  maxWaitTimeInMs: 500,
+  partitionAssigners: [roundRobinAssigner()],
+});
 
 port.on('message', (m: ToFetcher) => {
   if (m.type === 'taken') {
@@ -69,7 +77,10 @@ port.on('message', (m: ToFetcher) => {
   } else if (m.type === 'stop') {
     stopping = true;
     for (const w of waiting.splice(0)) w();
-    consumer.disconnect().catch(() => undefined).finally(() => post({ type: 'closed' }));
+    consumer
+      .disconnect()
+      .catch(() => undefined)
+      .finally(() => post({ type: 'closed' }));
   }
 });
 
@@ -94,7 +105,8 @@ async function onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: 
   // The batch's last offset counts transaction markers and aborted records after the last record.
   const end = Number(batch.lastOffset()) + 1;
   if (i === msgs.length) {
-    if (end > expected && msgs.length) skip(p, end, batch.highWatermark, `batch of ${msgs.length} message(s) up to ${end - 1}, all read already`);
+    if (end > expected && msgs.length)
+      skip(p, end, batch.highWatermark, `batch of ${msgs.length} message(s) up to ${end - 1}, all read already`);
     return;
   }
   if (Number(msgs[i].offset) > expected && fetchedFrom(batch) > expected) {
@@ -102,7 +114,9 @@ async function onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: 
     // fetch that raced a seek, a consumer restarted by kafkajs): seek back. A gap in a
     // fetch issued at or before our position is transaction markers, aborted or compacted
     // records, and is skipped.
-    log.debug(`partition ${p}: a fetch from offset ${fetchedFrom(batch)} returned offset ${msgs[i].offset}, expected ${expected}; seeking back`);
+    log.debug(
+      `partition ${p}: a fetch from offset ${fetchedFrom(batch)} returned offset ${msgs[i].offset}, expected ${expected}; seeking back`,
+    );
     consumer.seek({ topic: batch.topic, partition: batch.partition, offset: String(expected) });
     return;
   }
@@ -115,7 +129,10 @@ async function onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: 
   let pos = 0;
   for (let j = 0; j < n; j++) {
     const m = msgs[i + j];
-    if (m.value) { data.set(m.value, pos); pos += m.value.length; }
+    if (m.value) {
+      data.set(m.value, pos);
+      pos += m.value.length;
+    }
     ends[j] = pos;
     offsets[j] = Number(m.offset);
   }
@@ -125,7 +142,18 @@ async function onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: 
   credits--;
   const next = Math.max(last + 1, end);
   fetched[p] = next;
-  post({ type: 'batch', partition: p, next: String(next), high: batch.highWatermark, data: data.buffer, ends: ends.buffer, offsets: offsets.buffer }, [data.buffer, ends.buffer, offsets.buffer]);
+  post(
+    {
+      type: 'batch',
+      partition: p,
+      next: String(next),
+      high: batch.highWatermark,
+      data: data.buffer,
+      ends: ends.buffer,
+      offsets: offsets.buffer,
+    },
+    [data.buffer, ends.buffer, offsets.buffer],
+  );
   if (!isRunning() || isStale()) return;
   resolveOffset(String(last));
   await heartbeat();
@@ -157,7 +185,13 @@ try {
   // A fetch that returned only transaction markers or aborted records never reaches onBatch;
   // kafkajs reports it here (batchSize 0), and the position must still move past it.
   consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
-    const { partition, batchSize, firstOffset, lastOffset, highWatermark } = e.payload as { partition: number; batchSize: number; firstOffset: string | null; lastOffset: string; highWatermark: string };
+    const { partition, batchSize, firstOffset, lastOffset, highWatermark } = e.payload as {
+      partition: number;
+      batchSize: number;
+      firstOffset: string | null;
+      lastOffset: string;
+      highWatermark: string;
+    };
     const p = String(partition);
     // Only a fetch that started at our position says what lies there: its first raw offset
     // (markers and aborted records count) is ours; a fetch that returned only offsets below

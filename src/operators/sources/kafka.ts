@@ -49,16 +49,26 @@ export class PositionMismatch extends Error {}
  * retention before they were read, or an offset past the end), or
  * undefined when it can.
  */
-export function positionProblem(saved: Position | undefined, topic: string, id: string | null, offsets: { partition: number; low: string; high: string }[]): string | undefined {
+export function positionProblem(
+  saved: Position | undefined,
+  topic: string,
+  id: string | null,
+  offsets: { partition: number; low: string; high: string }[],
+): string | undefined {
   if (!saved?.offsets) return undefined;
-  if (saved.topic !== undefined && saved.topic !== topic) return `its checkpoint holds positions in topic ${saved.topic}, but the source now reads ${topic}: they do not apply to it`;
-  if (saved.topicId && id && saved.topicId !== id) return `topic ${topic} was deleted and created again since the checkpoint (topic id ${saved.topicId} then, ${id} now): the saved positions belong to the old topic`;
+  if (saved.topic !== undefined && saved.topic !== topic)
+    return `its checkpoint holds positions in topic ${saved.topic}, but the source now reads ${topic}: they do not apply to it`;
+  if (saved.topicId && id && saved.topicId !== id)
+    return `topic ${topic} was deleted and created again since the checkpoint (topic id ${saved.topicId} then, ${id} now): the saved positions belong to the old topic`;
   const now = new Map(offsets.map((o) => [String(o.partition), o]));
   for (const [p, off] of Object.entries(saved.offsets)) {
     const o = now.get(p);
-    if (!o) return `the checkpoint has a position in partition ${p} of ${topic}, which has ${offsets.length} partition(s) now: the topic was recreated`;
-    if (BigInt(off) < BigInt(o.low)) return `partition ${p} of ${topic} no longer holds offsets ${off}..${BigInt(o.low) - 1n}: ${BigInt(o.low) - BigInt(off)} record(s) were deleted (retention) before this flow read them`;
-    if (BigInt(off) > BigInt(o.high)) return `the saved offset ${off} of partition ${p} is past the end of ${topic} (${o.high}): the topic was recreated or truncated`;
+    if (!o)
+      return `the checkpoint has a position in partition ${p} of ${topic}, which has ${offsets.length} partition(s) now: the topic was recreated`;
+    if (BigInt(off) < BigInt(o.low))
+      return `partition ${p} of ${topic} no longer holds offsets ${off}..${BigInt(o.low) - 1n}: ${BigInt(o.low) - BigInt(off)} record(s) were deleted (retention) before this flow read them`;
+    if (BigInt(off) > BigInt(o.high))
+      return `the saved offset ${off} of partition ${p} is past the end of ${topic} (${o.high}): the topic was recreated or truncated`;
   }
   return undefined;
 }
@@ -71,10 +81,17 @@ const config = {
     type: { const: 'kafka' },
     connection: connectionField('kafka'),
     topic: { type: 'string', pattern: '^[A-Za-z0-9._-]{1,249}$', description: 'Topic to consume.' },
-    group: { type: 'string', description: 'Consumer group id (default salespipe.<pipeline>.<flow>, after the connection\'s topicPrefix).' },
+    group: { type: 'string', description: "Consumer group id (default salespipe.<pipeline>.<flow>, after the connection's topicPrefix)." },
     startFrom: { enum: ['earliest', 'latest'], default: 'earliest', description: 'Where a first run (no checkpoint) starts.' },
     eventTime: { type: 'string', description: 'Timestamp column carrying event time.' },
-    key: { type: 'array', items: { type: 'string' }, minItems: 1, uniqueItems: true, description: 'For a topic of latest values per key (e.g. another flow\'s aggregate): its key columns; the stream is then an update stream.' },
+    key: {
+      type: 'array',
+      items: { type: 'string' },
+      minItems: 1,
+      uniqueItems: true,
+      description:
+        "For a topic of latest values per key (e.g. another flow's aggregate): its key columns; the stream is then an update stream.",
+    },
     schema: schemaConfig,
     maxMessageBytes: { type: 'integer', minimum: 1, default: 1048576, description: 'Larger messages are dead-lettered.' },
     maxStringLength: { type: 'integer', minimum: 1, default: 4096, description: 'Longer string fields are dead-lettered.' },
@@ -83,7 +100,10 @@ const config = {
 
 type Config = ConfigOf<typeof config>;
 
-interface Planned { cfg: Config; out: StreamInfo }
+interface Planned {
+  cfg: Config;
+  out: StreamInfo;
+}
 
 export const kafkaSource: SourceDef<typeof config, Planned> = {
   type: 'kafka',
@@ -96,13 +116,23 @@ export const kafkaSource: SourceDef<typeof config, Planned> = {
     let ok = true;
     if (cfg.eventTime) {
       const et = fieldOf(schema, cfg.eventTime);
-      if (!et) { ok = false; ctx.error(['eventTime'], `event-time column "${cfg.eventTime}" is not declared in schema`, 'column.unknown'); }
-      else if (et.type.kind !== 'timestamp') { ok = false; ctx.error(['eventTime'], `event-time column "${cfg.eventTime}" must be a timestamp`, 'type.mismatch'); }
+      if (!et) {
+        ok = false;
+        ctx.error(['eventTime'], `event-time column "${cfg.eventTime}" is not declared in schema`, 'column.unknown');
+      } else if (et.type.kind !== 'timestamp') {
+        ok = false;
+        ctx.error(['eventTime'], `event-time column "${cfg.eventTime}" must be a timestamp`, 'type.mismatch');
+      }
     }
     for (const [i, k] of (cfg.key ?? []).entries()) {
-      if (!fieldOf(schema, k)) { ok = false; ctx.error(['key', i], `key column "${k}" is not declared in schema`, 'column.unknown'); }
+      if (!fieldOf(schema, k)) {
+        ok = false;
+        ctx.error(['key', i], `key column "${k}" is not declared in schema`, 'column.unknown');
+      }
     }
-    const out: StreamInfo = cfg.key ? { schema, mode: 'update', key: [...cfg.key], eventTime: cfg.eventTime } : { schema, mode: 'append', eventTime: cfg.eventTime };
+    const out: StreamInfo = cfg.key
+      ? { schema, mode: 'update', key: [...cfg.key], eventTime: cfg.eventTime }
+      : { schema, mode: 'append', eventTime: cfg.eventTime };
     return { out, planned: ok ? { cfg, out } : (undefined as never) };
   },
   reads: (cfg, conns) => topicId(conns, cfg.connection, cfg.topic),
@@ -113,14 +143,29 @@ export const kafkaSource: SourceDef<typeof config, Planned> = {
     const topic = topicName(connection(ctx, p.cfg.connection), p.cfg.topic);
     const pos = position as Position | undefined;
     const detail = { type: 'kafka', topic, topicId: pos?.topicId, offsets: pos?.offsets ?? {}, end: null as Record<string, string> | null };
-    const text = () => `source topic ${topic}: positions ${Object.entries(detail.offsets).map(([q, o]) => `${q}:${o}`).join(' ') || 'none'}; end ${detail.end ? Object.entries(detail.end).map(([q, o]) => `${q}:${o}`).join(' ') : '?'}`;
+    const text = () =>
+      `source topic ${topic}: positions ${
+        Object.entries(detail.offsets)
+          .map(([q, o]) => `${q}:${o}`)
+          .join(' ') || 'none'
+      }; end ${
+        detail.end
+          ? Object.entries(detail.end)
+              .map(([q, o]) => `${q}:${o}`)
+              .join(' ')
+          : '?'
+      }`;
     const admin = kafkaClient(conn, ctx.log).admin();
     try {
       await withRetry(`connecting to ${kafkaWhere(conn)}`, ctx.log, ctx.signal, () => admin.connect());
       if (!(await admin.listTopics()).includes(topic)) return { detail, text: text(), lag: null, error: `topic ${topic} does not exist` };
       const offs = await admin.fetchTopicOffsets(topic);
       detail.end = Object.fromEntries(offs.map((o) => [String(o.partition), o.high]));
-      const lag = offs.reduce((n, o) => n + Math.max(0, Number(o.high) - Number(pos?.offsets?.[String(o.partition)] ?? (p.cfg.startFrom === 'latest' ? o.high : o.low))), 0);
+      const lag = offs.reduce(
+        (n, o) =>
+          n + Math.max(0, Number(o.high) - Number(pos?.offsets?.[String(o.partition)] ?? (p.cfg.startFrom === 'latest' ? o.high : o.low))),
+        0,
+      );
       return { detail, text: text(), lag };
     } catch (e) {
       return { detail, text: text(), lag: null, error: (e as Error).message };
@@ -138,8 +183,15 @@ const MAX_QUEUED = 3;
 /** A message's text and place, for a step that dead-letters its row (record-schema.ts). */
 class MessageRef implements SourceRef {
   readonly encoding = 'utf8' as const;
-  constructor(readonly payload: string, private topic: string, private b: { partition: string; offsets: ArrayBuffer }, private i: number) {}
-  get origin(): string { return `${this.topic}/${this.b.partition}@${new Float64Array(this.b.offsets)[this.i]}`; }
+  constructor(
+    readonly payload: string,
+    private topic: string,
+    private b: { partition: string; offsets: ArrayBuffer },
+    private i: number,
+  ) {}
+  get origin(): string {
+    return `${this.topic}/${this.b.partition}@${new Float64Array(this.b.offsets)[this.i]}`;
+  }
 }
 
 /**
@@ -147,7 +199,10 @@ class MessageRef implements SourceRef {
  * sees it: the reason then quotes the digits as the message wrote them.
  */
 function exactReason(reason: string, text: string): string {
-  const m = /^field "([^"]+)": (-?[\d.e+]+) (is outside the exact integer range|is too large for an exact decimal|exceeds decimal\(\d+,\d+\))(.*)$/.exec(reason);
+  const m =
+    /^field "([^"]+)": (-?[\d.e+]+) (is outside the exact integer range|is too large for an exact decimal|exceeds decimal\(\d+,\d+\))(.*)$/.exec(
+      reason,
+    );
   if (!m) return reason;
   const literal = new RegExp(`"${m[1].replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"\\s*:\\s*(-?\\d[\\d.eE+-]*)`).exec(text)?.[1];
   return literal && literal !== m[2] ? `field "${m[1]}": ${literal} ${m[3]}${m[4]}` : reason;
@@ -180,7 +235,11 @@ class KafkaSource implements Source {
   private absent = false;
   private ready = false;
 
-  constructor(private cfg: Config, out: StreamInfo, private ctx: RunContext) {
+  constructor(
+    private cfg: Config,
+    out: StreamInfo,
+    private ctx: RunContext,
+  ) {
     this.decode = makeDecoder(out.schema, { timeZone: ctx.timeZone, maxStringLength: cfg.maxStringLength, inPlace: true });
     this.maxBytes = cfg.maxMessageBytes;
     const conn = connection(ctx, cfg.connection);
@@ -191,13 +250,17 @@ class KafkaSource implements Source {
 
   async open(position: unknown) {
     const [{ kafkaClient, kafkaConn, kafkaAuthError, kafkaWhere }, { topicIds }, { evictGone }] = await Promise.all([
-      import('../../connections/kafka.js'), import('../../kafka/topic-ids.js'), import('../../kafka/members.js'),
+      import('../../connections/kafka.js'),
+      import('../../kafka/topic-ids.js'),
+      import('../../kafka/members.js'),
     ]);
     const kc = kafkaConn(this.ctx, this.cfg.connection);
     this.where = kafkaWhere(kc);
     this.kafka = kafkaClient(kc, this.log);
     const admin = this.kafka.admin();
-    await withRetry(`connecting to ${kafkaWhere(kc)}`, this.log, this.ctx.signal, () => admin.connect()).catch((e) => { throw kafkaAuthError(e, kc) ?? e; });
+    await withRetry(`connecting to ${kafkaWhere(kc)}`, this.log, this.ctx.signal, () => admin.connect()).catch((e) => {
+      throw kafkaAuthError(e, kc) ?? e;
+    });
     try {
       if (!(await this.waitForTopic(admin))) {
         this.absent = true;
@@ -205,21 +268,31 @@ class KafkaSource implements Source {
         return;
       }
       // A new topic's partitions may still be electing leaders: these are retried.
-      const [offs, ids] = await withRetry(`reading the offsets of ${this.topic}`, this.log, this.ctx.signal,
-        () => Promise.all([admin.fetchTopicOffsets(this.topic), topicIds(this.kafka, [this.topic])]), 10_000, 'debug');
+      const [offs, ids] = await withRetry(
+        `reading the offsets of ${this.topic}`,
+        this.log,
+        this.ctx.signal,
+        () => Promise.all([admin.fetchTopicOffsets(this.topic), topicIds(this.kafka, [this.topic])]),
+        10_000,
+        'debug',
+      );
       this.topicId = ids.get(this.topic) ?? null;
       const saved = position as Position | undefined;
       const problem = positionProblem(saved, this.topic, this.topicId, offs);
       if (problem) {
         const file = this.ctx.specFile ?? 'FILE';
-        throw new PositionMismatch(`flow ${this.ctx.flow}: ${problem}. Nothing was read. To start the flow over (its outputs are kept), run \`salespipe reset ${file} --flow ${this.ctx.flow}\`; to keep its state and read ${this.cfg.topic} from ${this.cfg.startFrom === 'latest' ? 'its end' : 'the start'}, add --positions`);
+        throw new PositionMismatch(
+          `flow ${this.ctx.flow}: ${problem}. Nothing was read. To start the flow over (its outputs are kept), run \`salespipe reset ${file} --flow ${this.ctx.flow}\`; to keep its state and read ${this.cfg.topic} from ${this.cfg.startFrom === 'latest' ? 'its end' : 'the start'}, add --positions`,
+        );
       }
-      if (saved?.offsets && saved.topicId === undefined) this.log.debug(`the checkpoint predates topic ids; from now on it records ${this.topic}'s`);
+      if (saved?.offsets && saved.topicId === undefined)
+        this.log.debug(`the checkpoint predates topic ids; from now on it records ${this.topic}'s`);
       Object.assign(this.maxEt, saved?.eventTimes);
       for (const o of offs) {
         const p = String(o.partition);
         const at = saved?.offsets?.[p];
-        if (saved?.offsets && at === undefined) this.log.info(`partition ${p} of ${this.topic} is new since the checkpoint: read from its start`);
+        if (saved?.offsets && at === undefined)
+          this.log.info(`partition ${p} of ${this.topic} is new since the checkpoint: read from its start`);
         this.next_[p] = at ?? (saved?.offsets || this.cfg.startFrom !== 'latest' ? o.low : o.high);
         this.high[p] = o.high;
       }
@@ -242,10 +315,21 @@ class KafkaSource implements Source {
     return new Promise<void>((ready, fail) => {
       w.on('message', (m: FromFetcher) => {
         switch (m.type) {
-          case 'batch': case 'skip': this.queue.push(m); this.wake?.(); break;
-          case 'log': this.log[m.level](m.message); break;
-          case 'ready': this.ready = true; ready(); break;
-          case 'closed': closed(); break;
+          case 'batch':
+          case 'skip':
+            this.queue.push(m);
+            this.wake?.();
+            break;
+          case 'log':
+            this.log[m.level](m.message);
+            break;
+          case 'ready':
+            this.ready = true;
+            ready();
+            break;
+          case 'closed':
+            closed();
+            break;
           case 'error':
             this.failed = new Error(m.message);
             fail(this.failed);
@@ -253,7 +337,12 @@ class KafkaSource implements Source {
             break;
         }
       });
-      w.on('error', (e) => { this.failed = e; fail(e); this.wake?.(); closed(); });
+      w.on('error', (e) => {
+        this.failed = e;
+        fail(e);
+        this.wake?.();
+        closed();
+      });
       w.on('exit', () => closed());
     });
   }
@@ -262,7 +351,10 @@ class KafkaSource implements Source {
   private async waitForTopic(admin: kafkajs.Admin): Promise<boolean> {
     let logged = false;
     for (;;) {
-      if ((await withRetry(`listing the topics of ${this.where}`, this.log, this.ctx.signal, () => admin.listTopics())).includes(this.topic)) return true;
+      if (
+        (await withRetry(`listing the topics of ${this.where}`, this.log, this.ctx.signal, () => admin.listTopics())).includes(this.topic)
+      )
+        return true;
       if (this.ctx.drain) {
         await this.ctx.upstreamDone;
         if ((await admin.listTopics()).includes(this.topic)) continue;
@@ -279,7 +371,14 @@ class KafkaSource implements Source {
     const admin = this.kafka.admin();
     await withRetry('reading end offsets', this.log, this.ctx.signal, () => admin.connect());
     try {
-      const offs = await withRetry(`reading the end offsets of ${this.topic}`, this.log, this.ctx.signal, () => admin.fetchTopicOffsets(this.topic), 10_000, 'debug');
+      const offs = await withRetry(
+        `reading the end offsets of ${this.topic}`,
+        this.log,
+        this.ctx.signal,
+        () => admin.fetchTopicOffsets(this.topic),
+        10_000,
+        'debug',
+      );
       this.end = Object.fromEntries(offs.map((o) => [String(o.partition), o.high]));
       this.log.info(`drain: reading ${this.topic} up to offsets ${JSON.stringify(this.end)}`);
     } finally {
@@ -302,8 +401,20 @@ class KafkaSource implements Source {
       const end = ends[i];
       const len = end - start;
       if (len === 0) out.dead.push({ reason: 'empty message', payload: '', encoding: 'utf8', origin: this.origin(b, i) });
-      else if (len > this.maxBytes) out.dead.push({ reason: `message of ${len} bytes exceeds maxMessageBytes ${this.maxBytes}`, payload: data.toString('base64', start, start + 1024), encoding: 'base64', origin: this.origin(b, i) });
-      else if (!(allUtf8 && boundary(start) && boundary(end)) && !isUtf8(data.subarray(start, end))) out.dead.push({ reason: 'payload is not valid UTF-8', payload: data.toString('base64', start, end), encoding: 'base64', origin: this.origin(b, i) });
+      else if (len > this.maxBytes)
+        out.dead.push({
+          reason: `message of ${len} bytes exceeds maxMessageBytes ${this.maxBytes}`,
+          payload: data.toString('base64', start, start + 1024),
+          encoding: 'base64',
+          origin: this.origin(b, i),
+        });
+      else if (!(allUtf8 && boundary(start) && boundary(end)) && !isUtf8(data.subarray(start, end)))
+        out.dead.push({
+          reason: 'payload is not valid UTF-8',
+          payload: data.toString('base64', start, end),
+          encoding: 'base64',
+          origin: this.origin(b, i),
+        });
       else this.decodeText(data.toString('utf8', start, end), b, i, out);
       start = end;
     }
@@ -320,10 +431,16 @@ class KafkaSource implements Source {
     try {
       obj = JSON.parse(text);
     } catch (e) {
-      return void out.dead.push({ reason: `not JSON: ${(e as Error).message}`, payload: text, encoding: 'utf8', origin: this.origin(b, i) });
+      return void out.dead.push({
+        reason: `not JSON: ${(e as Error).message}`,
+        payload: text,
+        encoding: 'utf8',
+        origin: this.origin(b, i),
+      });
     }
     const r = this.decode(obj);
-    if (typeof r === 'string') out.dead.push({ reason: exactReason(r, text), payload: text, encoding: 'utf8', origin: this.origin(b, i) } satisfies DeadLetter);
+    if (typeof r === 'string')
+      out.dead.push({ reason: exactReason(r, text), payload: text, encoding: 'utf8', origin: this.origin(b, i) } satisfies DeadLetter);
     else {
       setSource(r, new MessageRef(text, this.topic, b, i));
       out.rows.push(r);
@@ -354,7 +471,10 @@ class KafkaSource implements Source {
         const et = this.cfg.eventTime;
         if (et) {
           let max = this.maxEt[b.partition] ?? -Infinity;
-          for (const r of batch.rows) { const t = r[et] as number | null; if (t !== null && t > max) max = t; }
+          for (const r of batch.rows) {
+            const t = r[et] as number | null;
+            if (t !== null && t > max) max = t;
+          }
           if (max > -Infinity) this.maxEt[b.partition] = max;
         }
         return batch;
@@ -363,8 +483,15 @@ class KafkaSource implements Source {
       if (this.ctx.drain && this.end && this.drained()) return null;
       // Wait for a batch, but come back regularly so the runtime can checkpoint.
       await new Promise<void>((r) => {
-        const t = setTimeout(() => { this.wake = null; r(); }, 200);
-        this.wake = () => { clearTimeout(t); this.wake = null; r(); };
+        const t = setTimeout(() => {
+          this.wake = null;
+          r();
+        }, 200);
+        this.wake = () => {
+          clearTimeout(t);
+          this.wake = null;
+          r();
+        };
       });
       if (!this.queue.length) return { rows: [], dead: [] };
     }
@@ -384,8 +511,9 @@ class KafkaSource implements Source {
     let min = Infinity;
     for (const [p, next] of Object.entries(this.next_)) {
       const t = this.maxEt[p];
-      if (t !== undefined) { if (t < min) min = t; }
-      else if (BigInt(next) < BigInt(this.high[p] ?? next)) return null;
+      if (t !== undefined) {
+        if (t < min) min = t;
+      } else if (BigInt(next) < BigInt(this.high[p] ?? next)) return null;
     }
     return min === Infinity ? null : min;
   }

@@ -40,20 +40,33 @@ const config = {
   properties: {
     type: { const: 'sql' },
     connection: connectionField('sql'),
-    table: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)?$', description: 'Table to read, optionally schema-qualified.' },
+    table: {
+      type: 'string',
+      pattern: '^[A-Za-z_][A-Za-z0-9_]*(\\.[A-Za-z_][A-Za-z0-9_]*)?$',
+      description: 'Table to read, optionally schema-qualified.',
+    },
     cursor: { type: 'string', description: 'Increasing integer column (e.g. an auto-increment id) that orders new rows.' },
     eventTime: { type: 'string', description: 'Timestamp column carrying event time.' },
     schema: schemaConfig,
     batchSize: { type: 'integer', minimum: 1, maximum: 100000, default: 5000, description: 'Rows per query.' },
     pollInterval: { type: 'string', default: '1s', description: 'Wait between polls when no new row was found.' },
-    gapTimeout: { type: 'string', default: '60s', description: 'How long an id skipped by out-of-order commits is re-queried before it is taken as rolled back.' },
+    gapTimeout: {
+      type: 'string',
+      default: '60s',
+      description: 'How long an id skipped by out-of-order commits is re-queried before it is taken as rolled back.',
+    },
     maxOpenGaps: { type: 'integer', minimum: 0, default: 100000, description: 'Upper bound on ids tracked as open gaps.' },
   },
 } as const;
 
 type Config = ConfigOf<typeof config>;
 
-interface Planned { cfg: Config; out: StreamInfo; pollMs: number; gapMs: number }
+interface Planned {
+  cfg: Config;
+  out: StreamInfo;
+  pollMs: number;
+  gapMs: number;
+}
 
 export const sqlSource: SourceDef<typeof config, Planned> = {
   type: 'sql',
@@ -65,27 +78,49 @@ export const sqlSource: SourceDef<typeof config, Planned> = {
     const schema = planSchema(cfg.schema, ctx, ['schema']);
     let ok = true;
     const cur = fieldOf(schema, cfg.cursor);
-    if (!cur) { ok = false; ctx.error(['cursor'], `cursor column "${cfg.cursor}" is not declared in schema`, 'column.unknown'); }
-    else if (cur.type.kind !== 'int' || cur.type.nullable) { ok = false; ctx.error(['cursor'], `cursor column "${cfg.cursor}" must be a non-nullable int`, 'type.mismatch'); }
+    if (!cur) {
+      ok = false;
+      ctx.error(['cursor'], `cursor column "${cfg.cursor}" is not declared in schema`, 'column.unknown');
+    } else if (cur.type.kind !== 'int' || cur.type.nullable) {
+      ok = false;
+      ctx.error(['cursor'], `cursor column "${cfg.cursor}" must be a non-nullable int`, 'type.mismatch');
+    }
     if (cfg.eventTime) {
       const et = fieldOf(schema, cfg.eventTime);
-      if (!et) { ok = false; ctx.error(['eventTime'], `event-time column "${cfg.eventTime}" is not declared in schema`, 'column.unknown'); }
-      else if (et.type.kind !== 'timestamp') { ok = false; ctx.error(['eventTime'], `event-time column "${cfg.eventTime}" must be a timestamp`, 'type.mismatch'); }
+      if (!et) {
+        ok = false;
+        ctx.error(['eventTime'], `event-time column "${cfg.eventTime}" is not declared in schema`, 'column.unknown');
+      } else if (et.type.kind !== 'timestamp') {
+        ok = false;
+        ctx.error(['eventTime'], `event-time column "${cfg.eventTime}" must be a timestamp`, 'type.mismatch');
+      }
     }
     const ms = (k: 'pollInterval' | 'gapTimeout') => {
       const v = parseDuration(cfg[k]);
-      if (v === undefined) { ok = false; ctx.error([k], `invalid duration "${cfg[k]}" (e.g. 500ms, 10s, 5m)`, 'value.duration'); }
+      if (v === undefined) {
+        ok = false;
+        ctx.error([k], `invalid duration "${cfg[k]}" (e.g. 500ms, 10s, 5m)`, 'value.duration');
+      }
       return v ?? 0;
     };
-    const pollMs = ms('pollInterval'), gapMs = ms('gapTimeout');
+    const pollMs = ms('pollInterval'),
+      gapMs = ms('gapTimeout');
     const out: StreamInfo = { schema, mode: 'append', eventTime: cfg.eventTime };
     return { out, planned: ok ? { cfg, out, pollMs, gapMs } : (undefined as never) };
   },
   async status(p, position, ctx) {
     const { cfg } = p;
     const pos = position as Position | undefined;
-    const detail = { type: 'sql', table: cfg.table, cursor: cfg.cursor, position: pos?.hwm ?? null, openGaps: pos?.gaps?.length ?? 0, max: null as number | null };
-    const text = () => `source table ${cfg.table}: read up to ${cfg.cursor} ${detail.position ?? '(nothing yet)'}${detail.openGaps ? ` with ${detail.openGaps} open gap(s)` : ''}; largest ${cfg.cursor} ${detail.max ?? '(empty)'}`;
+    const detail = {
+      type: 'sql',
+      table: cfg.table,
+      cursor: cfg.cursor,
+      position: pos?.hwm ?? null,
+      openGaps: pos?.gaps?.length ?? 0,
+      max: null as number | null,
+    };
+    const text = () =>
+      `source table ${cfg.table}: read up to ${cfg.cursor} ${detail.position ?? '(nothing yet)'}${detail.openGaps ? ` with ${detail.openGaps} open gap(s)` : ''}; largest ${cfg.cursor} ${detail.max ?? '(empty)'}`;
     const { openKnex } = await import('../../connections/sql.js');
     const { db } = await openKnex(connection(ctx, cfg.connection).url!, ctx.specDir, 1);
     try {
@@ -108,8 +143,10 @@ export const sqlSource: SourceDef<typeof config, Planned> = {
     const { openKnex } = await import('../../connections/sql.js');
     const { db } = await openKnex(url, ctx.specDir, 1);
     try {
-      return await db(cfg.table).select(out.schema.map((c) => c.name))
-        .where(cfg.eventTime, '>=', naiveTimestamp(range.from, ctx.timeZone)).andWhere(cfg.eventTime, '<', naiveTimestamp(range.to, ctx.timeZone))
+      return await db(cfg.table)
+        .select(out.schema.map((c) => c.name))
+        .where(cfg.eventTime, '>=', naiveTimestamp(range.from, ctx.timeZone))
+        .andWhere(cfg.eventTime, '<', naiveTimestamp(range.to, ctx.timeZone))
         .orderBy(cfg.cursor);
     } catch (e) {
       throw new Error(`reading ${cfg.table} at ${sqlWhere(ctx, cfg.connection)}: ${(e as Error).message}`);
@@ -142,7 +179,10 @@ class SqlSource implements Source {
 
   private cfg: Config;
 
-  constructor(p: Planned, private ctx: RunContext) {
+  constructor(
+    p: Planned,
+    private ctx: RunContext,
+  ) {
     const out = p.out;
     this.cfg = p.cfg;
     this.schema = out.schema;
@@ -165,11 +205,15 @@ class SqlSource implements Source {
     await openTable(this.db, k.dialect, this.cfg.table, this.columns, this.schema, where, this.log, this.ctx.signal);
     if (position && this.pos.hwm !== null) {
       // A table emptied or recreated since the checkpoint: its new rows would have ids below the position.
-      const r = await withRetry(`reading max ${this.cfg.cursor}`, this.log, this.ctx.signal, () => this.db(this.cfg.table).max({ m: this.cfg.cursor }));
+      const r = await withRetry(`reading max ${this.cfg.cursor}`, this.log, this.ctx.signal, () =>
+        this.db(this.cfg.table).max({ m: this.cfg.cursor }),
+      );
       const max = r[0]?.m === null || r[0]?.m === undefined ? null : Number(r[0].m);
       if (max === null || max < this.pos.hwm) {
-        throw new Error(`flow ${this.ctx.flow}: its checkpoint has read ${this.cfg.table} up to ${this.cfg.cursor} ${this.pos.hwm}, but the table's largest ${this.cfg.cursor} is ${max ?? 'none (it is empty)'}: ` +
-          `was it emptied or created again? Its new rows would be skipped. Nothing was read. To read it from the start, run \`salespipe reset ${this.ctx.specFile ?? 'FILE'} --flow ${this.ctx.flow} --positions\` (keeps the flow's state) or without --positions (starts over)`);
+        throw new Error(
+          `flow ${this.ctx.flow}: its checkpoint has read ${this.cfg.table} up to ${this.cfg.cursor} ${this.pos.hwm}, but the table's largest ${this.cfg.cursor} is ${max ?? 'none (it is empty)'}: ` +
+            `was it emptied or created again? Its new rows would be skipped. Nothing was read. To read it from the start, run \`salespipe reset ${this.ctx.specFile ?? 'FILE'} --flow ${this.ctx.flow} --positions\` (keeps the flow's state) or without --positions (starts over)`,
+        );
       }
     }
     if (this.ctx.drain) {
@@ -191,19 +235,26 @@ class SqlSource implements Source {
   async next(): Promise<SourceBatch | null> {
     if (this.drained || this.ctx.signal.aborted) return null;
     const batch: SourceBatch = { rows: [], dead: [] };
-    const polled = withRetry(`polling ${this.cfg.table}`, this.log, this.ctx.signal, async () => {
-      // One attempt is all or nothing: a failure half-way must not drop the gaps it found.
-      const before: Position = { hwm: this.pos.hwm, gaps: this.pos.gaps.slice() };
-      batch.rows.length = 0; batch.dead.length = 0;
-      try {
-        await this.pollGaps(batch);
-        await this.pollNew(batch);
-        await this.refreshLag();
-      } catch (e) {
-        this.pos = before;
-        throw e;
-      }
-    }, 10_000);
+    const polled = withRetry(
+      `polling ${this.cfg.table}`,
+      this.log,
+      this.ctx.signal,
+      async () => {
+        // One attempt is all or nothing: a failure half-way must not drop the gaps it found.
+        const before: Position = { hwm: this.pos.hwm, gaps: this.pos.gaps.slice() };
+        batch.rows.length = 0;
+        batch.dead.length = 0;
+        try {
+          await this.pollGaps(batch);
+          await this.pollNew(batch);
+          await this.refreshLag();
+        } catch (e) {
+          this.pos = before;
+          throw e;
+        }
+      },
+      10_000,
+    );
     try {
       await polled;
     } catch (e) {
@@ -214,7 +265,10 @@ class SqlSource implements Source {
     const empty = batch.rows.length === 0 && batch.dead.length === 0;
     if (empty && this.reachedTarget()) {
       this.drained = true;
-      if (this.pos.gaps.length) this.log.info(`drain finished with ${this.pos.gaps.length} open gap(s) below id ${this.pos.hwm}; they stay tracked for the next run`);
+      if (this.pos.gaps.length)
+        this.log.info(
+          `drain finished with ${this.pos.gaps.length} open gap(s) below id ${this.pos.hwm}; they stay tracked for the next run`,
+        );
       return null;
     }
     if (empty && !this.ctx.drain) await sleep(this.pollMs, this.ctx.signal);
@@ -245,7 +299,10 @@ class SqlSource implements Source {
     for (let i = 0; i < this.pos.gaps.length; i += MAX_IN) {
       const ids = this.pos.gaps.slice(i, i + MAX_IN).map((g) => g[0]);
       const rows = await this.db(this.cfg.table).select(this.columns).whereIn(this.cfg.cursor, ids);
-      for (const raw of rows) { found.add(Number(raw[this.cfg.cursor])); this.emit(raw, batch); }
+      for (const raw of rows) {
+        found.add(Number(raw[this.cfg.cursor]));
+        this.emit(raw, batch);
+      }
     }
     const before = this.pos.gaps.length;
     this.pos.gaps = this.pos.gaps.filter(([id, since]) => !found.has(id) && now - since < this.gapMs);
@@ -283,7 +340,8 @@ class SqlSource implements Source {
 
   private openGaps(from: number, to: number, now: number) {
     const room = this.maxGaps - this.pos.gaps.length;
-    if (to - from > room) this.log.warn(`ids ${from}..${to - 1} are missing; tracking only ${Math.max(0, room)} of them as open gaps (maxOpenGaps)`);
+    if (to - from > room)
+      this.log.warn(`ids ${from}..${to - 1} are missing; tracking only ${Math.max(0, room)} of them as open gaps (maxOpenGaps)`);
     for (let id = from; id < to && this.pos.gaps.length < this.maxGaps; id++) this.pos.gaps.push([id, now]);
   }
 

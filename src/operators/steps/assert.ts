@@ -38,7 +38,12 @@ export const assertStep: StepDef<typeof config, { fn: Eval; reason: string; sche
         const out = [];
         for (const r of rows) {
           let ok: unknown;
-          try { ok = fn(r); } catch (e) { if (!(e instanceof RecordError)) throw e; ok = e.message; }
+          try {
+            ok = fn(r);
+          } catch (e) {
+            if (!(e instanceof RecordError)) throw e;
+            ok = e.message;
+          }
           if (ok === true) out.push(r);
           else dead.push(toDead(r, typeof ok === 'string' ? `${reason} (${ok})` : reason));
         }

@@ -38,47 +38,75 @@ import { deadLetters } from '../record-schema.js';
 
 const config = {
   type: 'object',
-    additionalProperties: false,
-    required: ['table', 'on', 'opening', 'asOf'],
-    oneOf: [{ required: ['add'] }, { required: ['subtract'] }],
-    properties: {
-      table: tableConfig,
-      on: {
-        type: 'object', minProperties: 1,
-        additionalProperties: { type: 'string', description: 'Table column matched by this stream column.' },
-        description: 'Stream column -> table column: the balance key, e.g. { product_name: product_name }.',
-      },
-      opening: { type: 'string', description: 'Table column holding the balance counted at asOf (int or decimal), e.g. stock_level.' },
-      asOf: { type: 'string', description: 'Table timestamp column: when the opening balance was counted, e.g. updated_at.' },
-      add: { type: 'string', description: 'Expression added to the balance for each stream row after asOf.' },
-      subtract: { type: 'string', description: 'Expression subtracted from the balance for each stream row after asOf, e.g. quantity_sold.' },
-      eventTime: { type: 'string', description: 'Stream event-time column compared with asOf (default: the source\'s eventTime).' },
-      columns: { type: 'array', items: { type: 'string' }, uniqueItems: true, description: 'Further table columns carried to the output, e.g. [brand, reorder_threshold].' },
-      as: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', default: 'balance', description: 'Name of the balance column.' },
-      movementAs: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', default: 'movement', description: 'Name of the column with the sum of `add` (or `subtract`) since asOf, e.g. units_sold_since_update.' },
+  additionalProperties: false,
+  required: ['table', 'on', 'opening', 'asOf'],
+  oneOf: [{ required: ['add'] }, { required: ['subtract'] }],
+  properties: {
+    table: tableConfig,
+    on: {
+      type: 'object',
+      minProperties: 1,
+      additionalProperties: { type: 'string', description: 'Table column matched by this stream column.' },
+      description: 'Stream column -> table column: the balance key, e.g. { product_name: product_name }.',
     },
+    opening: { type: 'string', description: 'Table column holding the balance counted at asOf (int or decimal), e.g. stock_level.' },
+    asOf: { type: 'string', description: 'Table timestamp column: when the opening balance was counted, e.g. updated_at.' },
+    add: { type: 'string', description: 'Expression added to the balance for each stream row after asOf.' },
+    subtract: { type: 'string', description: 'Expression subtracted from the balance for each stream row after asOf, e.g. quantity_sold.' },
+    eventTime: { type: 'string', description: "Stream event-time column compared with asOf (default: the source's eventTime)." },
+    columns: {
+      type: 'array',
+      items: { type: 'string' },
+      uniqueItems: true,
+      description: 'Further table columns carried to the output, e.g. [brand, reorder_threshold].',
+    },
+    as: { type: 'string', pattern: '^[A-Za-z_][A-Za-z0-9_]*$', default: 'balance', description: 'Name of the balance column.' },
+    movementAs: {
+      type: 'string',
+      pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+      default: 'movement',
+      description: 'Name of the column with the sum of `add` (or `subtract`) since asOf, e.g. units_sold_since_update.',
+    },
+  },
 } as const;
 
 type Config = ConfigOf<typeof config>;
 
-interface Planned { cfg: Config; inputSchema: Schema; tableSchema: Schema; eventTime: string; move: Eval; sign: 1 | -1; scale: number; openingScale: number }
+interface Planned {
+  cfg: Config;
+  inputSchema: Schema;
+  tableSchema: Schema;
+  eventTime: string;
+  move: Eval;
+  sign: 1 | -1;
+  scale: number;
+  openingScale: number;
+}
 
 export const balanceStep: StepDef<typeof config, Planned> = {
   key: 'balance',
-  doc: 'Running balance per key: an opening value from a relational table (kept fresh) plus the stream\'s movements after the row\'s as-of time; emits changed balances as an update stream.',
+  doc: "Running balance per key: an opening value from a relational table (kept fresh) plus the stream's movements after the row's as-of time; emits changed balances as an update stream.",
   config,
   plan: planBalance,
-  describe: (b) => `balance ${b.as} = ${b.opening} ${b.add !== undefined ? `+ sum(${b.add})` : `- sum(${b.subtract})`} after ${b.asOf}, from ${describeTable(b.table)} on ${Object.entries(b.on).map(([x, y]) => `${x} = ${y}`).join(' and ')}`,
+  describe: (b) =>
+    `balance ${b.as} = ${b.opening} ${b.add !== undefined ? `+ sum(${b.add})` : `- sum(${b.subtract})`} after ${b.asOf}, from ${describeTable(b.table)} on ${Object.entries(
+      b.on,
+    )
+      .map(([x, y]) => `${x} = ${y}`)
+      .join(' and ')}`,
   create(p, ctx) {
     return new Balance(p, ctx);
   },
 };
 
-const scaleOf = (t: ColumnType) => (t.kind === 'decimal' ? t.scale ?? 0 : 0);
+const scaleOf = (t: ColumnType) => (t.kind === 'decimal' ? (t.scale ?? 0) : 0);
 
 function planBalance(cfg: Config, input: StreamInfo, c: PlanContext): { out: StreamInfo; planned: Planned } | undefined {
   let ok = true;
-  const err = (p: (string | number)[], m: string, code: ProblemCode) => { ok = false; c.error(p, m, code); };
+  const err = (p: (string | number)[], m: string, code: ProblemCode) => {
+    ok = false;
+    c.error(p, m, code);
+  };
   const tableSchema = planTable(cfg.table, c, ['table']);
   const schema: Schema = [];
   for (const f of planOn(cfg.on, input.schema, tableSchema, err)) schema.push({ name: f.name, type: { ...f.type, nullable: false } });
@@ -90,12 +118,14 @@ function planBalance(cfg: Config, input: StreamInfo, c: PlanContext): { out: Str
   }
   const opening = fieldOf(tableSchema, cfg.opening);
   if (!opening) err(['opening'], `column "${cfg.opening}" is not declared in the table's schema`, 'column.unknown');
-  else if (opening.type.kind !== 'int' && opening.type.kind !== 'decimal') err(['opening'], `opening balance "${cfg.opening}" must be an int or a decimal, got ${typeName(opening.type)}`, 'type.mismatch');
+  else if (opening.type.kind !== 'int' && opening.type.kind !== 'decimal')
+    err(['opening'], `opening balance "${cfg.opening}" must be an int or a decimal, got ${typeName(opening.type)}`, 'type.mismatch');
   const asOf = fieldOf(tableSchema, cfg.asOf);
   if (!asOf) err(['asOf'], `column "${cfg.asOf}" is not declared in the table's schema`, 'column.unknown');
-  else if (asOf.type.kind !== 'timestamp') err(['asOf'], `asOf column "${cfg.asOf}" must be a timestamp, got ${typeName(asOf.type)}`, 'type.mismatch');
+  else if (asOf.type.kind !== 'timestamp')
+    err(['asOf'], `asOf column "${cfg.asOf}" must be a timestamp, got ${typeName(asOf.type)}`, 'type.mismatch');
   const eventTime = cfg.eventTime ?? input.eventTime;
-  if (!eventTime) err([], 'balance needs the stream\'s event time: set eventTime here or on the source', 'window.eventTime');
+  if (!eventTime) err([], "balance needs the stream's event time: set eventTime here or on the source", 'window.eventTime');
   else {
     const f = fieldOf(input.schema, eventTime);
     if (!f) err(['eventTime'], `unknown event-time column "${eventTime}"`, 'column.unknown');
@@ -104,12 +134,18 @@ function planBalance(cfg: Config, input: StreamInfo, c: PlanContext): { out: Str
   const moveKey = cfg.add !== undefined ? 'add' : 'subtract';
   const move = planExpr(cfg.add ?? cfg.subtract, input.schema, c, [moveKey]);
   if (!move) ok = false;
-  else if (move.type.kind !== 'int' && move.type.kind !== 'decimal') err([moveKey], `${moveKey} must be an int or decimal expression, got ${typeName(move.type)}`, 'type.mismatch');
+  else if (move.type.kind !== 'int' && move.type.kind !== 'decimal')
+    err([moveKey], `${moveKey} must be an int or decimal expression, got ${typeName(move.type)}`, 'type.mismatch');
   if (!ok || !opening || !asOf || !move) return undefined;
   const scale = Math.max(scaleOf(opening.type), scaleOf(move.type));
   const numType: ColumnType = scale ? { kind: 'decimal', precision: 18, scale, nullable: false } : { kind: 'int', nullable: false };
   const { as, movementAs } = cfg;
-  for (const [name, f] of [[cfg.opening, { ...opening.type, nullable: false }], [cfg.asOf, { ...asOf.type, nullable: false }], [movementAs, numType], [as, numType]] as const) {
+  for (const [name, f] of [
+    [cfg.opening, { ...opening.type, nullable: false }],
+    [cfg.asOf, { ...asOf.type, nullable: false }],
+    [movementAs, numType],
+    [as, numType],
+  ] as const) {
     if (fieldOf(schema, name)) err([], `output column "${name}" would appear twice; rename with as/movementAs`, 'column.duplicate');
     schema.push({ name, type: f });
   }
@@ -119,10 +155,25 @@ function planBalance(cfg: Config, input: StreamInfo, c: PlanContext): { out: Str
   // Movements are summed at the balance's scale.
   const up = POW10[scale - scaleOf(move.type)];
   const fn = move.fn;
-  const moved: Eval = up === 1 ? fn : (r) => { const v = fn(r); return v === null ? null : (v as number) * up; };
+  const moved: Eval =
+    up === 1
+      ? fn
+      : (r) => {
+          const v = fn(r);
+          return v === null ? null : (v as number) * up;
+        };
   return {
     out: { schema, mode: 'update', key: Object.keys(cfg.on) },
-    planned: { cfg, inputSchema: input.schema, tableSchema, eventTime: eventTime!, move: moved, sign: cfg.add !== undefined ? 1 : -1, scale, openingScale: scaleOf(opening.type) },
+    planned: {
+      cfg,
+      inputSchema: input.schema,
+      tableSchema,
+      eventTime: eventTime!,
+      move: moved,
+      sign: cfg.add !== undefined ? 1 : -1,
+      scale,
+      openingScale: scaleOf(opening.type),
+    },
   };
 }
 
@@ -147,7 +198,10 @@ class Balance {
 
   private cfg: Config;
 
-  constructor(private p: Planned, ctx: RunContext) {
+  constructor(
+    private p: Planned,
+    ctx: RunContext,
+  ) {
     this.cfg = p.cfg;
     this.streamCols = Object.keys(p.cfg.on);
     this.table = new LookupTable(p.cfg.table, p.tableSchema, Object.values(p.cfg.on), ctx, true);
@@ -156,8 +210,12 @@ class Balance {
     this.toDead = deadLetters(p.inputSchema, `${ctx.flow}/balance`);
   }
 
-  open() { return this.table.open(); }
-  close() { return this.table.close(); }
+  open() {
+    return this.table.open();
+  }
+  close() {
+    return this.table.close();
+  }
 
   private asOf(k: Key): number | null {
     const row = this.table.get(k);
@@ -214,14 +272,19 @@ class Balance {
     this.held = 0;
     for (const k of [...this.dirty].sort((a, b) => (String(a) < String(b) ? -1 : 1))) {
       const row = this.table.get(k);
-      if (!row) { this.held++; continue; }
+      if (!row) {
+        this.held++;
+        continue;
+      }
       const s = this.state.get(k);
       let moved = 0;
       if (s) for (const v of s.moves.values()) moved += v;
       const opening = (row[cfg.opening] as number) ?? 0;
       const o: Row = {};
       const keyVals = s?.key ?? Object.values(cfg.on).map((c) => row[c]);
-      this.streamCols.forEach((c, i) => { o[c] = keyVals[i]; });
+      this.streamCols.forEach((c, i) => {
+        o[c] = keyVals[i];
+      });
       for (const c of cfg.columns ?? []) o[c] = row[c];
       o[cfg.opening] = opening;
       o[cfg.asOf] = row[cfg.asOf];

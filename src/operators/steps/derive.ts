@@ -19,7 +19,10 @@ const config = {
   description: 'New column name -> expression.',
 } as const;
 
-interface Planned { cols: [string, Eval][]; schema: Schema }
+interface Planned {
+  cols: [string, Eval][];
+  schema: Schema;
+}
 
 export const deriveStep: StepDef<typeof config, Planned> = {
   key: 'derive',
@@ -31,15 +34,24 @@ export const deriveStep: StepDef<typeof config, Planned> = {
     let ok = true;
     for (const [name, src] of Object.entries(cfg)) {
       const c = planExpr(src, schema, ctx, [name]);
-      if (!c) { ok = false; continue; }
-      if (input.key?.includes(name)) { ok = false; ctx.error([name], `cannot replace key column "${name}"`, 'column.key'); }
+      if (!c) {
+        ok = false;
+        continue;
+      }
+      if (input.key?.includes(name)) {
+        ok = false;
+        ctx.error([name], `cannot replace key column "${name}"`, 'column.key');
+      }
       schema = [...schema.filter((f) => f.name !== name), { name, type: c.type }];
       cols.push([name, c.fn]);
     }
     // With a problem, the columns that could be typed still go on, so later steps are checked.
     return { out: { ...input, schema } satisfies StreamInfo, planned: ok ? { cols, schema: input.schema } : (undefined as never) };
   },
-  describe: (cfg) => `derive ${Object.entries(cfg).map(([k, v]) => `${k} = ${v}`).join('; ')}`,
+  describe: (cfg) =>
+    `derive ${Object.entries(cfg)
+      .map(([k, v]) => `${k} = ${v}`)
+      .join('; ')}`,
   create({ cols, schema }, ctx) {
     const toDead = deadLetters(schema, `${ctx.flow}/derive`);
     return {

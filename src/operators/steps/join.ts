@@ -31,33 +31,45 @@ const config = {
   additionalProperties: false,
   required: ['table', 'on'],
   properties: {
-      type: { enum: ['inner', 'left'], default: 'inner', description: 'inner: rows without a match are dropped and counted; left: kept, with the table columns null.' },
-      table: tableConfig,
-      on: {
-        type: 'object', minProperties: 1,
-        additionalProperties: { type: 'string', description: 'Table column matched by this stream column.' },
-        description: 'Stream column -> table column, e.g. { customer_id: customer_id }.',
-      },
-      columns: {
-        oneOf: [
-          { type: 'array', items: { type: 'string' }, uniqueItems: true },
-          { type: 'object', additionalProperties: { type: 'string' } },
-        ],
-        description: 'Table columns added to each row: a list, or output name -> table column (default: every table column not in `on`).',
-      },
+    type: {
+      enum: ['inner', 'left'],
+      default: 'inner',
+      description: 'inner: rows without a match are dropped and counted; left: kept, with the table columns null.',
     },
+    table: tableConfig,
+    on: {
+      type: 'object',
+      minProperties: 1,
+      additionalProperties: { type: 'string', description: 'Table column matched by this stream column.' },
+      description: 'Stream column -> table column, e.g. { customer_id: customer_id }.',
+    },
+    columns: {
+      oneOf: [
+        { type: 'array', items: { type: 'string' }, uniqueItems: true },
+        { type: 'object', additionalProperties: { type: 'string' } },
+      ],
+      description: 'Table columns added to each row: a list, or output name -> table column (default: every table column not in `on`).',
+    },
+  },
 } as const;
 
 type Config = ConfigOf<typeof config>;
 
-interface Planned { cfg: Config; tableSchema: Schema; adds: [string, string][] }
+interface Planned {
+  cfg: Config;
+  tableSchema: Schema;
+  adds: [string, string][];
+}
 
 export const joinStep: StepDef<typeof config, Planned> = {
   key: 'join',
   doc: 'Joins each row with a relational table kept fresh in memory (inner or left, on one or more columns).',
   config,
   plan: planJoin,
-  describe: (cfg) => `${cfg.type} join ${describeTable(cfg.table)} on ${Object.entries(cfg.on).map(([a, b]) => `${a} = ${b}`).join(' and ')}`,
+  describe: (cfg) =>
+    `${cfg.type} join ${describeTable(cfg.table)} on ${Object.entries(cfg.on)
+      .map(([a, b]) => `${a} = ${b}`)
+      .join(' and ')}`,
   create(p, ctx) {
     return new Join(p, ctx);
   },
@@ -66,18 +78,30 @@ export const joinStep: StepDef<typeof config, Planned> = {
 function planJoin(cfg: Config, input: StreamInfo, c: PlanContext): { out: StreamInfo; planned: Planned } | undefined {
   const tableSchema = planTable(cfg.table, c, ['table']);
   let ok = true;
-  const err = (p: (string | number)[], m: string, code: ProblemCode) => { ok = false; c.error(p, m, code); };
+  const err = (p: (string | number)[], m: string, code: ProblemCode) => {
+    ok = false;
+    c.error(p, m, code);
+  };
   planOn(cfg.on, input.schema, tableSchema, err);
   const keyCols = Object.values(cfg.on);
-  const adds: [string, string][] = cfg.columns === undefined
-    ? tableSchema.filter((f) => !keyCols.includes(f.name)).map((f) => [f.name, f.name])
-    : isList(cfg.columns) ? cfg.columns.map((x): [string, string] => [x, x]) : Object.entries(cfg.columns);
+  const adds: [string, string][] =
+    cfg.columns === undefined
+      ? tableSchema.filter((f) => !keyCols.includes(f.name)).map((f) => [f.name, f.name])
+      : isList(cfg.columns)
+        ? cfg.columns.map((x): [string, string] => [x, x])
+        : Object.entries(cfg.columns);
   const schema: Schema = [...input.schema];
   for (const [name, col] of adds) {
     const path = isList(cfg.columns) ? ['columns', cfg.columns.indexOf(col)] : cfg.columns ? ['columns', name] : ['columns'];
     const f = fieldOf(tableSchema, col);
-    if (!f) { err(path, `column "${col}" is not declared in the table's schema`, 'column.unknown'); continue; }
-    if (fieldOf(input.schema, name)) { err(path, `column "${name}" is already in the stream; rename it, e.g. columns: { table_${name}: ${col} }`, 'column.duplicate'); continue; }
+    if (!f) {
+      err(path, `column "${col}" is not declared in the table's schema`, 'column.unknown');
+      continue;
+    }
+    if (fieldOf(input.schema, name)) {
+      err(path, `column "${name}" is already in the stream; rename it, e.g. columns: { table_${name}: ${col} }`, 'column.duplicate');
+      continue;
+    }
     schema.push({ name, type: { ...f.type, nullable: f.type.nullable || cfg.type === 'left' } });
   }
   if (!ok) return undefined;
@@ -94,14 +118,21 @@ class Join {
 
   private cfg: Config;
 
-  constructor(private p: Planned, ctx: RunContext) {
+  constructor(
+    private p: Planned,
+    ctx: RunContext,
+  ) {
     this.cfg = p.cfg;
     this.streamCols = Object.keys(p.cfg.on);
     this.table = new LookupTable(p.cfg.table, p.tableSchema, Object.values(p.cfg.on), ctx);
   }
 
-  open() { return this.table.open(); }
-  close() { return this.table.close(); }
+  open() {
+    return this.table.open();
+  }
+  close() {
+    return this.table.close();
+  }
 
   /** Rows are extended in place: a batch belongs to the flow, nobody else holds its rows. */
   process(rows: Row[]): Row[] {
@@ -129,9 +160,16 @@ class Join {
   }
 
   counters() {
-    return { [this.cfg.type === 'left' ? 'unmatched (kept with nulls)' : 'unmatched (dropped)']: this.misses, 'table rows': this.table.size };
+    return {
+      [this.cfg.type === 'left' ? 'unmatched (kept with nulls)' : 'unmatched (dropped)']: this.misses,
+      'table rows': this.table.size,
+    };
   }
 
-  snapshot() { return { misses: this.misses }; }
-  restore(s: unknown) { this.misses = (s as { misses?: number } | null)?.misses ?? 0; }
+  snapshot() {
+    return { misses: this.misses };
+  }
+  restore(s: unknown) {
+    this.misses = (s as { misses?: number } | null)?.misses ?? 0;
+  }
 }

@@ -17,10 +17,16 @@ export const selectStep: StepDef<typeof config, { columns: readonly string[] }> 
     let ok = true;
     for (const [i, name] of cfg.entries()) {
       const f = fieldOf(input.schema, name);
-      if (!f) { ok = false; ctx.error([i], `unknown column "${name}"; available: ${input.schema.map((x) => x.name).join(', ')}`, 'column.unknown'); }
-      else schema.push(f);
+      if (!f) {
+        ok = false;
+        ctx.error([i], `unknown column "${name}"; available: ${input.schema.map((x) => x.name).join(', ')}`, 'column.unknown');
+      } else schema.push(f);
     }
-    for (const k of input.key ?? []) if (!cfg.includes(k)) { ok = false; ctx.error([], `select must keep key column "${k}"`, 'column.key'); }
+    for (const k of input.key ?? [])
+      if (!cfg.includes(k)) {
+        ok = false;
+        ctx.error([], `select must keep key column "${k}"`, 'column.key');
+      }
     const out = input.eventTime && !cfg.includes(input.eventTime) ? { ...input, schema, eventTime: undefined } : { ...input, schema };
     return { out, planned: ok ? { columns: cfg } : (undefined as never) };
   },

@@ -30,7 +30,10 @@ import { RecordError, Eval } from '../../expr/compile.js';
 import { Row, Schema, Value, fieldOf, isNumeric, typeName } from '../../core/types.js';
 import { deadLetters } from '../record-schema.js';
 
-const EVENT = 'event', ID = 'alert_id', SEQ = 'crossing', THRESHOLD = 'threshold';
+const EVENT = 'event',
+  ID = 'alert_id',
+  SEQ = 'crossing',
+  THRESHOLD = 'threshold';
 
 const config = {
   type: 'object',
@@ -39,22 +42,38 @@ const config = {
   oneOf: [{ required: ['below'] }, { required: ['above'] }],
   properties: {
     value: { type: 'string', description: 'Numeric expression watched, e.g. projected_stock.' },
-    below: { type: ['string', 'number'], description: 'Alert while value < this: a constant, a column or an expression, e.g. coalesce(reorder_threshold, 10).' },
+    below: {
+      type: ['string', 'number'],
+      description: 'Alert while value < this: a constant, a column or an expression, e.g. coalesce(reorder_threshold, 10).',
+    },
     above: { type: ['string', 'number'], description: 'Alert while value > this.' },
-    key: { type: 'array', items: { type: 'string' }, minItems: 1, uniqueItems: true, description: 'Columns identifying what is watched (default: the input stream\'s key).' },
+    key: {
+      type: 'array',
+      items: { type: 'string' },
+      minItems: 1,
+      uniqueItems: true,
+      description: "Columns identifying what is watched (default: the input stream's key).",
+    },
   },
 } as const;
 
 type Config = ConfigOf<typeof config>;
 
-interface Planned { key: string[]; value: Eval; threshold: Eval; crosses: Eval; inputSchema: Schema }
+interface Planned {
+  key: string[];
+  value: Eval;
+  threshold: Eval;
+  crosses: Eval;
+  inputSchema: Schema;
+}
 
 export const thresholdStep: StepDef<typeof config, Planned> = {
   key: 'threshold',
   doc: 'Emits an alert event when a value crosses below (or above) a threshold, once per crossing, and a resolved event when it crosses back.',
   config,
   plan: planThreshold,
-  describe: (t) => `threshold alert while ${t.value} ${t.below !== undefined ? `< ${t.below}` : `> ${t.above}`}; resolved when it no longer holds`,
+  describe: (t) =>
+    `threshold alert while ${t.value} ${t.below !== undefined ? `< ${t.below}` : `> ${t.above}`}; resolved when it no longer holds`,
   create(p, ctx) {
     return new Threshold(p, ctx);
   },
@@ -66,15 +85,30 @@ function planThreshold(cfg: Config, input: StreamInfo, c: PlanContext): { out: S
   const side = cfg.below !== undefined ? 'below' : 'above';
   const thText = String(cfg.below ?? cfg.above);
   const th = planExpr(cfg.below ?? cfg.above, input.schema, c, [side]);
-  if (v && !isNumeric(v.type)) { ok = false; c.error(['value'], `value must be numeric, got ${typeName(v.type)}`, 'type.mismatch'); }
-  if (th && !isNumeric(th.type)) { ok = false; c.error([side], `threshold must be numeric, got ${typeName(th.type)}`, 'type.mismatch'); }
+  if (v && !isNumeric(v.type)) {
+    ok = false;
+    c.error(['value'], `value must be numeric, got ${typeName(v.type)}`, 'type.mismatch');
+  }
+  if (th && !isNumeric(th.type)) {
+    ok = false;
+    c.error([side], `threshold must be numeric, got ${typeName(th.type)}`, 'type.mismatch');
+  }
   const key = cfg.key ?? input.key;
-  if (!key?.length) { ok = false; c.error([], 'threshold needs a key: what is watched (set key, or feed it a keyed stream such as an aggregate)', 'value.key'); }
+  if (!key?.length) {
+    ok = false;
+    c.error([], 'threshold needs a key: what is watched (set key, or feed it a keyed stream such as an aggregate)', 'value.key');
+  }
   for (const [i, k] of (cfg.key ?? []).entries()) {
-    if (!fieldOf(input.schema, k)) { ok = false; c.error(['key', i], `unknown column "${k}"; available: ${input.schema.map((f) => f.name).join(', ')}`, 'column.unknown'); }
+    if (!fieldOf(input.schema, k)) {
+      ok = false;
+      c.error(['key', i], `unknown column "${k}"; available: ${input.schema.map((f) => f.name).join(', ')}`, 'column.unknown');
+    }
   }
   for (const n of [EVENT, ID, SEQ, THRESHOLD]) {
-    if (fieldOf(input.schema, n)) { ok = false; c.error([], `the input already has a column "${n}", which the alert events add`, 'column.duplicate'); }
+    if (fieldOf(input.schema, n)) {
+      ok = false;
+      c.error([], `the input already has a column "${n}", which the alert events add`, 'column.duplicate');
+    }
   }
   if (!ok || !v || !th) return undefined;
   const schema: Schema = [
@@ -87,10 +121,16 @@ function planThreshold(cfg: Config, input: StreamInfo, c: PlanContext): { out: S
   // One comparison compiled from both expressions: scales and types are aligned by the compiler.
   const crosses = planExpr(`(${cfg.value}) ${side === 'below' ? '<' : '>'} (${thText})`, input.schema, c, [side]);
   if (!crosses) return undefined;
-  return { out: { schema, mode: 'append', key: [...key!], eventTime: input.eventTime }, planned: { key: [...key!], value: v.fn, threshold: th.fn, crosses: crosses.fn, inputSchema: input.schema } };
+  return {
+    out: { schema, mode: 'append', key: [...key!], eventTime: input.eventTime },
+    planned: { key: [...key!], value: v.fn, threshold: th.fn, crosses: crosses.fn, inputSchema: input.schema },
+  };
 }
 
-interface KeyState { alerting: boolean; crossings: number }
+interface KeyState {
+  alerting: boolean;
+  crossings: number;
+}
 
 class Threshold {
   private state = new Map<string, KeyState>();
@@ -131,7 +171,10 @@ class Threshold {
       s.alerting = holds === true;
       if (s.alerting) s.crossings++;
       const event = s.alerting ? 'alert' : 'resolved';
-      const id = createHash('sha256').update(JSON.stringify([this.scope, k, s.crossings, event])).digest('hex').slice(0, 32);
+      const id = createHash('sha256')
+        .update(JSON.stringify([this.scope, k, s.crossings, event]))
+        .digest('hex')
+        .slice(0, 32);
       out.push({ [EVENT]: event, [ID]: id, [SEQ]: s.crossings, ...r, [THRESHOLD]: threshold });
     }
     return out;

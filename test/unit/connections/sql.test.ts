@@ -8,7 +8,10 @@ import { tmpDir } from '../../support/helpers.js';
 
 test('a SQLite file that does not exist: readers get an error saying how to create it, and no file appears; writers create it', async () => {
   const dir = tmpDir();
-  await assert.rejects(openKnex('sqlite:sub/none.db', dir), /SQLite database .*sub\/none\.db does not exist: create it with `salespipe generate --db sqlite:.*none\.db --create-tables`/);
+  await assert.rejects(
+    openKnex('sqlite:sub/none.db', dir),
+    /SQLite database .*sub\/none\.db does not exist: create it with `salespipe generate --db sqlite:.*none\.db --create-tables`/,
+  );
   assert.equal(fs.existsSync(path.join(dir, 'sub/none.db')), false);
   const { db } = await openKnex('sqlite:made.db', dir, 1, { create: true });
   try {

@@ -14,7 +14,14 @@ const schema: Schema = [
   { name: 'ratio', type: t('float') },
   { name: 'transaction_date', type: t('timestamp') },
 ];
-const row = { quantity_sold: 3, price_per_unit: 8000001, product_name: 'Apple iPhone 12', discount: null, ratio: 0.5, transaction_date: Date.UTC(2026, 0, 15, 10) };
+const row = {
+  quantity_sold: 3,
+  price_per_unit: 8000001,
+  product_name: 'Apple iPhone 12',
+  discount: null,
+  ratio: 0.5,
+  transaction_date: Date.UTC(2026, 0, 15, 10),
+};
 
 test('decimal arithmetic stays exact on scaled integers', () => {
   const c = compileExpr('quantity_sold * price_per_unit', schema);
@@ -43,7 +50,12 @@ test('comparisons, logic and null semantics', () => {
 
 test('type errors name the problem and its offset', () => {
   const err = (src: string) => {
-    try { compileExpr(src, schema); } catch (e) { assert.ok(e instanceof ExprError); return e; }
+    try {
+      compileExpr(src, schema);
+    } catch (e) {
+      assert.ok(e instanceof ExprError);
+      return e;
+    }
     assert.fail(`expected an error for ${src}`);
   };
   const e1 = err('quantity_sold * product_name');
@@ -53,7 +65,7 @@ test('type errors name the problem and its offset', () => {
   assert.match(e2.message, /unknown column "qty"/);
   assert.equal(e2.offset, 16);
   assert.match(err('price_per_unt > 1').message, /did you mean "price_per_unit"/);
-  assert.match(err("product_name > 3").message, /cannot compare string with int/);
+  assert.match(err('product_name > 3').message, /cannot compare string with int/);
   assert.match(err('sum(quantity_sold)').message, /only in an aggregate/);
   assert.match(err('quantity_sold +').message, /unexpected end/);
   assert.match(err("'open").message, /unterminated string/);

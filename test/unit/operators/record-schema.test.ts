@@ -14,12 +14,22 @@ const schema: Schema = [
   { name: 'customer_id', type: t('int?') },
 ];
 const decode = makeDecoder(schema, { timeZone: 'UTC' });
-const good = { transaction_id: 3001, product_name: 'Dell Inspiron', quantity_sold: 2, price_per_unit: 50000, transaction_date: '2026-01-15 10:00:00', customer_id: null };
+const good = {
+  transaction_id: 3001,
+  product_name: 'Dell Inspiron',
+  quantity_sold: 2,
+  price_per_unit: 50000,
+  transaction_date: '2026-01-15 10:00:00',
+  customer_id: null,
+};
 
 test('a valid record decodes to typed values', () => {
   assert.deepEqual(decode(good), { ...good, price_per_unit: 5000000, transaction_date: Date.UTC(2026, 0, 15, 10) });
-  assert.deepEqual(decode({ ...good, price_per_unit: '50000.10', transaction_date: '2026-01-15T10:00:00+01:00' }),
-    { ...good, price_per_unit: 5000010, transaction_date: Date.UTC(2026, 0, 15, 9) });
+  assert.deepEqual(decode({ ...good, price_per_unit: '50000.10', transaction_date: '2026-01-15T10:00:00+01:00' }), {
+    ...good,
+    price_per_unit: 5000010,
+    transaction_date: Date.UTC(2026, 0, 15, 9),
+  });
   const { customer_id: _omit, ...noCustomer } = good;
   assert.equal((decode(noCustomer) as Record<string, unknown>).customer_id, null);
 });
@@ -51,7 +61,10 @@ test('every kind of bad record gets a reason', () => {
 test('timestamps without a zone are read in the configured zone', () => {
   const berlin = makeDecoder(schema, { timeZone: 'Europe/Berlin' });
   assert.equal((berlin(good) as Record<string, number>).transaction_date, Date.UTC(2026, 0, 15, 9)); // CET = UTC+1
-  assert.equal((berlin({ ...good, transaction_date: '2026-07-15 10:00:00' }) as Record<string, number>).transaction_date, Date.UTC(2026, 6, 15, 8)); // CEST
+  assert.equal(
+    (berlin({ ...good, transaction_date: '2026-07-15 10:00:00' }) as Record<string, number>).transaction_date,
+    Date.UTC(2026, 6, 15, 8),
+  ); // CEST
 });
 
 test('ISO timestamps: the fast path agrees with Date.parse and rejects what it must', () => {

@@ -13,7 +13,10 @@ test('text holding decimals is how SQLite keeps them exact (sql/sqlite.sql): it 
 
 test('a float column read as a decimal warns of rounding; a wider decimal warns of dead letters; matching types are quiet', () => {
   assert.match(columnProblem('p', 'double', t('decimal(12,2)'), 'mysql')!.message, /rounded to 2 decimal place/);
-  assert.match(columnProblem('p', 'decimal(12,4)', t('decimal(12,2)'), 'postgres')!.message, /more than 2 decimal place\(s\) go to the dead-letter output/);
+  assert.match(
+    columnProblem('p', 'decimal(12,4)', t('decimal(12,2)'), 'postgres')!.message,
+    /more than 2 decimal place\(s\) go to the dead-letter output/,
+  );
   assert.equal(columnProblem('p', 'decimal(12,2)', t('decimal(12,2)'), 'mysql'), undefined);
   assert.equal(columnProblem('q', 'bigint', t('int'), 'postgres'), undefined);
 });

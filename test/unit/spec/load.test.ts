@@ -7,7 +7,8 @@ import { pipelineSchema } from '../../../src/spec/schema.js';
 import { ROOT, tmpDir } from '../../support/helpers.js';
 
 async function call(args: string[], env: NodeJS.ProcessEnv = {}) {
-  let stdout = '', stderr = '';
+  let stdout = '',
+    stderr = '';
   const code = await cli(args, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), env });
   return { code, stdout, stderr };
 }
@@ -46,7 +47,10 @@ function specFile(text: string): string {
 async function problems(text: string, env: NodeJS.ProcessEnv = {}) {
   const f = specFile(text);
   const r = await call(['validate', f], env);
-  const lines = r.stderr.split('\n').filter((l) => l.startsWith(`${f}:`)).map((l) => l.slice(f.length + 1));
+  const lines = r.stderr
+    .split('\n')
+    .filter((l) => l.startsWith(`${f}:`))
+    .map((l) => l.slice(f.length + 1));
   return { ...r, lines, file: f };
 }
 
@@ -59,24 +63,32 @@ test('a valid spec validates with exit 0', async () => {
 test('unknown keys are reported at the key, with a suggestion', async () => {
   const r = await problems(BASE.replace('groupBy:', 'grupBy:').replace('    sinks:', '    sinkz: []\n    sinks:'));
   assert.equal(r.code, 2);
-  assert.ok(r.lines.some((l) => /^18:11: .*unknown key "grupBy" \(did you mean "groupBy"\?\)/.test(l)), r.lines.join('\n'));
-  assert.ok(r.lines.some((l) => /^21:5: .*unknown key "sinkz" \(did you mean "sinks"\?\)/.test(l)), r.lines.join('\n'));
+  assert.ok(
+    r.lines.some((l) => /^18:11: .*unknown key "grupBy" \(did you mean "groupBy"\?\)/.test(l)),
+    r.lines.join('\n'),
+  );
+  assert.ok(
+    r.lines.some((l) => /^21:5: .*unknown key "sinkz" \(did you mean "sinks"\?\)/.test(l)),
+    r.lines.join('\n'),
+  );
   assert.ok(!r.stderr.includes('    at '), 'no stack trace');
 });
 
 test('every problem is reported, sorted, with positions', async () => {
-  const text = BASE
-    .replace('sum(quantity_sold * price_per_unit)', 'sum(product_name)')
+  const text = BASE.replace('sum(quantity_sold * price_per_unit)', 'sum(product_name)')
     .replace('groupBy: [product_name]', 'groupBy: [product]')
     .replace('connection: db', 'connection: nodb');
   const r = await problems(text);
   assert.equal(r.code, 2);
-  assert.deepEqual(r.lines.map((l) => l.replace(/ \[.*\]$/, '')), [
-    '3:3: warning: connection "db" is not used by any flow',
-    '8:19: unknown connection "nodb"; defined: db',
-    '18:21: unknown column "product"; available: transaction_id, product_name, quantity_sold, price_per_unit',
-    '20:26: sum() needs a number, got string',
-  ]);
+  assert.deepEqual(
+    r.lines.map((l) => l.replace(/ \[.*\]$/, '')),
+    [
+      '3:3: warning: connection "db" is not used by any flow',
+      '8:19: unknown connection "nodb"; defined: db',
+      '18:21: unknown column "product"; available: transaction_id, product_name, quantity_sold, price_per_unit',
+      '20:26: sum() needs a number, got string',
+    ],
+  );
 });
 
 test('expression errors point inside the expression', async () => {
@@ -89,12 +101,20 @@ test('unset variables are named; defaults and numbers interpolate', async () => 
   const r = await problems(BASE.replace('"sqlite:x.db"', '"${NO_SUCH_VAR}"'));
   assert.equal(r.code, 2);
   assert.match(r.lines[0], /^3:26: environment variable NO_SUCH_VAR is not set/);
-  const ok = await problems(BASE.replace('"sqlite:x.db"', '"${NO_SUCH_VAR:-sqlite:y.db}"').replace('cursor: transaction_id', 'cursor: transaction_id\n      batchSize: ${BATCH}'), { BATCH: '250' });
+  const ok = await problems(
+    BASE.replace('"sqlite:x.db"', '"${NO_SUCH_VAR:-sqlite:y.db}"').replace(
+      'cursor: transaction_id',
+      'cursor: transaction_id\n      batchSize: ${BATCH}',
+    ),
+    { BATCH: '250' },
+  );
   assert.equal(ok.code, 0, ok.stderr);
 });
 
 test('append on a running aggregate is refused', async () => {
-  const r = await problems(BASE.replace('revenue: sum(quantity_sold * price_per_unit)', 'revenue: sum(quantity_sold * price_per_unit)\n          mode: append'));
+  const r = await problems(
+    BASE.replace('revenue: sum(quantity_sold * price_per_unit)', 'revenue: sum(quantity_sold * price_per_unit)\n          mode: append'),
+  );
   assert.equal(r.code, 2);
   assert.match(r.lines.join('\n'), /21:17: append is not allowed for a running aggregate/);
 });
@@ -110,7 +130,9 @@ test('cycles between flows are errors', async () => {
     source: { type: kafka, connection: k, topic: ${from}, schema: { a: int } }
     sinks: [ { type: kafka, connection: k, topic: ${to} } ]
 `;
-  const r = await problems(`pipeline: c\nconnections:\n  k: { type: kafka, brokers: "127.0.0.1:9092" }\nflows:\n${flow('one', 'x', 'y')}${flow('two', 'y', 'x')}`);
+  const r = await problems(
+    `pipeline: c\nconnections:\n  k: { type: kafka, brokers: "127.0.0.1:9092" }\nflows:\n${flow('one', 'x', 'y')}${flow('two', 'y', 'x')}`,
+  );
   assert.equal(r.code, 2);
   assert.match(r.lines.join('\n'), /cycle through their topics: one -> two -> one/);
 });
@@ -124,14 +146,16 @@ test('under each problem, validate prints its line of the spec and a caret under
     assert.notEqual(i, -1, r.stderr);
     return out.slice(i + 1, i + 3);
   };
-  assert.deepEqual(await under(BASE.replace('sum(quantity_sold * price_per_unit)', 'sum(quantity_sold * price)'), /:20:42: unknown column "price"/), [
-    '                revenue: sum(quantity_sold * price)',
-    '                                             ^^^^^',
-  ], 'the caret spans the unknown column');
-  assert.deepEqual(await under(BASE.replace('groupBy:', 'grupBy:'), /:18:11: .*unknown key "grupBy"/), [
-    '              grupBy: [product_name]',
-    '              ^^^^^^',
-  ], 'the caret spans the key');
+  assert.deepEqual(
+    await under(BASE.replace('sum(quantity_sold * price_per_unit)', 'sum(quantity_sold * price)'), /:20:42: unknown column "price"/),
+    ['                revenue: sum(quantity_sold * price)', '                                             ^^^^^'],
+    'the caret spans the unknown column',
+  );
+  assert.deepEqual(
+    await under(BASE.replace('groupBy:', 'grupBy:'), /:18:11: .*unknown key "grupBy"/),
+    ['              grupBy: [product_name]', '              ^^^^^^'],
+    'the caret spans the key',
+  );
   const kafka = `pipeline: s
 connections:
   k: { type: kafka, brokers: "127.0.0.1:9092", sasl: { mechanism: plain, username: u, password: hunter2 } }
@@ -152,7 +176,9 @@ test('validate --format json prints parseable problems', async () => {
   assert.equal(r.code, 2);
   const parsed = JSON.parse(r.stdout);
   assert.equal(parsed[0].file, f);
-  assert.ok(parsed.some((p: { line: number; col: number; code: string }) => p.line === 18 && p.col === 11 && p.code === 'schema.unknown-key'));
+  assert.ok(
+    parsed.some((p: { line: number; col: number; code: string }) => p.line === 18 && p.col === 11 && p.code === 'schema.unknown-key'),
+  );
   const unknown = parsed.find((p: { code: string }) => p.code === 'schema.unknown-key');
   assert.deepEqual(Object.keys(unknown).sort(), ['code', 'col', 'endCol', 'endLine', 'file', 'line', 'message', 'severity']);
   assert.deepEqual([unknown.endLine, unknown.endCol], [18, 17]);
@@ -192,30 +218,48 @@ test('usage errors exit 2; --version and --help exit 0', async () => {
 });
 
 test('a broken sink does not hide the problems of the steps before it', async () => {
-  const r = await problems(BASE.replace('revenue: sum(quantity_sold * price_per_unit)', 'revenue: sum(product_name)').replace('      - type: console', '      - type: console\n        colour: red'));
+  const r = await problems(
+    BASE.replace('revenue: sum(quantity_sold * price_per_unit)', 'revenue: sum(product_name)').replace(
+      '      - type: console',
+      '      - type: console\n        colour: red',
+    ),
+  );
   assert.equal(r.code, 2);
-  assert.deepEqual(r.lines.map((l) => l.replace(/ \[.*\]$/, '').replace(/;.*$/, '')), [
-    '20:26: sum() needs a number, got string',
-    '23:9: flows.main.sinks[0]: unknown key "colour"',
-  ]);
+  assert.deepEqual(
+    r.lines.map((l) => l.replace(/ \[.*\]$/, '').replace(/;.*$/, '')),
+    ['20:26: sum() needs a number, got string', '23:9: flows.main.sinks[0]: unknown key "colour"'],
+  );
 });
 
 test('an unquoted decimal(p,s) inside a flow mapping gets a hint', async () => {
-  const r = await problems(BASE.replace(/      schema:\n(        .*\n)+/, '      schema: { transaction_id: int, product_name: string, quantity_sold: int, price_per_unit: decimal(12,2) }\n'));
+  const r = await problems(
+    BASE.replace(
+      /      schema:\n(        .*\n)+/,
+      '      schema: { transaction_id: int, product_name: string, quantity_sold: int, price_per_unit: decimal(12,2) }\n',
+    ),
+  );
   assert.equal(r.code, 2);
   assert.match(r.lines.join('\n'), /must be quoted: "decimal\(12,2\)"/);
 });
 
 test('a window without an event-time column, and a late output without a window, are reported at their positions', async () => {
-  const windowed = BASE.replace('revenue: sum(quantity_sold * price_per_unit)', 'revenue: sum(quantity_sold * price_per_unit)\n          window: { size: 1h }\n          mode: append')
-    .replace('    sinks:\n      - type: console', '    late: { type: file, path: late.jsonl }\n    sinks:\n      - type: console');
+  const windowed = BASE.replace(
+    'revenue: sum(quantity_sold * price_per_unit)',
+    'revenue: sum(quantity_sold * price_per_unit)\n          window: { size: 1h }\n          mode: append',
+  ).replace('    sinks:\n      - type: console', '    late: { type: file, path: late.jsonl }\n    sinks:\n      - type: console');
   const r = await problems(windowed);
   assert.equal(r.code, 2);
   assert.deepEqual(r.lines, ['21:19: a window needs an event-time column: set window.on, or eventTime on the source [window.eventTime]']);
   // With the event time declared, it validates; a late output on a flow without a window only warns.
-  const ok = await problems(windowed.replace('      cursor: transaction_id', '      cursor: transaction_id\n      eventTime: sold_at').replace('        quantity_sold: int', '        quantity_sold: int\n        sold_at: timestamp'));
+  const ok = await problems(
+    windowed
+      .replace('      cursor: transaction_id', '      cursor: transaction_id\n      eventTime: sold_at')
+      .replace('        quantity_sold: int', '        quantity_sold: int\n        sold_at: timestamp'),
+  );
   assert.equal(ok.code, 0, ok.stderr);
-  const warn = await problems(BASE.replace('    sinks:\n      - type: console', '    late: { type: file, path: late.jsonl }\n    sinks:\n      - type: console'));
+  const warn = await problems(
+    BASE.replace('    sinks:\n      - type: console', '    late: { type: file, path: late.jsonl }\n    sinks:\n      - type: console'),
+  );
   assert.equal(warn.code, 0);
   assert.match(warn.lines.join('\n'), /^\d+:\d+: warning: no step of this flow has a watermark, so no record can be late/m);
 });
@@ -231,7 +275,10 @@ test('explain --format mermaid and dot draw flows connected through their topics
   const topic = /^  (topic\d+)\{\{"topic product_sales"\}\}$/m.exec(m.stdout)![1];
   assert.ok(lines.includes(`  f0_k0 --> ${topic}`));
   assert.ok(lines.includes(`  ${topic} --> f1_src`) && lines.includes(`  ${topic} --> f2_src`));
-  assert.match(m.stdout, /f1_s2 -->\|"update keyed by \(product_name, brand, product_category\)<br\/>product_name string, brand string, product_category string, total_quantity_sold int<br\/>total_revenue decimal\(38,2\)"\| f1_k0/);
+  assert.match(
+    m.stdout,
+    /f1_s2 -->\|"update keyed by \(product_name, brand, product_category\)<br\/>product_name string, brand string, product_category string, total_quantity_sold int<br\/>total_revenue decimal\(38,2\)"\| f1_k0/,
+  );
   // The asserts keep the stream as it is: their edges say so without the columns.
   assert.match(m.stdout, /f1_s0 -->\|"append, event time transaction_date"\| f1_s1/);
   // Both sinks of a flow take one stream: its columns are drawn once.
@@ -253,7 +300,10 @@ test('explain --format mermaid and dot draw flows connected through their topics
 });
 
 test('an unused connection is a warning; a nullable upsert key is an error; --format json carries the severity', async () => {
-  const text = BASE.replace('  db: { type: sql, url: "sqlite:x.db" }', '  db: { type: sql, url: "sqlite:x.db" }\n  spare: { type: kafka, brokers: "127.0.0.1:9092" }')
+  const text = BASE.replace(
+    '  db: { type: sql, url: "sqlite:x.db" }',
+    '  db: { type: sql, url: "sqlite:x.db" }\n  spare: { type: kafka, brokers: "127.0.0.1:9092" }',
+  )
     .replace('        quantity_sold: int', '        quantity_sold: int\n        customer_id: int?')
     .replace('groupBy: [product_name]', 'groupBy: [product_name, customer_id]')
     .replace('      - type: console', '      - type: console\n      - { type: sql, connection: db, table: totals }');
@@ -264,5 +314,11 @@ test('an unused connection is a warning; a nullable upsert key is an error; --fo
     '25:9: key column "customer_id" is nullable (int?), but a primary key cannot hold null; filter the nulls out or coalesce() them first [type.nullable]',
   ]);
   const j = await call(['validate', '--format', 'json', specFile(text)]);
-  assert.deepEqual(JSON.parse(j.stdout).map((p: { severity: string; code: string }) => [p.severity, p.code]), [['warning', 'graph.unused'], ['error', 'type.nullable']]);
+  assert.deepEqual(
+    JSON.parse(j.stdout).map((p: { severity: string; code: string }) => [p.severity, p.code]),
+    [
+      ['warning', 'graph.unused'],
+      ['error', 'type.nullable'],
+    ],
+  );
 });

@@ -6,7 +6,8 @@ import { cli } from '../../../src/cli.js';
 import { ROOT, tmpDir } from '../../support/helpers.js';
 
 async function call(args: string[]) {
-  let stdout = '', stderr = '';
+  let stdout = '',
+    stderr = '';
   const code = await cli(args, { stdout: (s) => (stdout += s), stderr: (s) => (stderr += s), env: {} });
   return { code, stdout, stderr };
 }
@@ -14,7 +15,8 @@ async function call(args: string[]) {
 test('salespipe test: every shipped pipeline carries tests, and they pass without any server', async () => {
   const r = await call(['test', path.join(ROOT, 'pipelines')]);
   assert.equal(r.code, 0, r.stdout + r.stderr);
-  for (const p of ['sales', 'windowed_sales', 'inventory', 'customer_segments', 'demo']) assert.match(r.stdout, new RegExp(`^ok   ${p}: `, 'm'));
+  for (const p of ['sales', 'windowed_sales', 'inventory', 'customer_segments', 'demo'])
+    assert.match(r.stdout, new RegExp(`^ok   ${p}: `, 'm'));
   assert.match(r.stdout, /^ok   sales: the worked example \(transactions 3001-3003\)/m);
   assert.doesNotMatch(r.stdout, /no tests|FAIL/);
   const [, passed] = /^(\d+) passed, 0 failed$/m.exec(r.stdout)!;
@@ -35,20 +37,28 @@ test('every example (examples/) validates and carries tests that pass; each cove
   assert.doesNotMatch(r.stdout, /no tests/);
   // Between them, the examples use every source and sink.
   const text = specs.map((f) => fs.readFileSync(path.join(dir, f), 'utf8')).join('\n');
-  for (const kind of ['sql', 'kafka', 'console', 'file', 'parquet']) assert.match(text, new RegExp(`^\\s+(- )?type: ${kind}$`, 'm'), `an example uses type: ${kind}`);
+  for (const kind of ['sql', 'kafka', 'console', 'file', 'parquet'])
+    assert.match(text, new RegExp(`^\\s+(- )?type: ${kind}$`, 'm'), `an example uses type: ${kind}`);
 });
 
 test('salespipe test: a wrong expectation fails with exit 1 and shows expected and got', async () => {
   const dir = tmpDir();
-  const spec = fs.readFileSync(path.join(ROOT, 'pipelines/sales.yaml'), 'utf8')
+  const spec = fs
+    .readFileSync(path.join(ROOT, 'pipelines/sales.yaml'), 'utf8')
     .replace('total_quantity_sold: 2, total_revenue: 100000 }', 'total_quantity_sold: 2, total_revenue: 100000.01 }')
     .replace(/\n        - \{ transaction_id: 3003, revenue: 65000, sale_date: "2026-01-15" \}/, '');
   fs.writeFileSync(path.join(dir, 'sales.yaml'), spec);
   const r = await call(['test', path.join(dir, 'sales.yaml')]);
   assert.equal(r.code, 1);
   assert.match(r.stdout, /^FAIL sales: the worked example/m);
-  assert.match(r.stdout, /aggregate_sales: expected \{ product_name: "Dell Inspiron", brand: "Dell", product_category: "Laptop", total_quantity_sold: 2, total_revenue: 100000\.01 \}/);
-  assert.match(r.stdout, /got \{ product_name: "Dell Inspiron", brand: "Dell", product_category: "Laptop", total_quantity_sold: 2, total_revenue: 100000\.00 \}/);
+  assert.match(
+    r.stdout,
+    /aggregate_sales: expected \{ product_name: "Dell Inspiron", brand: "Dell", product_category: "Laptop", total_quantity_sold: 2, total_revenue: 100000\.01 \}/,
+  );
+  assert.match(
+    r.stdout,
+    /got \{ product_name: "Dell Inspiron", brand: "Dell", product_category: "Laptop", total_quantity_sold: 2, total_revenue: 100000\.00 \}/,
+  );
   assert.match(r.stdout, /archive_sales: unexpected \{ transaction_id: 3003, .*revenue: 65000\.00, sale_date: "2026-01-15" \}/);
   assert.match(r.stdout, /^0 passed, 1 failed$/m);
 });
@@ -61,11 +71,18 @@ test('salespipe test: tests naming an unknown flow are spec problems, with posit
     const r = await call([cmd, dir]);
     assert.equal(r.code, 2, cmd);
     const f = path.join(dir, 'sales.tests.yaml');
-    assert.match(r.stderr, new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:5:5: tests\\[0\\]: unknown key "inputs" \\(did you mean "input"\\?\\)`, 'm'), r.stderr);
+    assert.match(
+      r.stderr,
+      new RegExp(`^${f.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}:5:5: tests\\[0\\]: unknown key "inputs" \\(did you mean "input"\\?\\)`, 'm'),
+      r.stderr,
+    );
     assert.doesNotMatch(r.stderr, /    at /, 'no stack trace');
   }
   fs.writeFileSync(path.join(dir, 'sales.tests.yaml'), 'tests:\n  - name: x\n    expect:\n      aggregate_sale: []\n');
   const r = await call(['validate', dir]);
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /sales\.tests\.yaml:4:7: no flow "aggregate_sale" in sales\.yaml; flows: publish_sales, aggregate_sales, archive_sales \[test\.flow\]/);
+  assert.match(
+    r.stderr,
+    /sales\.tests\.yaml:4:7: no flow "aggregate_sale" in sales\.yaml; flows: publish_sales, aggregate_sales, archive_sales \[test\.flow\]/,
+  );
 });

@@ -29,18 +29,29 @@ function column(rows: Row[], name: string, t: Schema[number]['type']): arrow.Vec
   switch (t.kind) {
     case 'int': {
       const a = new BigInt64Array(n);
-      for (let i = 0; i < n; i++) { const v = rows[i][name]; if (v !== null && v !== undefined) a[i] = BigInt(v as number); }
+      for (let i = 0; i < n; i++) {
+        const v = rows[i][name];
+        if (v !== null && v !== undefined) a[i] = BigInt(v as number);
+      }
       return arrow.makeVector(arrow.makeData({ type: new arrow.Int64(), length: n, data: a, nullBitmap: bitmap, nullCount: nulls }));
     }
     case 'float': {
       const a = new Float64Array(n);
-      for (let i = 0; i < n; i++) { const v = rows[i][name]; if (v !== null && v !== undefined) a[i] = v as number; }
+      for (let i = 0; i < n; i++) {
+        const v = rows[i][name];
+        if (v !== null && v !== undefined) a[i] = v as number;
+      }
       return arrow.makeVector(arrow.makeData({ type: new arrow.Float64(), length: n, data: a, nullBitmap: bitmap, nullCount: nulls }));
     }
     case 'timestamp': {
       const a = new BigInt64Array(n);
-      for (let i = 0; i < n; i++) { const v = rows[i][name]; if (v !== null && v !== undefined) a[i] = BigInt(v as number); }
-      return arrow.makeVector(arrow.makeData({ type: new arrow.TimestampMillisecond('UTC'), length: n, data: a, nullBitmap: bitmap, nullCount: nulls }));
+      for (let i = 0; i < n; i++) {
+        const v = rows[i][name];
+        if (v !== null && v !== undefined) a[i] = BigInt(v as number);
+      }
+      return arrow.makeVector(
+        arrow.makeData({ type: new arrow.TimestampMillisecond('UTC'), length: n, data: a, nullBitmap: bitmap, nullCount: nulls }),
+      );
     }
     case 'decimal': {
       const words = new Uint32Array(n * 4);
@@ -53,7 +64,10 @@ function column(rows: Row[], name: string, t: Schema[number]['type']): arrow.Vec
           continue;
         }
         let x = BigInt(v as number | bigint) & U128;
-        for (let w = 0; w < 4; w++) { words[i * 4 + w] = Number(x & 0xffffffffn); x >>= 32n; }
+        for (let w = 0; w < 4; w++) {
+          words[i * 4 + w] = Number(x & 0xffffffffn);
+          x >>= 32n;
+        }
       }
       const type = new arrow.Decimal(t.scale ?? 0, Math.max(t.precision ?? 18, 18), 128);
       return arrow.makeVector(arrow.makeData({ type, length: n, data: words, nullBitmap: bitmap, nullCount: nulls }));
@@ -80,7 +94,10 @@ export function rowsToArrow(schema: Schema, rows: Row[]): arrow.Table {
 export function toParquet(schema: Schema, rows: Row[], compression: 'zstd' | 'snappy' | 'none' = 'zstd'): Uint8Array {
   const table = rowsToArrow(schema, rows);
   const c = compression === 'zstd' ? Compression.ZSTD : compression === 'snappy' ? Compression.SNAPPY : Compression.UNCOMPRESSED;
-  const props = new WriterPropertiesBuilder().setCompression(c).setMaxRowGroupSize(256 * 1024).build();
+  const props = new WriterPropertiesBuilder()
+    .setCompression(c)
+    .setMaxRowGroupSize(256 * 1024)
+    .build();
   return writeParquet(WasmTable.fromIPCStream(arrow.tableToIPC(table, 'stream')), props);
 }
 

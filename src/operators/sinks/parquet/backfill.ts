@@ -28,7 +28,10 @@ import type { Planned } from './index.js';
 const FILE = 'part-0000000000.parquet';
 const JOURNAL = '_backfill.json';
 
-interface Journal { run: string; partitions: string[] }
+interface Journal {
+  run: string;
+  partitions: string[];
+}
 
 /** A backfill that must not run: nothing was written. */
 export class BackfillRefused extends Error {}
@@ -59,10 +62,15 @@ export async function rewriteRange(p: Planned, req: BackfillRequest): Promise<nu
       old += got.length;
       if (et && fileSchema.some((c) => c.name === et)) {
         const out = got.find((r) => (r[et] as number) < req.range.from || (r[et] as number) >= req.range.to);
-        if (out) throw new BackfillRefused(`${rel(part)} holds a row with ${et} ${formatTimestamp(out[et] as number)}, outside the range: rewriting the partition would drop it (partition by a date of the event time, or widen the range)`);
+        if (out)
+          throw new BackfillRefused(
+            `${rel(part)} holds a row with ${et} ${formatTimestamp(out[et] as number)}, outside the range: rewriting the partition would drop it (partition by a date of the event time, or widen the range)`,
+          );
       }
     }
-    req.log.info(`${req.flow}: ${req.dryRun ? 'would rewrite' : 'rewriting'} ${rel(part)} (${old} row(s) in ${existing.length} file(s) -> ${byPart.get(part)!.length} row(s))`);
+    req.log.info(
+      `${req.flow}: ${req.dryRun ? 'would rewrite' : 'rewriting'} ${rel(part)} (${old} row(s) in ${existing.length} file(s) -> ${byPart.get(part)!.length} row(s))`,
+    );
   }
   if (req.dryRun) return byPart.size;
 

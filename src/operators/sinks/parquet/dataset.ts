@@ -34,7 +34,8 @@ export function* walk(dir: string): Generator<string> {
   if (!fs.existsSync(dir)) return;
   for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) { if (!/^[._]/.test(e.name)) yield* walk(p); }
-    else yield p;
+    if (e.isDirectory()) {
+      if (!/^[._]/.test(e.name)) yield* walk(p);
+    } else yield p;
   }
 }

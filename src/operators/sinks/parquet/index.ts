@@ -35,13 +35,26 @@ const config = {
   properties: {
     type: { const: 'parquet' },
     path: { type: 'string', minLength: 1, description: 'Dataset directory (relative to the spec file).' },
-    partitionBy: { type: 'array', items: { type: 'string' }, uniqueItems: true, description: 'Columns forming Hive-style partition directories, e.g. [sale_date].' },
+    partitionBy: {
+      type: 'array',
+      items: { type: 'string' },
+      uniqueItems: true,
+      description: 'Columns forming Hive-style partition directories, e.g. [sale_date].',
+    },
     compression: { enum: ['zstd', 'snappy', 'none'], default: 'zstd', description: 'Column compression.' },
-    rollRows: { type: 'integer', minimum: 1, default: 500000, description: 'Append streams: end the epoch and write files once this many rows wait.' },
+    rollRows: {
+      type: 'integer',
+      minimum: 1,
+      default: 500000,
+      description: 'Append streams: end the epoch and write files once this many rows wait.',
+    },
   },
 } as const;
 
-export interface Planned { cfg: ConfigOf<typeof config>; input: StreamInfo }
+export interface Planned {
+  cfg: ConfigOf<typeof config>;
+  input: StreamInfo;
+}
 
 export const parquetSink: SinkDef<typeof config, Planned> = {
   type: 'parquet',
@@ -52,14 +65,23 @@ export const parquetSink: SinkDef<typeof config, Planned> = {
     let ok = true;
     for (const [i, c] of (cfg.partitionBy ?? []).entries()) {
       const f = fieldOf(input.schema, c);
-      if (!f) { ok = false; ctx.error(['partitionBy', i], `unknown column "${c}"; available: ${input.schema.map((x) => x.name).join(', ')}`, 'column.unknown'); }
-      else if (f.type.kind === 'float') { ok = false; ctx.error(['partitionBy', i], `cannot partition by float column "${c}"`, 'type.mismatch'); }
-      else if (input.mode !== 'append' && !input.key?.includes(c)) {
+      if (!f) {
         ok = false;
-        ctx.error(['partitionBy', i], `a keyed (${input.mode}) stream can be partitioned only by its key columns (${input.key?.join(', ')}), so a row never moves between files`, 'mode.invalid');
+        ctx.error(['partitionBy', i], `unknown column "${c}"; available: ${input.schema.map((x) => x.name).join(', ')}`, 'column.unknown');
+      } else if (f.type.kind === 'float') {
+        ok = false;
+        ctx.error(['partitionBy', i], `cannot partition by float column "${c}"`, 'type.mismatch');
+      } else if (input.mode !== 'append' && !input.key?.includes(c)) {
+        ok = false;
+        ctx.error(
+          ['partitionBy', i],
+          `a keyed (${input.mode}) stream can be partitioned only by its key columns (${input.key?.join(', ')}), so a row never moves between files`,
+          'mode.invalid',
+        );
       }
     }
-    if (cfg.rollRows !== config.properties.rollRows.default && input.mode !== 'append') ctx.warn(['rollRows'], 'rollRows applies to append streams only', 'option.unused');
+    if (cfg.rollRows !== config.properties.rollRows.default && input.mode !== 'append')
+      ctx.warn(['rollRows'], 'rollRows applies to append streams only', 'option.unused');
     return ok ? { cfg, input } : undefined;
   },
   async backfill(p, req) {
@@ -85,7 +107,12 @@ export const parquetSink: SinkDef<typeof config, Planned> = {
 
 /** Rows of a Parquet dataset (any writer's: Hive partitions, the partition columns from the directory names), read with `schema`. */
 export async function readDataset(dir: string, schema: Schema): Promise<Row[]> {
-  const [{ fromParquet }, { walk, unPartValue }, fs, path] = await Promise.all([import('./arrow-rows.js'), import('./dataset.js'), import('node:fs'), import('node:path')]);
+  const [{ fromParquet }, { walk, unPartValue }, fs, path] = await Promise.all([
+    import('./arrow-rows.js'),
+    import('./dataset.js'),
+    import('node:fs'),
+    import('node:path'),
+  ]);
   const out: Row[] = [];
   for (const file of [...walk(dir)].filter((x) => x.endsWith('.parquet')).sort()) {
     const parts: Record<string, string | null> = {};

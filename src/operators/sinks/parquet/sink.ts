@@ -13,7 +13,10 @@ import { OutputMarkers, fsCall, fsyncDir, ownerTag } from '../../output-owner.js
 import { partitionDir, unPartValue, walk } from './dataset.js';
 import type { Planned } from './index.js';
 
-interface Staged { staged: string; final: string }
+interface Staged {
+  staged: string;
+  final: string;
+}
 
 export class ParquetSink implements Sink {
   private dir: string;
@@ -34,7 +37,10 @@ export class ParquetSink implements Sink {
   private what: string;
   private cfg: Planned['cfg'];
 
-  constructor(p: Planned, private ctx: RunContext) {
+  constructor(
+    p: Planned,
+    private ctx: RunContext,
+  ) {
     const { cfg, input } = p;
     this.cfg = cfg;
     this.dir = path.resolve(ctx.specDir, cfg.path);
@@ -86,7 +92,8 @@ export class ParquetSink implements Sink {
         for (const c of this.parts) {
           const v = partVals[c];
           const kind = this.kinds.get(c);
-          r[c] = v === null || v === undefined ? null : kind === 'int' || kind === 'decimal' ? Number(v) : kind === 'bool' ? v === 'true' : v;
+          r[c] =
+            v === null || v === undefined ? null : kind === 'int' || kind === 'decimal' ? Number(v) : kind === 'bool' ? v === 'true' : v;
         }
         this.table.set(this.key(r), r);
       }
@@ -163,4 +170,3 @@ export class ParquetSink implements Sink {
 
   async close() {}
 }
-

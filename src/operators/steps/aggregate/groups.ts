@@ -13,7 +13,13 @@ import { ColumnType, Row, Value, POW10 } from '../../../core/types.js';
 export type Fn = 'sum' | 'count' | 'min' | 'max' | 'avg';
 
 /** One output column: its aggregate, its argument compiled (null: count(*)), and the types. */
-export interface AggSpec { name: string; fn: Fn; arg: Eval | null; argType: ColumnType | null; out: ColumnType }
+export interface AggSpec {
+  name: string;
+  fn: Fn;
+  arg: Eval | null;
+  argType: ColumnType | null;
+  out: ColumnType;
+}
 
 /** Exact sum: a number while safe, a BigInt past 2^53. */
 function addExact(a: number | bigint, b: number): number | bigint {
@@ -26,7 +32,11 @@ function addExact(a: number | bigint, b: number): number | bigint {
 }
 
 export type Acc = Value | [number | bigint, number];
-interface Group { key: Value[]; acc: Acc[]; dirty: boolean }
+interface Group {
+  key: Value[];
+  acc: Acc[];
+  dirty: boolean;
+}
 
 /** Groups are found through one Map per group-by column: no key strings are built per row. */
 type Level = Map<Value, Level | Group>;
@@ -37,7 +47,10 @@ export class Groups {
   all: Group[] = [];
   changed: Group[] = [];
 
-  constructor(private by: string[], private specs: AggSpec[]) {}
+  constructor(
+    private by: string[],
+    private specs: AggSpec[],
+  ) {}
 
   find(key: Value[] | null, r: Row | null): Group {
     const by = this.by;
@@ -48,10 +61,14 @@ export class Groups {
       if (!next) level.set(v, (next = new Map()));
       level = next;
     }
-    const v = by.length ? (r ? r[by[by.length - 1]] : key![by.length - 1]) ?? null : null;
+    const v = by.length ? ((r ? r[by[by.length - 1]] : key![by.length - 1]) ?? null) : null;
     let g = level.get(v) as Group | undefined;
     if (!g) {
-      g = { key: key ?? by.map((c) => r![c] ?? null), acc: this.specs.map((s) => (s.fn === 'avg' ? [0, 0] as [number, number] : s.fn === 'count' ? 0 : null)), dirty: false };
+      g = {
+        key: key ?? by.map((c) => r![c] ?? null),
+        acc: this.specs.map((s) => (s.fn === 'avg' ? ([0, 0] as [number, number]) : s.fn === 'count' ? 0 : null)),
+        dirty: false,
+      };
       level.set(v, g);
       this.all.push(g);
     }
@@ -68,19 +85,38 @@ export class Groups {
       if (v === null) continue;
       switch (specs[i].fn) {
         case 'sum':
-          acc[i] = specs[i].out.kind === 'float' ? ((acc[i] as number | null) ?? 0) + (v as number) : addExact((acc[i] as number | bigint | null) ?? 0, v as number);
+          acc[i] =
+            specs[i].out.kind === 'float'
+              ? ((acc[i] as number | null) ?? 0) + (v as number)
+              : addExact((acc[i] as number | bigint | null) ?? 0, v as number);
           break;
-        case 'count': acc[i] = (acc[i] as number) + 1; break;
-        case 'min': if (acc[i] === null || (v as number) < (acc[i] as number)) acc[i] = v; break;
-        case 'max': if (acc[i] === null || (v as number) > (acc[i] as number)) acc[i] = v; break;
-        case 'avg': { const a = acc[i] as [number | bigint, number]; a[0] = addExact(a[0], v as number); a[1]++; break; }
+        case 'count':
+          acc[i] = (acc[i] as number) + 1;
+          break;
+        case 'min':
+          if (acc[i] === null || (v as number) < (acc[i] as number)) acc[i] = v;
+          break;
+        case 'max':
+          if (acc[i] === null || (v as number) > (acc[i] as number)) acc[i] = v;
+          break;
+        case 'avg': {
+          const a = acc[i] as [number | bigint, number];
+          a[0] = addExact(a[0], v as number);
+          a[1]++;
+          break;
+        }
       }
     }
-    if (!g.dirty) { g.dirty = true; this.changed.push(g); }
+    if (!g.dirty) {
+      g.dirty = true;
+      this.changed.push(g);
+    }
   }
 
   row(g: Group, o: Row = {}): Row {
-    this.by.forEach((c, i) => { o[c] = g.key[i]; });
+    this.by.forEach((c, i) => {
+      o[c] = g.key[i];
+    });
     this.specs.forEach((s, i) => {
       const a = g.acc[i];
       if (s.fn === 'avg') {
@@ -113,7 +149,13 @@ export class Groups {
  * Evaluates every aggregate argument of a row into `args` first, so that a
  * failing row changes nothing: it becomes a dead letter and false is returned.
  */
-export function evalArgs(specs: AggSpec[], args: Value[], r: Row, dead: DeadLetter[], toDead: (r: Row, reason: string) => DeadLetter): boolean {
+export function evalArgs(
+  specs: AggSpec[],
+  args: Value[],
+  r: Row,
+  dead: DeadLetter[],
+  toDead: (r: Row, reason: string) => DeadLetter,
+): boolean {
   try {
     for (let i = 0; i < specs.length; i++) args[i] = specs[i].arg ? specs[i].arg!(r) : 1;
     return true;

@@ -50,16 +50,21 @@ const config = {
       additionalProperties: { type: 'string', description: 'One aggregate call, e.g. sum(quantity_sold * price_per_unit) or count(*).' },
       description: 'Output column -> aggregate expression.',
     },
-    mode: { enum: ['update', 'complete', 'append'], default: 'update', description: 'update (changed groups each epoch), complete (all groups each epoch) or append (windowed only: each window once, when the watermark has passed it).' },
+    mode: {
+      enum: ['update', 'complete', 'append'],
+      default: 'update',
+      description:
+        'update (changed groups each epoch), complete (all groups each epoch) or append (windowed only: each window once, when the watermark has passed it).',
+    },
     window: {
       type: 'object',
       additionalProperties: false,
       required: ['size'],
       description: 'Event-time windows: adds window_start and window_end columns; groups are per window.',
       properties: {
-        size: { type: 'string', description: 'Window length, e.g. 15m, 1h, 1d. Windows align to the time zone\'s hours and midnights.' },
+        size: { type: 'string', description: "Window length, e.g. 15m, 1h, 1d. Windows align to the time zone's hours and midnights." },
         slide: { type: 'string', description: 'Hopping windows: a new window starts this often (default: size, i.e. tumbling).' },
-        on: { type: 'string', description: 'Event-time column (default: the source\'s eventTime).' },
+        on: { type: 'string', description: "Event-time column (default: the source's eventTime)." },
         lateness: { type: 'string', default: '0s', description: 'Allowed lateness: watermark = largest event time seen - lateness.' },
       },
     },
@@ -83,26 +88,46 @@ export const aggregateStep: StepDef<typeof config, Planned> = {
     const schema: Schema = [];
     const win = cfg.window ? planWindow(cfg.window, input, ctx) : undefined;
     if (cfg.window) {
-      schema.push({ name: WINDOW_START, type: { kind: 'timestamp', nullable: false } }, { name: WINDOW_END, type: { kind: 'timestamp', nullable: false } });
+      schema.push(
+        { name: WINDOW_START, type: { kind: 'timestamp', nullable: false } },
+        { name: WINDOW_END, type: { kind: 'timestamp', nullable: false } },
+      );
     }
     let ok = true;
     for (const [i, g] of groupBy.entries()) {
       const f = fieldOf(input.schema, g);
-      if (!f) { ok = false; ctx.error(['groupBy', i], `unknown column "${g}"; available: ${input.schema.map((x) => x.name).join(', ')}`, 'column.unknown'); }
-      else if (cfg.window && (g === WINDOW_START || g === WINDOW_END)) { ok = false; ctx.error(['groupBy', i], `"${g}" is the window's own column`, 'column.duplicate'); }
-      else schema.push(f);
+      if (!f) {
+        ok = false;
+        ctx.error(['groupBy', i], `unknown column "${g}"; available: ${input.schema.map((x) => x.name).join(', ')}`, 'column.unknown');
+      } else if (cfg.window && (g === WINDOW_START || g === WINDOW_END)) {
+        ok = false;
+        ctx.error(['groupBy', i], `"${g}" is the window's own column`, 'column.duplicate');
+      } else schema.push(f);
     }
     const specs: AggSpec[] = [];
     for (const [name, src] of Object.entries(cfg.compute)) {
-      if (groupBy.includes(name) || (cfg.window && (name === WINDOW_START || name === WINDOW_END))) { ok = false; ctx.error(['compute', name], `"${name}" is already a group-by or window column`, 'column.duplicate'); }
+      if (groupBy.includes(name) || (cfg.window && (name === WINDOW_START || name === WINDOW_END))) {
+        ok = false;
+        ctx.error(['compute', name], `"${name}" is already a group-by or window column`, 'column.duplicate');
+      }
       const a = planAggregate(name, src, input.schema, ctx, ['compute', name]);
-      if (a) { specs.push(a); schema.push({ name, type: a.out }); } else ok = false;
+      if (a) {
+        specs.push(a);
+        schema.push({ name, type: a.out });
+      } else ok = false;
     }
     if (cfg.mode === 'append' && !cfg.window) {
       ok = false;
-      ctx.error(['mode'], 'append is not allowed for a running aggregate: its rows are updated, not final. Use update or complete, or add a window (rows of a window are final once the watermark passes its end)', 'mode.invalid');
+      ctx.error(
+        ['mode'],
+        'append is not allowed for a running aggregate: its rows are updated, not final. Use update or complete, or add a window (rows of a window are final once the watermark passes its end)',
+        'mode.invalid',
+      );
     }
-    if (input.mode !== 'append') { ok = false; ctx.error([], `aggregate needs an append stream as input, got ${input.mode}`, 'mode.invalid'); }
+    if (input.mode !== 'append') {
+      ok = false;
+      ctx.error([], `aggregate needs an append stream as input, got ${input.mode}`, 'mode.invalid');
+    }
     if (cfg.window && !win) ok = false;
     const planned: Planned = { groupBy, specs, mode: cfg.mode, window: win, inputSchema: input.schema };
     const out: StreamInfo = win
@@ -110,7 +135,10 @@ export const aggregateStep: StepDef<typeof config, Planned> = {
       : { schema, mode: cfg.mode === 'complete' ? 'complete' : 'update', key: groupBy };
     return { out, planned: ok ? planned : (undefined as never) };
   },
-  describe: (cfg) => `aggregate by (${cfg.groupBy.join(', ')}): ${Object.entries(cfg.compute).map(([k, v]) => `${k} = ${v}`).join('; ')}`,
+  describe: (cfg) =>
+    `aggregate by (${cfg.groupBy.join(', ')}): ${Object.entries(cfg.compute)
+      .map(([k, v]) => `${k} = ${v}`)
+      .join('; ')}`,
   create(p, ctx) {
     const toDead = deadLetters(p.inputSchema, `${ctx.flow}/aggregate`);
     return p.window
@@ -125,17 +153,44 @@ function planWindow(w: WindowConfig, input: StreamInfo, ctx: PlanContext): Windo
   let ok = true;
   const dur = (k: 'size' | 'slide' | 'lateness', text: string) => {
     const v = parseDuration(text);
-    if (v === undefined || (k !== 'lateness' && v <= 0)) { ctx.error(['window', k], `invalid duration "${text}" (e.g. 15m, 1h, 1d)`, 'value.duration'); ok = false; }
+    if (v === undefined || (k !== 'lateness' && v <= 0)) {
+      ctx.error(['window', k], `invalid duration "${text}" (e.g. 15m, 1h, 1d)`, 'value.duration');
+      ok = false;
+    }
     return v ?? 0;
   };
-  const size = dur('size', w.size), slide = w.slide === undefined ? size : dur('slide', w.slide), lateness = dur('lateness', w.lateness);
-  if (ok && slide > size) { ctx.error(['window', 'slide'], `slide (${w.slide}) must not exceed size (${w.size}): rows between windows would be lost`, 'value.window'); ok = false; }
+  const size = dur('size', w.size),
+    slide = w.slide === undefined ? size : dur('slide', w.slide),
+    lateness = dur('lateness', w.lateness);
+  if (ok && slide > size) {
+    ctx.error(
+      ['window', 'slide'],
+      `slide (${w.slide}) must not exceed size (${w.size}): rows between windows would be lost`,
+      'value.window',
+    );
+    ok = false;
+  }
   const on = w.on ?? input.eventTime;
-  if (!on) { ctx.error(['window'], 'a window needs an event-time column: set window.on, or eventTime on the source', 'window.eventTime'); ok = false; }
-  else {
+  if (!on) {
+    ctx.error(['window'], 'a window needs an event-time column: set window.on, or eventTime on the source', 'window.eventTime');
+    ok = false;
+  } else {
     const f = fieldOf(input.schema, on);
-    if (!f) { ctx.error(w.on ? ['window', 'on'] : ['window'], `unknown event-time column "${on}"; available: ${input.schema.map((x) => x.name).join(', ')}`, 'column.unknown'); ok = false; }
-    else if (f.type.kind !== 'timestamp') { ctx.error(w.on ? ['window', 'on'] : ['window'], `event-time column "${on}" must be a timestamp, got ${typeName(f.type)}`, 'type.mismatch'); ok = false; }
+    if (!f) {
+      ctx.error(
+        w.on ? ['window', 'on'] : ['window'],
+        `unknown event-time column "${on}"; available: ${input.schema.map((x) => x.name).join(', ')}`,
+        'column.unknown',
+      );
+      ok = false;
+    } else if (f.type.kind !== 'timestamp') {
+      ctx.error(
+        w.on ? ['window', 'on'] : ['window'],
+        `event-time column "${on}" must be a timestamp, got ${typeName(f.type)}`,
+        'type.mismatch',
+      );
+      ok = false;
+    }
   }
   return ok ? { on: on!, lateness, size, slide } : undefined;
 }
@@ -143,7 +198,9 @@ function planWindow(w: WindowConfig, input: StreamInfo, ctx: PlanContext): Windo
 /** Parses and type-checks one `compute` entry (one aggregate call), reporting at its position. */
 function planAggregate(name: string, src: string, schema: Schema, ctx: PlanContext, path: (string | number)[]): AggSpec | undefined {
   const report = (msg: string, code: ProblemCode, at: { start: number; end: number } | ExprError) =>
-    at instanceof ExprError ? ctx.error(path, msg, code, at.offset, at.length) : ctx.error(path, msg, code, at.start, Math.max(1, at.end - at.start));
+    at instanceof ExprError
+      ? ctx.error(path, msg, code, at.offset, at.length)
+      : ctx.error(path, msg, code, at.start, Math.max(1, at.end - at.start));
   let node: Node;
   try {
     node = parseExpr(String(src));
@@ -170,7 +227,9 @@ function planAggregate(name: string, src: string, schema: Schema, ctx: PlanConte
   const t = arg.type;
   let out: ColumnType;
   switch (fn) {
-    case 'count': out = { kind: 'int', nullable: false }; break;
+    case 'count':
+      out = { kind: 'int', nullable: false };
+      break;
     case 'sum':
       if (!isNumeric(t)) return void report(`sum() needs a number, got ${typeName(t)}`, 'type.mismatch', node.args[0]);
       out = { ...t, nullable: t.nullable, precision: t.kind === 'decimal' ? 38 : undefined };

@@ -11,7 +11,12 @@ export class Aggregate implements Step {
   private groups: Groups;
   private args: Value[];
 
-  constructor(private groupBy: string[], private specs: AggSpec[], private mode: 'update' | 'complete', private toDead: (r: Row, reason: string) => DeadLetter) {
+  constructor(
+    private groupBy: string[],
+    private specs: AggSpec[],
+    private mode: 'update' | 'complete',
+    private toDead: (r: Row, reason: string) => DeadLetter,
+  ) {
     this.args = new Array(specs.length);
     this.groups = new Groups(groupBy, specs);
   }

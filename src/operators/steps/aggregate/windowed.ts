@@ -24,11 +24,23 @@ export const WINDOW_START = 'window_start';
 export const WINDOW_END = 'window_end';
 
 /** A window as planned: durations in ms, the event-time column. */
-export interface WindowSpec { size: number; slide: number; on: string; lateness: number }
+export interface WindowSpec {
+  size: number;
+  slide: number;
+  on: string;
+  lateness: number;
+}
 
-interface WindowState { start: number; end: number; groups: Groups }
+interface WindowState {
+  start: number;
+  end: number;
+  groups: Groups;
+}
 
-interface WindowSnapshot { maxEventTime: number | null; windows: [number, [Value[], Acc[]][]][] }
+interface WindowSnapshot {
+  maxEventTime: number | null;
+  windows: [number, [Value[], Acc[]][]][];
+}
 
 export class WindowedAggregate implements Step {
   private windows = new Map<number, WindowState>();
@@ -43,7 +55,14 @@ export class WindowedAggregate implements Step {
   private on: string;
   private lateness: number;
 
-  constructor(private groupBy: string[], private specs: AggSpec[], w: WindowSpec, timeZone: string, private mode: 'append' | 'update' | 'complete', private toDead: (r: Row, reason: string) => DeadLetter) {
+  constructor(
+    private groupBy: string[],
+    private specs: AggSpec[],
+    w: WindowSpec,
+    timeZone: string,
+    private mode: 'append' | 'update' | 'complete',
+    private toDead: (r: Row, reason: string) => DeadLetter,
+  ) {
     this.args = new Array(specs.length);
     this.assign = new WindowAssigner(w.size, w.slide, timeZone);
     this.on = w.on;
@@ -75,9 +94,15 @@ export class WindowedAggregate implements Step {
       for (const s of starts) {
         // Rows mostly fall in the window of the row before: no map lookup then.
         let w = this.last !== null && this.last.start === s ? this.last : this.windows.get(s);
-        if (!w && this.assign.end(s) <= wm) { missed.push(s); continue; }
+        if (!w && this.assign.end(s) <= wm) {
+          missed.push(s);
+          continue;
+        }
         if (!w) w = this.window(s);
-        if (w.end <= wm) { missed.push(s); continue; }
+        if (w.end <= wm) {
+          missed.push(s);
+          continue;
+        }
         this.last = w;
         w.groups.add(r, args);
       }
@@ -90,7 +115,7 @@ export class WindowedAggregate implements Step {
 
   /** After a batch: the event time reached is the source's progress (null: not known yet), or else the largest seen. */
   advance(progress: number | null | undefined): void {
-    const reached = progress === undefined ? this.batchMax : progress ?? -Infinity;
+    const reached = progress === undefined ? this.batchMax : (progress ?? -Infinity);
     this.batchMax = -Infinity;
     if (reached > this.maxEventTime) this.maxEventTime = reached;
     // The watermark never goes back.
@@ -103,7 +128,13 @@ export class WindowedAggregate implements Step {
 
   private late(r: Row, t: number, wm: number, missed: number[]): DeadLetter {
     const ws = missed.map((s) => `[${formatTimestamp(s)}, ${formatTimestamp(this.assign.end(s))})`).join(', ');
-    return { ...this.toDead(r, `late: event time ${formatTimestamp(t)} is behind the watermark ${formatTimestamp(wm)}; window ${ws} already final`), late: true };
+    return {
+      ...this.toDead(
+        r,
+        `late: event time ${formatTimestamp(t)} is behind the watermark ${formatTimestamp(wm)}; window ${ws} already final`,
+      ),
+      late: true,
+    };
   }
 
   flush(): Row[] {

@@ -19,8 +19,13 @@ function transaction(ctx: RunContext, id: string): Transaction {
   return {
     async begin() {
       store = new KafkaCheckpointStore({
-        conn: kafkaConn(ctx, 'kafka'), topic: `${id}.checkpoints`, transactionalId: id, key: `${ctx.pipeline}/${ctx.flow}`,
-        transactionTimeout: 60_000, log: ctx.log, signal: ctx.signal,
+        conn: kafkaConn(ctx, 'kafka'),
+        topic: `${id}.checkpoints`,
+        transactionalId: id,
+        key: `${ctx.pipeline}/${ctx.flow}`,
+        transactionTimeout: 60_000,
+        log: ctx.log,
+        signal: ctx.signal,
       });
       await store.open();
       const s = store;

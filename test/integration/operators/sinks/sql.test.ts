@@ -12,5 +12,7 @@ for (const dialect of ['mysql', 'postgres'] as const) {
     const url = await freshDatabase(dialect, `sp_${uniq()}`);
     await sqlSinkRoundTrip(runContext({ specDir: ROOT, connections: { db: { type: 'sql', url } } }));
   });
-  sqlSinkSubject(dialect, async (t) => ((await needServices(t, () => pingDatabase(admin))) ? freshDatabase(dialect, `sp_${uniq()}`) : undefined));
+  sqlSinkSubject(dialect, async (t) =>
+    (await needServices(t, () => pingDatabase(admin))) ? freshDatabase(dialect, `sp_${uniq()}`) : undefined,
+  );
 }

@@ -15,7 +15,12 @@ sourceContract({
       cfg: { type: 'kafka', connection: 'kafka', topic, schema: CONTRACT_SCHEMA },
       ctx: { pipeline: topic, specDir: ROOT, connections: { kafka: { type: 'kafka', brokers: BROKERS } } },
       // Each id on its own key: the records spread over the partitions.
-      append: (ids) => produceRaw(topic, ids.map((id) => JSON.stringify(record(id))), (i) => `k${ids[i]}`),
+      append: (ids) =>
+        produceRaw(
+          topic,
+          ids.map((id) => JSON.stringify(record(id))),
+          (i) => `k${ids[i]}`,
+        ),
     };
   },
 });

@@ -14,11 +14,25 @@ for (const dialect of ['mysql', 'postgres'] as const) {
       if (!(await needServices(t, () => pingDatabase(admin)))) return undefined;
       const url = await freshDatabase(dialect, `sp_${uniq()}`);
       const { db } = await openKnex(url, ROOT, 1);
-      await db.schema.createTable('contract', (x) => { x.bigInteger('id').primary(); x.string('name').notNullable(); x.decimal('amount', 12, 2).notNullable(); });
+      await db.schema.createTable('contract', (x) => {
+        x.bigInteger('id').primary();
+        x.string('name').notNullable();
+        x.decimal('amount', 12, 2).notNullable();
+      });
       return {
-        cfg: { type: 'sql', connection: 'db', table: 'contract', cursor: 'id', batchSize: 4, pollInterval: '20ms', schema: CONTRACT_SCHEMA },
+        cfg: {
+          type: 'sql',
+          connection: 'db',
+          table: 'contract',
+          cursor: 'id',
+          batchSize: 4,
+          pollInterval: '20ms',
+          schema: CONTRACT_SCHEMA,
+        },
         ctx: { connections: { db: { type: 'sql', url } } },
-        append: async (ids) => { await db('contract').insert(ids.map(record)); },
+        append: async (ids) => {
+          await db('contract').insert(ids.map(record));
+        },
         dispose: () => db.destroy(),
       };
     },

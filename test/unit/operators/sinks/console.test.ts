@@ -26,13 +26,23 @@ async function epochs(cfg: Record<string, unknown>, input: StreamInfo, isTTY: bo
 }
 
 test('not on a terminal: one JSON object per row, as written, exact decimals', async () => {
-  const text = await epochs({}, APPEND, false, [[{ id: 1, name: 'a "b"', amount: 99_999_999_999 }], [], [{ id: 2, name: null, amount: -5 }]]);
-  assert.deepEqual(text.split('\n').filter(Boolean), ['{"id":1,"name":"a \\"b\\"","amount":999999999.99}', '{"id":2,"name":null,"amount":-0.05}']);
+  const text = await epochs({}, APPEND, false, [
+    [{ id: 1, name: 'a "b"', amount: 99_999_999_999 }],
+    [],
+    [{ id: 2, name: null, amount: -5 }],
+  ]);
+  assert.deepEqual(text.split('\n').filter(Boolean), [
+    '{"id":1,"name":"a \\"b\\"","amount":999999999.99}',
+    '{"id":2,"name":null,"amount":-0.05}',
+  ]);
 });
 
-test('on a terminal, a keyed stream: every key\'s current value after each epoch that changed one, sorted by key, numbers right-aligned', async () => {
+test("on a terminal, a keyed stream: every key's current value after each epoch that changed one, sorted by key, numbers right-aligned", async () => {
   const text = await epochs({ title: 'Stock' }, KEYED, true, [
-    [{ id: 2, name: 'b', amount: 100 }, { id: 1, name: 'a', amount: 5 }],
+    [
+      { id: 2, name: 'b', amount: 100 },
+      { id: 1, name: 'a', amount: 5 },
+    ],
     [],
     [{ id: 2, name: 'b', amount: 12345 }],
   ]);
@@ -42,11 +52,18 @@ test('on a terminal, a keyed stream: every key\'s current value after each epoch
   assert.deepEqual(tables[1].trimEnd().split('\n').slice(2), [' 1  a       0.05', ' 2  b     123.45']);
 });
 
-test('on a terminal, an append stream: the epoch\'s rows, at most maxRows; format json overrides the terminal', async () => {
+test("on a terminal, an append stream: the epoch's rows, at most maxRows; format json overrides the terminal", async () => {
   const rows = Array.from({ length: 5 }, (_, i) => ({ id: i, name: `n${i}`, amount: i }));
   const table = await epochs({ maxRows: 2 }, APPEND, true, [rows]);
   assert.match(table, /^\nlevels\n/, 'the flow names the table without a title');
-  assert.deepEqual(table.trim().split('\n').slice(3).map((l) => l.trim().split(/\s+/)[0]), ['0', '1', '…']);
+  assert.deepEqual(
+    table
+      .trim()
+      .split('\n')
+      .slice(3)
+      .map((l) => l.trim().split(/\s+/)[0]),
+    ['0', '1', '…'],
+  );
   assert.match(table, /… 3 more row\(s\)\n$/);
   const json = await epochs({ format: 'json' }, APPEND, true, [rows.slice(0, 2)]);
   assert.equal(json, '{"id":0,"name":"n0","amount":0.00}\n{"id":1,"name":"n1","amount":0.01}\n');

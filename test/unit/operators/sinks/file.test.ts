@@ -40,9 +40,16 @@ test('lines already in the file are kept; a crashed first epoch is cut back to t
   await sink.close(); // killed before the checkpoint
   sink = makeSink(fileSink, cfg, APPEND, ctx);
   await sink.open(undefined, 0);
-  assert.deepEqual(lines(file).map((l) => l.id), ['0'], 'the crashed epoch is gone, the earlier line stays');
+  assert.deepEqual(
+    lines(file).map((l) => l.id),
+    ['0'],
+    'the crashed epoch is gone, the earlier line stays',
+  );
   await sink.write([{ id: 1, name: 'a', amount: 100 }]);
   await sink.commit(1, await sink.preCommit(1));
   await sink.close();
-  assert.deepEqual(lines(file), [{ id: '0', name: 'from before', amount: '1.00' }, { id: '1', name: 'a', amount: '1.00' }]);
+  assert.deepEqual(lines(file), [
+    { id: '0', name: 'from before', amount: '1.00' },
+    { id: '1', name: 'a', amount: '1.00' },
+  ]);
 });

@@ -36,7 +36,12 @@ const appendOnly: StreamInfo = {
 /** The dataset's files, the run part of names masked (`part-<epoch>-<owner>-<run>`), the owners' markers apart. */
 function files(dir: string): string[] {
   const out: string[] = [];
-  const walk = (d: string) => fs.readdirSync(d, { withFileTypes: true }).forEach((e) => (e.isDirectory() ? e.name !== '_salespipe' && walk(path.join(d, e.name)) : out.push(path.relative(dir, path.join(d, e.name)))));
+  const walk = (d: string) =>
+    fs
+      .readdirSync(d, { withFileTypes: true })
+      .forEach((e) =>
+        e.isDirectory() ? e.name !== '_salespipe' && walk(path.join(d, e.name)) : out.push(path.relative(dir, path.join(d, e.name))),
+      );
   walk(dir);
   return out.map((f) => f.replace(/-([0-9a-f]{6})-[0-9a-f]{6}\.parquet/, '-$1-RUN.parquet')).sort();
 }
@@ -76,7 +81,13 @@ test('append stream: one file per partition per epoch; a crash before commit lea
   const dir = tmpDir();
   const cfg = { type: 'parquet' as const, path: dir, partitionBy: ['sale_date'] };
   const ctx = runContext({ specDir: dir });
-  const row = (id: number, day: string) => ({ id, sold_at: Date.parse(`${day}T10:00:00Z`), price: id % 3 ? 1999 : null, ok: id % 2 === 0, sale_date: day });
+  const row = (id: number, day: string) => ({
+    id,
+    sold_at: Date.parse(`${day}T10:00:00Z`),
+    price: id % 3 ? 1999 : null,
+    ok: id % 2 === 0,
+    sale_date: day,
+  });
   const sink = makeSink(parquetSink, cfg, appendOnly, ctx);
   await sink.open(undefined, 0);
   await sink.write([row(1, '2026-01-15'), row(2, '2026-01-16'), row(3, '2026-01-15')]);
@@ -99,12 +110,15 @@ test('append stream: one file per partition per epoch; a crash before commit lea
     `sale_date=2026-01-16/part-0000000002-${tag}-RUN.parquet`,
   ]);
   const rows = readParquet(dir).sort((a, b) => (a.id as number) - (b.id as number));
-  assert.deepEqual(rows.map((r) => [r.id, r.price, r.ok, r.sale_date, r.sold_at]), [
-    [1, '19.99', false, '2026-01-15', '2026-01-15T10:00:00+00:00'],
-    [2, '19.99', true, '2026-01-16', '2026-01-16T10:00:00+00:00'],
-    [3, null, false, '2026-01-15', '2026-01-15T10:00:00+00:00'],
-    [4, '19.99', true, '2026-01-16', '2026-01-16T10:00:00+00:00'],
-  ]);
+  assert.deepEqual(
+    rows.map((r) => [r.id, r.price, r.ok, r.sale_date, r.sold_at]),
+    [
+      [1, '19.99', false, '2026-01-15', '2026-01-15T10:00:00+00:00'],
+      [2, '19.99', true, '2026-01-16', '2026-01-16T10:00:00+00:00'],
+      [3, null, false, '2026-01-15', '2026-01-15T10:00:00+00:00'],
+      [4, '19.99', true, '2026-01-16', '2026-01-16T10:00:00+00:00'],
+    ],
+  );
 });
 
 test('a keyed stream may be partitioned only by key columns', () => {
@@ -126,7 +140,10 @@ test('a run without the checkpoint of what a dataset holds refuses, naming where
   // Another state directory: no checkpoint, or an older one.
   for (const epoch of [0]) {
     const lost = makeSink(parquetSink, cfg, appendOnly, ctx);
-    await assert.rejects(lost.open(undefined, epoch), /holds output of flow f up to epoch 1 .*no checkpoint of the flow was found \(checkpoint file \/somewhere\/else\)/);
+    await assert.rejects(
+      lost.open(undefined, epoch),
+      /holds output of flow f up to epoch 1 .*no checkpoint of the flow was found \(checkpoint file \/somewhere\/else\)/,
+    );
   }
   assert.equal(readParquet(dir).length, 1);
   // With its checkpoint: epoch 1 again (a replay) gets a new file name, and the old file stays.
@@ -144,27 +161,47 @@ test('a run without the checkpoint of what a dataset holds refuses, naming where
   await other.commit(1, await other.preCommit(1));
   assert.equal(readParquet(dir).length, 3);
   const keyedCfg = { type: 'parquet' as const, path: dir };
-  await assert.rejects(makeSink(parquetSink, keyedCfg, { ...keyed, schema: appendOnly.schema, key: ['id'] }, runContext({ specDir: dir, flow: 'totals' })).open(undefined, 0), /is written by flow (f|other) of pipeline test as well/);
+  await assert.rejects(
+    makeSink(
+      parquetSink,
+      keyedCfg,
+      { ...keyed, schema: appendOnly.schema, key: ['id'] },
+      runContext({ specDir: dir, flow: 'totals' }),
+    ).open(undefined, 0),
+    /is written by flow (f|other) of pipeline test as well/,
+  );
 });
 
-test('a read-only output names the sink, the path and the cause', { skip: process.getuid?.() === 0 ? false : 'needs root to mount a read-only filesystem' }, async (t) => {
-  const mnt = tmpDir();
-  const { spawnSync } = await import('node:child_process');
-  const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', mnt], { encoding: 'utf8' });
-  if (m.status !== 0) {
-    if (process.env.CI === 'true') assert.fail(`mount of a read-only tmpfs failed: ${m.stderr}`);
-    return t.skip(`cannot mount: ${m.stderr.trim()}`);
-  }
-  try {
-    const sink = makeSink(parquetSink, { type: 'parquet', path: path.join(mnt, 'out/sales_history'), partitionBy: ['sale_date'] }, appendOnly, runContext({ specDir: mnt }));
-    await assert.rejects(sink.open(undefined, 0), (e: Error) => {
-      assert.match(e.message, new RegExp(`parquet sink ${mnt}/out/sales_history: cannot write ${mnt}: the filesystem is mounted read-only \\(EROFS\\)`));
-      return true;
-    });
-  } finally {
-    spawnSync('umount', [mnt]);
-  }
-});
+test(
+  'a read-only output names the sink, the path and the cause',
+  { skip: process.getuid?.() === 0 ? false : 'needs root to mount a read-only filesystem' },
+  async (t) => {
+    const mnt = tmpDir();
+    const { spawnSync } = await import('node:child_process');
+    const m = spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', mnt], { encoding: 'utf8' });
+    if (m.status !== 0) {
+      if (process.env.CI === 'true') assert.fail(`mount of a read-only tmpfs failed: ${m.stderr}`);
+      return t.skip(`cannot mount: ${m.stderr.trim()}`);
+    }
+    try {
+      const sink = makeSink(
+        parquetSink,
+        { type: 'parquet', path: path.join(mnt, 'out/sales_history'), partitionBy: ['sale_date'] },
+        appendOnly,
+        runContext({ specDir: mnt }),
+      );
+      await assert.rejects(sink.open(undefined, 0), (e: Error) => {
+        assert.match(
+          e.message,
+          new RegExp(`parquet sink ${mnt}/out/sales_history: cannot write ${mnt}: the filesystem is mounted read-only \\(EROFS\\)`),
+        );
+        return true;
+      });
+    } finally {
+      spawnSync('umount', [mnt]);
+    }
+  },
+);
 
 for (const input of [APPEND, KEYED]) {
   sinkContract({

@@ -11,11 +11,30 @@ import type { Source } from '../../../../src/operators/operator.js';
 import { sourceContract, CONTRACT_SCHEMA, record } from '../../../support/source-contract.js';
 
 const cfg = {
-  type: 'sql' as const, connection: 'db', table: 'product_sales', cursor: 'transaction_id', batchSize: 2,
-  pollInterval: '10ms', gapTimeout: '60s',
-  schema: { transaction_id: 'int', product_name: 'string', quantity_sold: 'int', price_per_unit: 'decimal(12,2)', transaction_date: 'timestamp' },
+  type: 'sql' as const,
+  connection: 'db',
+  table: 'product_sales',
+  cursor: 'transaction_id',
+  batchSize: 2,
+  pollInterval: '10ms',
+  gapTimeout: '60s',
+  schema: {
+    transaction_id: 'int',
+    product_name: 'string',
+    quantity_sold: 'int',
+    price_per_unit: 'decimal(12,2)',
+    transaction_date: 'timestamp',
+  },
 };
-const sale = (id: number, q = 1) => ({ transaction_id: id, product_name: 'Dell Inspiron', product_category: 'Laptop', brand: 'Dell', quantity_sold: q, price_per_unit: '50000.00', transaction_date: '2026-01-15 10:00:00' });
+const sale = (id: number, q = 1) => ({
+  transaction_id: id,
+  product_name: 'Dell Inspiron',
+  product_category: 'Laptop',
+  brand: 'Dell',
+  quantity_sold: q,
+  price_per_unit: '50000.00',
+  transaction_date: '2026-01-15 10:00:00',
+});
 
 async function setup() {
   const file = path.join(tmpDir(), 'sales.db');
@@ -66,7 +85,10 @@ test('an id skipped by an out-of-order commit is picked up later, and its gap su
     await src.open(undefined);
     assert.deepEqual(await readAll(src), [1, 2, 5, 6]);
     const pos = JSON.parse(JSON.stringify(src.position()));
-    assert.deepEqual(pos.gaps.map((g: number[]) => g[0]), [3, 4]);
+    assert.deepEqual(
+      pos.gaps.map((g: number[]) => g[0]),
+      [3, 4],
+    );
     await src.close();
     await db('product_sales').insert([sale(4), sale(3)]);
     const again = make(connections, true);
@@ -123,11 +145,17 @@ sourceContract({
   async fresh() {
     const file = path.join(tmpDir(), 'contract.db');
     const db = sqlite(file);
-    await db.schema.createTable('contract', (x) => { x.integer('id').primary(); x.text('name').notNullable(); x.decimal('amount', 12, 2).notNullable(); });
+    await db.schema.createTable('contract', (x) => {
+      x.integer('id').primary();
+      x.text('name').notNullable();
+      x.decimal('amount', 12, 2).notNullable();
+    });
     return {
       cfg: { type: 'sql', connection: 'db', table: 'contract', cursor: 'id', batchSize: 4, pollInterval: '20ms', schema: CONTRACT_SCHEMA },
       ctx: { connections: { db: { type: 'sql', url: `sqlite:${file}` } } },
-      append: async (ids) => { await db('contract').insert(ids.map(record)); },
+      append: async (ids) => {
+        await db('contract').insert(ids.map(record));
+      },
       dispose: () => db.destroy(),
     };
   },

@@ -7,7 +7,15 @@ import { plan } from '../../../support/operators.js';
 import { planCtx, database, sales, inventoryTable } from '../../../support/lookup.js';
 
 // fullRefresh: a row added with an old updated_at (b below) is seen by the next full read.
-const balanceCfg = { table: { ...inventoryTable, fullRefresh: '100ms' }, on: { product: 'product_name' }, opening: 'stock_level', asOf: 'updated_at', subtract: 'qty', columns: ['reorder_threshold'], as: 'projected' };
+const balanceCfg = {
+  table: { ...inventoryTable, fullRefresh: '100ms' },
+  on: { product: 'product_name' },
+  opening: 'stock_level',
+  asOf: 'updated_at',
+  subtract: 'qty',
+  columns: ['reorder_threshold'],
+  as: 'projected',
+};
 const at = (h: number) => Date.UTC(2026, 0, 1, h);
 
 test('balance: opening minus movements after asOf; a restock read late still counts exactly the sales after it; emitted on table change alone', async () => {
@@ -23,7 +31,14 @@ test('balance: opening minus movements after asOf; a restock read late still cou
   try {
     assert.deepEqual(flush(), [['a', 30, 0, 30]], 'every table key is emitted on open');
     const dead: DeadLetter[] = [];
-    step.process([{ id: 1, customer_id: null, product: 'a', qty: 5, ts: at(0) }, { id: 2, customer_id: null, product: 'a', qty: 4, ts: at(2) }, { id: 3, customer_id: null, product: 'b', qty: 1, ts: at(2) }], dead);
+    step.process(
+      [
+        { id: 1, customer_id: null, product: 'a', qty: 5, ts: at(0) },
+        { id: 2, customer_id: null, product: 'a', qty: 4, ts: at(2) },
+        { id: 3, customer_id: null, product: 'b', qty: 1, ts: at(2) },
+      ],
+      dead,
+    );
     assert.deepEqual(flush(), [['a', 30, 4, 26]], 'the sale before asOf is in the opening count; b has no table row yet');
     // A restock at 03:00, not read yet: sales at 04:00 are kept until it is.
     await db('inventory').where({ product_name: 'a' }).update({ stock_level: 100, updated_at: '2026-01-01 03:00:00' });

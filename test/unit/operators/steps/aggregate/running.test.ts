@@ -111,7 +111,13 @@ test('update mode equals a from-scratch recomputation, across epochs and a resto
 
 test('sums past 2^53 stay exact (BigInt) and survive a snapshot', () => {
   const step = planned().make();
-  const rows: Row[] = Array.from({ length: 3000 }, () => ({ product_name: 'big', brand: 'b', quantity_sold: 9, price_per_unit: 999_999_999_999, weight: null }));
+  const rows: Row[] = Array.from({ length: 3000 }, () => ({
+    product_name: 'big',
+    brand: 'b',
+    quantity_sold: 9,
+    price_per_unit: 999_999_999_999,
+    weight: null,
+  }));
   step.process(rows, []);
   const [r] = step.flush!();
   assert.equal(typeof r.revenue, 'bigint');
@@ -122,7 +128,10 @@ test('complete mode emits every group each epoch; update only the changed ones',
   const complete = planned({ ...cfg, mode: 'complete' }).make();
   const update = planned().make();
   const rows = randomRows(1000, 3);
-  for (const s of [complete, update]) { s.process(rows, []); s.flush!(); }
+  for (const s of [complete, update]) {
+    s.process(rows, []);
+    s.flush!();
+  }
   const one = [{ ...rows[0] }];
   complete.process(one, []);
   update.process(one, []);

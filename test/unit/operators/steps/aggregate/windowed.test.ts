@@ -24,7 +24,12 @@ const T0 = Date.UTC(2026, 10, 24, 0, 0, 0);
 
 function plan(cfg: any, inp = input, timeZone = 'UTC') {
   const errors: string[] = [];
-  const p = planOp(aggregateStep, cfg, inp, planContext({ error: (path, m, c) => errors.push(`${path.join('.')}: ${m} [${c}]`), timeZone }));
+  const p = planOp(
+    aggregateStep,
+    cfg,
+    inp,
+    planContext({ error: (path, m, c) => errors.push(`${path.join('.')}: ${m} [${c}]`), timeZone }),
+  );
   return { out: p?.out as StreamInfo | undefined, planned: p?.planned, errors };
 }
 
@@ -80,7 +85,8 @@ function run(step: Step, batches: Row[][]): { out: Row[][]; dead: DeadLetter[] }
   return { out, dead };
 }
 
-const chunks = (rs: Row[], size: number) => Array.from({ length: Math.ceil(rs.length / size) }, (_, i) => rs.slice(i * size, (i + 1) * size));
+const chunks = (rs: Row[], size: number) =>
+  Array.from({ length: Math.ceil(rs.length / size) }, (_, i) => rs.slice(i * size, (i + 1) * size));
 
 test('append: each final window is emitted exactly once, equal to the oracle; open windows are held; state is released', () => {
   const rs = rows(5000, 1);
@@ -124,19 +130,40 @@ test('update: changed windows each epoch; the last emission of each window equal
 test('late rows go to the late output with the reason and count nowhere', () => {
   const step = make(hourly('append', '0s'));
   const dead: DeadLetter[] = [];
-  step.process([{ product: 'a', qty: 1, price: 100, ts: T0 + 10 * 60_000 }, { product: 'a', qty: 2, price: 100, ts: T0 + H + 5 * 60_000 }], dead);
+  step.process(
+    [
+      { product: 'a', qty: 1, price: 100, ts: T0 + 10 * 60_000 },
+      { product: 'a', qty: 2, price: 100, ts: T0 + H + 5 * 60_000 },
+    ],
+    dead,
+  );
   step.advance!(undefined);
-  assert.deepEqual(step.flush!().map((r) => [r.window_start, r.units]), [[T0, 1]]);
+  assert.deepEqual(
+    step.flush!().map((r) => [r.window_start, r.units]),
+    [[T0, 1]],
+  );
   // The watermark is now T0 + 1h05: the first hour is final; this row is late.
-  step.process([{ product: 'a', qty: 7, price: 100, ts: T0 + 30 * 60_000 }, { product: 'a', qty: 3, price: 100, ts: T0 + H + 1 }], dead);
+  step.process(
+    [
+      { product: 'a', qty: 7, price: 100, ts: T0 + 30 * 60_000 },
+      { product: 'a', qty: 3, price: 100, ts: T0 + H + 1 },
+    ],
+    dead,
+  );
   step.advance!(undefined);
   assert.equal(dead.length, 1);
   assert.equal(dead[0].late, true);
-  assert.match(dead[0].reason, /^late: event time 2026-11-24T00:30:00.000Z is behind the watermark 2026-11-24T01:05:00.000Z; window \[2026-11-24T00:00:00.000Z, 2026-11-24T01:00:00.000Z\) already final/);
+  assert.match(
+    dead[0].reason,
+    /^late: event time 2026-11-24T00:30:00.000Z is behind the watermark 2026-11-24T01:05:00.000Z; window \[2026-11-24T00:00:00.000Z, 2026-11-24T01:00:00.000Z\) already final/,
+  );
   assert.equal(JSON.parse(dead[0].payload).qty, 7);
   step.process([{ product: 'a', qty: 1, price: 100, ts: T0 + 2 * H }], dead);
   step.advance!(undefined);
-  assert.deepEqual(step.flush!().map((r) => [r.window_start, r.units]), [[T0 + H, 5]]);
+  assert.deepEqual(
+    step.flush!().map((r) => [r.window_start, r.units]),
+    [[T0 + H, 5]],
+  );
 });
 
 test('hopping windows: a row counts in every window containing it', () => {
@@ -147,9 +174,14 @@ test('hopping windows: a row counts in every window containing it', () => {
   step.advance!(undefined);
   step.process([{ product: 'a', qty: 1, price: 1, ts: T0 + 3 * H }], dead);
   step.advance!(undefined);
-  const out = step.flush!().map((r) => [(r.window_start as number - T0) / 60_000, r.n]);
+  const out = step.flush!().map((r) => [((r.window_start as number) - T0) / 60_000, r.n]);
   // windows containing 00:20 start at 00:15, 00:00, -00:15, -00:30
-  assert.deepEqual(out, [[-30, 1], [-15, 1], [0, 1], [15, 1]]);
+  assert.deepEqual(out, [
+    [-30, 1],
+    [-15, 1],
+    [0, 1],
+    [15, 1],
+  ]);
 });
 
 test('daily windows align to midnight in the pipeline time zone, across a DST change', () => {
@@ -158,11 +190,17 @@ test('daily windows align to midnight in the pipeline time zone, across a DST ch
   // 2026-03-29 is the spring-forward day in Berlin: a 23-hour day.
   const t1 = parseTimestamp('2026-03-29 12:00:00', 'Europe/Berlin') as number;
   a.starts(t1, starts);
-  assert.deepEqual(starts.map((s) => new Date(s).toISOString()), ['2026-03-28T23:00:00.000Z']);
+  assert.deepEqual(
+    starts.map((s) => new Date(s).toISOString()),
+    ['2026-03-28T23:00:00.000Z'],
+  );
   assert.equal(new Date(a.end(starts[0])).toISOString(), '2026-03-29T22:00:00.000Z');
   const t2 = parseTimestamp('2026-11-24 00:30:00', 'Europe/Berlin') as number;
   a.starts(t2, starts);
-  assert.deepEqual(starts.map((s) => new Date(s).toISOString()), ['2026-11-23T23:00:00.000Z']);
+  assert.deepEqual(
+    starts.map((s) => new Date(s).toISOString()),
+    ['2026-11-23T23:00:00.000Z'],
+  );
 });
 
 test('a restored window state continues exactly as an uninterrupted run', () => {
@@ -179,17 +217,35 @@ test('a restored window state continues exactly as an uninterrupted run', () => 
 });
 
 test('plan: append needs a window; a window needs an event-time column; bad durations are reported', () => {
-  assert.match(plan({ groupBy: ['product'], compute: { n: 'count(*)' }, mode: 'append' }).errors.join('\n'), /^mode: append is not allowed for a running aggregate.*\[mode.invalid\]$/);
+  assert.match(
+    plan({ groupBy: ['product'], compute: { n: 'count(*)' }, mode: 'append' }).errors.join('\n'),
+    /^mode: append is not allowed for a running aggregate.*\[mode.invalid\]$/,
+  );
   const noTime = { ...input, eventTime: undefined };
-  assert.match(plan({ groupBy: [], compute: { n: 'count(*)' }, window: { size: '1h' } }, noTime).errors.join('\n'), /^window: a window needs an event-time column/);
-  assert.match(plan({ groupBy: [], compute: { n: 'count(*)' }, window: { size: '1h', on: 'product' } }).errors.join('\n'), /^window.on: event-time column "product" must be a timestamp/);
-  assert.match(plan({ groupBy: [], compute: { n: 'count(*)' }, window: { size: 'hourly' } }).errors.join('\n'), /^window.size: invalid duration/);
-  assert.match(plan({ groupBy: [], compute: { n: 'count(*)' }, window: { size: '1h', slide: '2h' } }).errors.join('\n'), /^window.slide: slide \(2h\) must not exceed size/);
+  assert.match(
+    plan({ groupBy: [], compute: { n: 'count(*)' }, window: { size: '1h' } }, noTime).errors.join('\n'),
+    /^window: a window needs an event-time column/,
+  );
+  assert.match(
+    plan({ groupBy: [], compute: { n: 'count(*)' }, window: { size: '1h', on: 'product' } }).errors.join('\n'),
+    /^window.on: event-time column "product" must be a timestamp/,
+  );
+  assert.match(
+    plan({ groupBy: [], compute: { n: 'count(*)' }, window: { size: 'hourly' } }).errors.join('\n'),
+    /^window.size: invalid duration/,
+  );
+  assert.match(
+    plan({ groupBy: [], compute: { n: 'count(*)' }, window: { size: '1h', slide: '2h' } }).errors.join('\n'),
+    /^window.slide: slide \(2h\) must not exceed size/,
+  );
   const ok = plan(hourly('append'));
   assert.deepEqual(ok.errors, []);
   assert.deepEqual(ok.out!.key, ['window_start', 'product']);
   assert.equal(ok.out!.mode, 'append');
-  assert.deepEqual(ok.out!.schema.map((f) => f.name), ['window_start', 'window_end', 'product', 'units', 'revenue', 'n']);
+  assert.deepEqual(
+    ok.out!.schema.map((f) => f.name),
+    ['window_start', 'window_end', 'product', 'units', 'revenue', 'n'],
+  );
 });
 
 test('with source progress, the watermark follows the slowest partition, not the largest event time seen', () => {
@@ -202,7 +258,10 @@ test('with source progress, the watermark follows the slowest partition, not the
   step.process([{ product: 'a', qty: 2, price: 1, ts: T0 + 20 * 60_000 }], dead);
   step.advance!(T0 + 2 * H);
   assert.equal(dead.length, 0);
-  assert.deepEqual(step.flush!().map((r) => [r.window_start, r.units]), [[T0, 2]]);
+  assert.deepEqual(
+    step.flush!().map((r) => [r.window_start, r.units]),
+    [[T0, 2]],
+  );
   // Progress never goes back.
   step.advance!(T0);
   step.process([{ product: 'a', qty: 3, price: 1, ts: T0 + H + 1 }], dead);

@@ -1,6 +1,8 @@
 /**
- * The layers of src/ point down only: a module imports (statically, lazily,
- * or for types) modules of its own layer or of layers below it.
+ * Rules of the source tree as a whole: the layers of src/ point down only
+ * (a module imports, statically, lazily or for types, modules of its own
+ * layer or of layers below it); unit tests are named after the module they
+ * test; sources are formatted by Prettier (`npm run format`).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -50,13 +52,26 @@ test('every module of src/ is in a layer, and imports only its own layer or the 
   assert.ok(files.length > 40);
 });
 
-test('unit tests are named after the module they test: test/unit/<path>.test.ts tests src/<path>.ts (or its folder\'s index.ts)', () => {
+test("unit tests are named after the module they test: test/unit/<path>.test.ts tests src/<path>.ts (or its folder's index.ts)", () => {
   const wrong: string[] = [];
   for (const file of sources('test/unit')) {
     const rel = file.slice('test/unit/'.length).replace(/\.test\.ts$/, '');
-    if (rel === 'layers') continue; // this file: the whole tree
+    if (rel === 'tree') continue; // this file: the whole tree
     const candidates = [`src/${rel}.ts`, `src/${rel}/index.ts`];
     if (!candidates.some((c) => fs.existsSync(path.join(ROOT, c)))) wrong.push(`${file}: no ${candidates.join(' or ')}`);
   }
   assert.deepEqual(wrong, [], `unit tests without a module of that name:\n${wrong.join('\n')}`);
+});
+
+test('sources are formatted as Prettier formats them (run npm run format)', async () => {
+  const prettier = await import('prettier');
+  const unformatted: string[] = [];
+  for (const dir of ['src', 'test', 'bench']) {
+    for (const file of sources(dir)) {
+      const full = path.join(ROOT, file);
+      const options = { ...(await prettier.resolveConfig(full)), filepath: full };
+      if (!(await prettier.check(fs.readFileSync(full, 'utf8'), options))) unformatted.push(file);
+    }
+  }
+  assert.deepEqual(unformatted, [], `not formatted (npm run format fixes them):\n${unformatted.join('\n')}`);
 });
