@@ -315,6 +315,13 @@ class UsageError extends Error {
  * away, this process stops as it would on SIGTERM.
  */
 export async function main(): Promise<void> {
+  // A reader that stops reading (\`salespipe --help | head\`) closes the pipe: nothing more to say, no stack trace.
+  for (const s of [process.stdout, process.stderr]) {
+    s.on('error', (e: NodeJS.ErrnoException) => {
+      if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+      throw e;
+    });
+  }
   const ctl = new AbortController();
   let signals = 0;
   const onSignal = (sig: string) => {

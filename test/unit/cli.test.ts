@@ -323,3 +323,18 @@ test('generate --rate reports progress every 10 s', async () => {
   assert.match(r.stderr, /inserted \d+ of 1200 sale\(s\) in 10 s \(\d+\/s\)/);
   assert.match(r.stderr, /inserted 1200 sale\(s\) with 1 writer\(s\)/);
 });
+
+test('output piped to a reader that stops early (salespipe --help | head -1): exit 0, no stack trace', async () => {
+  const { spawn } = await import('node:child_process');
+  const { BIN } = await import('../support/helpers.js');
+  // `sh -c` gives the real thing: head exits after one line and the pipe closes under salespipe.
+  const child = spawn('sh', ['-c', `"${process.execPath}" "${BIN}" --help | head -1`], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const code = await new Promise((r) => child.on('exit', r));
+  assert.equal(code, 0);
+  assert.equal(stderr, '', 'nothing on stderr: no EPIPE, no stack');
+});
