@@ -10,8 +10,10 @@
  *    event-time windows) and bench/segments.yaml (join with 500 customers
  *    from SQLite, totals per segment). Each one's summary gives records/s
  *    (from start to last commit) and peak RSS.
+ * 4. Start-up (startup.ts): `--help` and `validate` of one spec, median
+ *    wall time beside a bare `node`.
  * The last line printed is JSON: the aggregate's figures at the top level
- * (as before), every pipeline's under `pipelines`.
+ * (as before), every pipeline's under `pipelines`, start-up under `startup`.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -22,6 +24,7 @@ import { customers, randomSale, rng } from '../src/gen/generate.js';
 import knexFactory from 'knex';
 import { formatTimestamp } from '../src/core/time.js';
 import { PACKAGE_ROOT } from '../src/core/paths.js';
+import { startupTimes } from './startup.js';
 
 const ROOT = PACKAGE_ROOT;
 const N = Number(process.argv[2] ?? process.env.BENCH_RECORDS ?? 1_000_000);
@@ -158,6 +161,10 @@ for (const [name, spec, flow] of [
   results[name] = { records_per_s: Math.round(run.rate), ratio: Number((run.rate / ceil).toFixed(3)), peak_rss_mb: run.rss };
 }
 await cleanup();
+const startup = startupTimes();
+log(
+  `start-up (median): node ${startup.node_ms} ms, salespipe --help ${startup.help_ms} ms, validate pipelines/sales.yaml ${startup.validate_ms} ms`,
+);
 const a = results.aggregate;
 console.log(
   JSON.stringify({
@@ -167,5 +174,6 @@ console.log(
     ratio: a.ratio,
     peak_rss_mb: a.peak_rss_mb,
     pipelines: results,
+    startup,
   }),
 );

@@ -12,7 +12,7 @@
  *   KEY, CREDENTIALS) are registered for redaction.
  */
 import fs from 'node:fs';
-import { parseDocument, LineCounter, Document, isMap, isSeq, isScalar, visit, Scalar, Node as YNode } from 'yaml';
+import { parseDocument, LineCounter, Document, isMap, isSeq, isScalar, visit, Scalar, Node as YNode } from '#yaml';
 import type { ErrorObject } from 'ajv';
 import type { Problem, ProblemCode } from '../core/problems.js';
 import { validator, SpecKind } from './validators.js';
