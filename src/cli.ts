@@ -37,6 +37,19 @@ const examples = (lines: string[]) => `\nExamples:\n${lines.map((l) => `  ${l}`)
 /** Runs a command's module, loaded only now. */
 type Loaded<T> = () => Promise<{ default: T }>;
 
+/** Wraps a command's action: loads its module when it runs, and keeps its exit code. */
+type Act = <A extends unknown[], T extends (...a: never[]) => Promise<number>>(
+  load: Loaded<T>,
+  call: (fn: T, ...a: A) => Promise<number>,
+) => (...a: A) => Promise<void>;
+
+/** What every command's definition gets. */
+interface CommandContext {
+  io: IO;
+  log: Logger;
+  act: Act;
+}
+
 export async function cli(argv: string[], io: IO): Promise<number> {
   const level = io.env.SALESPIPE_LOG_LEVEL?.toLowerCase();
   if (level !== undefined && level !== '' && !(LEVELS as string[]).includes(level)) {
@@ -45,7 +58,7 @@ export async function cli(argv: string[], io: IO): Promise<number> {
   }
   const log: Logger = createLogger((l) => io.stderr(l + '\n'), (level || 'info') as 'info');
   let code = 0;
-  const act =
+  const act: Act =
     <A extends unknown[], T extends (...a: never[]) => Promise<number>>(load: Loaded<T>, call: (fn: T, ...a: A) => Promise<number>) =>
     async (...a: A) => {
       code = await call((await load()).default, ...a);
@@ -77,6 +90,32 @@ Exit codes: 0 success, 1 runtime failure (or a failed test), 2 invalid spec or u
 ${ENVIRONMENT}`,
     );
 
+  for (const define of COMMANDS) define(program, { io, log, act });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return code;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : 2;
+    }
+    if (e instanceof Error && e.name === 'UsageError') {
+      io.stderr(`salespipe: ${e.message}\n`);
+      return 2;
+    }
+    io.stderr(`salespipe: error: ${redact((e as Error).message ?? String(e))}\n`);
+    if (io.env.SALESPIPE_DEBUG) io.stderr(redact(String((e as Error).stack)) + '\n');
+    return 1;
+  }
+}
+
+/** A whole-number option. */
+const intArg = (name: string) => (v: string) => {
+  if (!/^\d+$/.test(v)) throw new UsageError(`${name} expects a whole number, got "${v}"`);
+  return Number(v);
+};
+
+function validateCommand(program: Command, { io, act }: CommandContext): void {
   program
     .command('validate')
     .description('check specs (YAML, schema, variables, columns, types, modes) without any server')
@@ -89,7 +128,9 @@ ${ENVIRONMENT}`,
         (fn, files: string[], o: { format: 'text' | 'json' }) => fn(files, o, io),
       ),
     );
+}
 
+function explainCommand(program: Command, { io, act }: CommandContext): void {
   program
     .command('explain')
     .description('print the plan: operators, edges, inferred schemas and modes')
@@ -107,7 +148,9 @@ ${ENVIRONMENT}`,
         (fn, file: string, o: { format: 'text' | 'mermaid' | 'dot' }) => fn(file, o, io),
       ),
     );
+}
 
+function testCommand(program: Command, { io, act }: CommandContext): void {
   program
     .command('test')
     .description('run the tests written in specs (tests:) or beside them (FILE.tests.yaml), in-process, without any server')
@@ -119,7 +162,9 @@ ${ENVIRONMENT}`,
         (fn, files: string[]) => fn(files, io),
       ),
     );
+}
 
+function schemaCommand(program: Command, { io, act }: CommandContext): void {
   program
     .command('schema')
     .description('print the JSON Schema of pipeline specs (the one in schemas/pipeline.schema.json)')
@@ -130,7 +175,9 @@ ${ENVIRONMENT}`,
         (fn) => fn(io),
       ),
     );
+}
 
+function runCommand(program: Command, { io, log, act }: CommandContext): void {
   program
     .command('run')
     .description('run a pipeline: until SIGINT/SIGTERM, or with --drain until the sources are drained')
@@ -155,7 +202,9 @@ ${ENVIRONMENT}`,
         (fn, file: string, o: { drain?: boolean; stateDir?: string; progress: boolean; timeout?: string }) => fn(file, o, io, log),
       ),
     );
+}
 
+function statusCommand(program: Command, { io, log, act }: CommandContext): void {
   program
     .command('status')
     .description("each flow's checkpoint, source positions, lag and counts so far, read without running the pipeline")
@@ -169,7 +218,9 @@ ${ENVIRONMENT}`,
         (fn, file: string, o: { format: 'text' | 'json'; stateDir?: string }) => fn(file, o, io, log),
       ),
     );
+}
 
+function resetCommand(program: Command, { io, log, act }: CommandContext): void {
   program
     .command('reset')
     .description('start flows over: drop their source positions and operator state (outputs are kept); the pipeline must not be running')
@@ -191,7 +242,9 @@ ${ENVIRONMENT}`,
         (fn, file: string, o: { flow?: string[]; all?: boolean; positions?: boolean; stateDir?: string }) => fn(file, o, io, log),
       ),
     );
+}
 
+function backfillCommand(program: Command, { io, log, act }: CommandContext): void {
   program
     .command('backfill')
     .description('recompute [--from, --to) from the database and rewrite exactly the Parquet partitions it covers, atomically (cron-safe)')
@@ -223,11 +276,9 @@ ${ENVIRONMENT}`,
         ) => fn(file, o, io, log),
       ),
     );
+}
 
-  const intArg = (name: string) => (v: string) => {
-    if (!/^\d+$/.test(v)) throw new UsageError(`${name} expects a whole number, got "${v}"`);
-    return Number(v);
-  };
+function generateCommand(program: Command, { io, log, act }: CommandContext): void {
   const defaultDb = io.env.SALES_DB_URL || 'mysql://salespipe:salespipe@127.0.0.1:3306/salespipe';
   program
     .command('generate')
@@ -272,7 +323,9 @@ ${ENVIRONMENT}`,
         (fn, o) => fn(o as never, io, log),
       ),
     );
+}
 
+function demoCommand(program: Command, { io, log, act }: CommandContext): void {
   program
     .command('demo')
     .description('embedded quick start: SQLite sales (worked example + generated) -> aggregates -> Parquet and console')
@@ -285,23 +338,21 @@ ${ENVIRONMENT}`,
         (fn, o: { dir: string; count: number }) => fn({ dir: path.resolve(o.dir), count: o.count }, io, log),
       ),
     );
-
-  try {
-    await program.parseAsync(argv, { from: 'user' });
-    return code;
-  } catch (e) {
-    if (e instanceof CommanderError) {
-      return e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help' ? 0 : 2;
-    }
-    if (e instanceof Error && e.name === 'UsageError') {
-      io.stderr(`salespipe: ${e.message}\n`);
-      return 2;
-    }
-    io.stderr(`salespipe: error: ${redact((e as Error).message ?? String(e))}\n`);
-    if (io.env.SALESPIPE_DEBUG) io.stderr(redact(String((e as Error).stack)) + '\n');
-    return 1;
-  }
 }
+
+/** Every command, in the order --help lists them. */
+const COMMANDS: ((program: Command, ctx: CommandContext) => void)[] = [
+  validateCommand,
+  explainCommand,
+  testCommand,
+  schemaCommand,
+  runCommand,
+  statusCommand,
+  resetCommand,
+  backfillCommand,
+  generateCommand,
+  demoCommand,
+];
 
 /** A mistake in how a command was called: exit 2, one line, no stack. */
 class UsageError extends Error {

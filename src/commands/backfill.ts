@@ -5,7 +5,7 @@ import type { Logger } from '../core/log.js';
 import { backfill } from '../backfill/backfill.js';
 import { parseTimestamp } from '../core/time.js';
 import { waiting } from '../connections/retry.js';
-import { durationArg, loadPlan, oneSpec, printProblems, stateDir, UsageError } from './common.js';
+import { durationArg, planOrPrint, oneSpec, stateDir, UsageError } from './common.js';
 
 export interface BackfillFlags {
   from: string;
@@ -20,8 +20,7 @@ export interface BackfillFlags {
 export default async function backfillCommand(file: string, o: BackfillFlags, io: IO, log: Logger): Promise<number> {
   const spec = oneSpec(file);
   const timeout = durationArg(o.timeout, '--timeout');
-  const { plan, problems } = loadPlan(spec, io);
-  printProblems(problems, io);
+  const plan = planOrPrint(spec, io);
   if (!plan) return 2;
   const from = parseTimestamp(o.from, plan.timeZone),
     to = parseTimestamp(o.to, plan.timeZone);

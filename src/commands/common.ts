@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { IO } from '../core/io.js';
 import { loadSpec } from '../spec/load.js';
-import { formatProblem, sortProblems, Problem } from '../spec/errors.js';
+import { caretLines, formatProblem, sortProblems, Problem } from '../spec/errors.js';
 import { planSpec, Plan } from '../plan/plan.js';
 import { collectTests, SpecTest, isSidecar } from '../testing/tests.js';
 import { redact } from '../core/log.js';
@@ -68,8 +68,33 @@ export function loadPlan(file: string, io: IO): { plan?: Plan; problems: Problem
   return { plan, problems: sortProblems([...loaded.problems, ...t.problems]), tests: t.tests };
 }
 
+/** Prints each problem as `file:line:col: message [code]`, then its line of the spec with a caret under the offending text. */
 export function printProblems(problems: Problem[], io: IO) {
-  for (const p of problems) io.stderr(redact(formatProblem(p)) + '\n');
+  const sources = new Map<string, string | undefined>();
+  const source = (file: string) => {
+    if (!sources.has(file)) {
+      try {
+        sources.set(file, fs.readFileSync(file, 'utf8'));
+      } catch {
+        sources.set(file, undefined);
+      }
+    }
+    return sources.get(file);
+  };
+  for (const p of problems) {
+    const text = source(p.file);
+    io.stderr([redact(formatProblem(p)), ...(text === undefined ? [] : caretLines(p, text))].join('\n') + '\n');
+  }
+}
+
+/**
+ * The plan of one spec, its problems printed (with `errorsOnly`, its
+ * warnings left out); undefined when it has errors: the command exits 2.
+ */
+export function planOrPrint(file: string, io: IO, opts: { errorsOnly?: boolean } = {}): Plan | undefined {
+  const { plan, problems } = loadPlan(file, io);
+  printProblems(opts.errorsOnly ? problems.filter((p) => p.severity === 'error') : problems, io);
+  return plan;
 }
 
 /**

@@ -24,7 +24,7 @@ import { KafkaCheckpointStore } from '../runtime/kafka-checkpoint.js';
 import { guardPipeline } from '../runtime/guard.js';
 import { connection, topicName } from '../connections/config.js';
 import { kafkaConn } from '../connections/kafka.js';
-import { loadPlan, oneSpec, printProblems, stateDir, UsageError } from './common.js';
+import { planOrPrint, oneSpec, stateDir, UsageError } from './common.js';
 
 export function resetCheckpoint(cp: Checkpoint, positionsOnly: boolean): Checkpoint {
   return {
@@ -101,11 +101,7 @@ export default async function reset(
   log: Logger,
 ): Promise<number> {
   const spec = oneSpec(file);
-  const { plan, problems } = loadPlan(spec, io);
-  printProblems(
-    problems.filter((p) => p.severity === 'error'),
-    io,
-  );
+  const plan = planOrPrint(spec, io, { errorsOnly: true });
   if (!plan) return 2;
   const names = o.all ? plan.flows.map((f) => f.name) : (o.flow ?? []);
   if (!names.length) throw new UsageError('name the flows to reset with --flow NAME (repeatable), or --all');

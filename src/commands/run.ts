@@ -6,7 +6,7 @@ import { ioStdout, type IO } from '../core/io.js';
 import type { Logger } from '../core/log.js';
 import { runPlan } from '../runtime/run.js';
 import { waiting } from '../connections/retry.js';
-import { durationArg, loadPlan, oneSpec, printProblems, stateDir, UsageError } from './common.js';
+import { durationArg, planOrPrint, oneSpec, stateDir, UsageError } from './common.js';
 
 export interface RunFlags {
   drain?: boolean;
@@ -20,8 +20,7 @@ export default async function run(file: string, o: RunFlags, io: IO, log: Logger
   const timeout = durationArg(o.timeout, '--timeout');
   if (timeout !== undefined && !o.drain)
     throw new UsageError('--timeout bounds a drain: use it with --drain (a run without --drain stops on SIGINT/SIGTERM)');
-  const { plan, problems } = loadPlan(spec, io);
-  printProblems(problems, io);
+  const plan = planOrPrint(spec, io);
   if (!plan) return 2;
   const dir = stateDir(o.stateDir, spec, io.env);
   log.info(`running ${plan.pipeline} (${plan.flows.map((f) => f.name).join(', ')})${o.drain ? ' until drained' : ''}; state in ${dir}`);

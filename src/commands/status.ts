@@ -25,7 +25,7 @@ import { readCheckpoints } from '../runtime/kafka-checkpoint.js';
 import { connection, topicName } from '../connections/config.js';
 import { kafkaClient, kafkaConn, kafkaWhere } from '../connections/kafka.js';
 import { withRetry } from '../connections/retry.js';
-import { loadPlan, oneSpec, printProblems, stateDir } from './common.js';
+import { planOrPrint, oneSpec, stateDir } from './common.js';
 
 export interface FlowStatus {
   flow: string;
@@ -131,11 +131,7 @@ export default async function status(
   log: Logger,
 ): Promise<number> {
   const spec = oneSpec(file);
-  const { plan, problems } = loadPlan(spec, io);
-  printProblems(
-    problems.filter((p) => p.severity === 'error'),
-    io,
-  );
+  const plan = planOrPrint(spec, io, { errorsOnly: true });
   if (!plan) return 2;
   const signal = io.signal ?? new AbortController().signal;
   const list = await pipelineStatus(plan, stateDir(o.stateDir, spec, io.env), log, signal);

@@ -6,11 +6,10 @@
  * output is the problems as values (with `endLine`/`endCol` when known).
  */
 import type { IO } from '../core/io.js';
-import fs from 'node:fs';
 import type { Problem } from '../spec/errors.js';
-import { caretLines, formatProblem, sortProblems } from '../spec/errors.js';
+import { sortProblems } from '../spec/errors.js';
 import { redact } from '../core/log.js';
-import { loadPlan, specFiles } from './common.js';
+import { loadPlan, printProblems, specFiles } from './common.js';
 
 export default async function validate(files: string[], o: { format: 'text' | 'json' }, io: IO): Promise<number> {
   const all: Problem[] = [];
@@ -26,21 +25,7 @@ export default async function validate(files: string[], o: { format: 'text' | 'j
       ) + '\n',
     );
   else {
-    const sources = new Map<string, string | undefined>();
-    const source = (file: string) => {
-      if (!sources.has(file)) {
-        try {
-          sources.set(file, fs.readFileSync(file, 'utf8'));
-        } catch {
-          sources.set(file, undefined);
-        }
-      }
-      return sources.get(file);
-    };
-    for (const p of sorted) {
-      const text = source(p.file);
-      io.stderr([redact(formatProblem(p)), ...(text === undefined ? [] : caretLines(p, text))].join('\n') + '\n');
-    }
+    printProblems(sorted, io);
     const errors = sorted.filter((p) => p.severity === 'error').length;
     if (!errors) io.stdout(`${list.length} spec(s) valid${sorted.length ? ` (${sorted.length} warning(s))` : ''}\n`);
   }

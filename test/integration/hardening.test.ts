@@ -75,6 +75,21 @@ flows:
   return spec;
 }
 
+/** A fresh MariaDB database, topic prefix, output and state directories: the environment of one run of the shipped pipelines. */
+async function freshRun(extra: NodeJS.ProcessEnv = {}) {
+  const db = await freshDatabase('mysql', `sp_${uniq()}`);
+  const prefix = `${uniq()}.`;
+  const env = {
+    SALES_DB_URL: db,
+    KAFKA_BROKERS: BROKERS,
+    KAFKA_TOPIC_PREFIX: prefix,
+    SALES_OUTPUT_DIR: tmpDir(),
+    SALESPIPE_STATE_DIR: tmpDir(),
+    ...extra,
+  };
+  return { db, prefix, env };
+}
+
 test('a checkpoint is never applied to a topic that is not the one it read: recreated, renamed or cut by retention is an error naming the flow and what to do; reset starts over', async (t) => {
   if (!(await needServices(t, pingKafka))) return;
   const dir = tmpDir();
@@ -261,15 +276,7 @@ flows:
 
 test('aggregated_product_sales keeps every product: two brands sharing a product name are two keys; a Kafka key leaving out part of the group key is rejected', async (t) => {
   if (!(await needServices(t, services))) return;
-  const db = await freshDatabase('mysql', `sp_${uniq()}`);
-  const prefix = `${uniq()}.`;
-  const env = {
-    SALES_DB_URL: db,
-    KAFKA_BROKERS: BROKERS,
-    KAFKA_TOPIC_PREFIX: prefix,
-    SALES_OUTPUT_DIR: tmpDir(),
-    SALESPIPE_STATE_DIR: tmpDir(),
-  };
+  const { db, prefix, env } = await freshRun();
   await insertSales(db, [
     {
       product_name: 'USB-C Cable 1m',
@@ -322,15 +329,7 @@ test('aggregated_product_sales keeps every product: two brands sharing a product
 
 test('a dead letter of a step carries the record as it arrived: the message text and where it is', async (t) => {
   if (!(await needServices(t, services))) return;
-  const db = await freshDatabase('mysql', `sp_${uniq()}`);
-  const prefix = `${uniq()}.`;
-  const env = {
-    SALES_DB_URL: db,
-    KAFKA_BROKERS: BROKERS,
-    KAFKA_TOPIC_PREFIX: prefix,
-    SALES_OUTPUT_DIR: tmpDir(),
-    SALESPIPE_STATE_DIR: tmpDir(),
-  };
+  const { prefix, env } = await freshRun();
   await createTopic(`${prefix}product_sales`, 3);
   const text = sale(7, {
     quantity_sold: -2,
@@ -481,15 +480,7 @@ flows:
 
 test('salespipe status: per flow the checkpoint, positions, lag against the source and counts so far, without running anything', async (t) => {
   if (!(await needServices(t, services))) return;
-  const db = await freshDatabase('mysql', `sp_${uniq()}`);
-  const prefix = `${uniq()}.`;
-  const env = {
-    SALES_DB_URL: db,
-    KAFKA_BROKERS: BROKERS,
-    KAFKA_TOPIC_PREFIX: prefix,
-    SALES_OUTPUT_DIR: tmpDir(),
-    SALESPIPE_STATE_DIR: tmpDir(),
-  };
+  const { db, prefix, env } = await freshRun();
   let s = await runCli(['status', SALES, '--format', 'json'], env);
   assert.equal(s.code, 0, s.stderr);
   assert.ok(JSON.parse(s.stdout).flows.every((f: { checkpoint: unknown }) => f.checkpoint === null));
@@ -543,16 +534,7 @@ test('salespipe status: per flow the checkpoint, positions, lag against the sour
 
 test('windowed keys carry window_start as the values do (ISO-8601)', async (t) => {
   if (!(await needServices(t, services))) return;
-  const db = await freshDatabase('mysql', `sp_${uniq()}`);
-  const prefix = `${uniq()}.`;
-  const env = {
-    SALES_DB_URL: db,
-    KAFKA_BROKERS: BROKERS,
-    KAFKA_TOPIC_PREFIX: prefix,
-    SALES_OUTPUT_DIR: tmpDir(),
-    SALESPIPE_STATE_DIR: tmpDir(),
-    WINDOW_LATENESS: '0s',
-  };
+  const { db, prefix, env } = await freshRun({ WINDOW_LATENESS: '0s' });
   // Sales on two days, both in every partition: the first day's windows are final.
   await insertSales(
     db,
