@@ -85,7 +85,10 @@ test(
           () => topicSize(`${prefix}aggregated_product_sales`) > 0 && topicSize(`${prefix}product_sales`) >= 4000,
           120_000,
           'the first sales to be published and aggregated',
-        );
+        ).catch((e: Error) => {
+          // What the run was doing meanwhile explains a failure.
+          throw new Error(`${e.message}; the run's log ends:\n${run.out.stderr.slice(-4000)}`);
+        });
         for (const topic of ['product_sales', 'aggregated_product_sales', '_salespipe_checkpoints']) {
           for (const p of metadata(`${prefix}${topic}`))
             assert.equal(p.replicas.length, 3, `${topic} is replicated 3 times (the brokers' default)`);
