@@ -14,6 +14,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { createLogger, Logger, redact, LEVELS } from './core/log.js';
 import { PACKAGE_ROOT } from './core/paths.js';
 import type { IO } from './core/io.js';
+import type { RunFlags } from './commands/run.js';
 
 export type { IO };
 
@@ -189,17 +190,20 @@ function runCommand(program: Command, { io, log, act }: CommandContext): void {
       'checkpoints and default dead-letter files (default: .salespipe/state beside the spec, or SALESPIPE_STATE_DIR)',
     )
     .option('--no-progress', 'no spinner or periodic progress lines')
+    .option('--metrics-port <port>', 'serve Prometheus metrics at /metrics, and /healthz, /readyz, on this port')
+    .option('--metrics-host <host>', 'the address the metrics listen on (default 127.0.0.1)')
     .addHelpText(
       'after',
       examples([
         'salespipe run pipelines/sales.yaml                       until Ctrl-C; a second Ctrl-C exits at once',
+        'salespipe run pipelines/sales.yaml --metrics-port 9464   scrape http://127.0.0.1:9464/metrics',
         'salespipe run pipelines/sales.yaml --drain --timeout 15m  from cron: what is there now, then exit',
       ]),
     )
     .action(
       act(
         () => import('./commands/run.js'),
-        (fn, file: string, o: { drain?: boolean; stateDir?: string; progress: boolean; timeout?: string }) => fn(file, o, io, log),
+        (fn, file: string, o: RunFlags) => fn(file, o, io, log),
       ),
     );
 }

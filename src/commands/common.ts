@@ -120,3 +120,10 @@ export function durationArg(v: string | undefined, name: string): number | undef
   if (ms === undefined || ms <= 0) throw new UsageError(`${name}: invalid duration "${v}" (e.g. 30s, 5m, 1h)`);
   return ms;
 }
+
+/** A TCP port given on the command line (0: any free port). */
+export function portArg(text: string, flag: string): number {
+  const n = Number(text);
+  if (!/^\d+$/.test(text) || n > 65535) throw new UsageError(`${flag} ${text}: a port is a whole number from 0 to 65535`);
+  return n;
+}

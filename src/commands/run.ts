@@ -6,13 +6,15 @@ import { ioStdout, type IO } from '../core/io.js';
 import type { Logger } from '../core/log.js';
 import { runPlan } from '../runtime/run.js';
 import { waiting } from '../connections/retry.js';
-import { durationArg, planOrPrint, oneSpec, stateDir, UsageError } from './common.js';
+import { durationArg, planOrPrint, oneSpec, portArg, stateDir, UsageError } from './common.js';
 
 export interface RunFlags {
   drain?: boolean;
   stateDir?: string;
   progress: boolean;
   timeout?: string;
+  metricsPort?: string;
+  metricsHost?: string;
 }
 
 export default async function run(file: string, o: RunFlags, io: IO, log: Logger): Promise<number> {
@@ -20,6 +22,9 @@ export default async function run(file: string, o: RunFlags, io: IO, log: Logger
   const timeout = durationArg(o.timeout, '--timeout');
   if (timeout !== undefined && !o.drain)
     throw new UsageError('--timeout bounds a drain: use it with --drain (a run without --drain stops on SIGINT/SIGTERM)');
+  const metrics =
+    o.metricsPort === undefined ? undefined : { port: portArg(o.metricsPort, '--metrics-port'), host: o.metricsHost ?? '127.0.0.1' };
+  if (o.metricsHost !== undefined && !metrics) throw new UsageError('--metrics-host goes with --metrics-port');
   const plan = planOrPrint(spec, io);
   if (!plan) return 2;
   const dir = stateDir(o.stateDir, spec, io.env);
@@ -40,7 +45,7 @@ export default async function run(file: string, o: RunFlags, io: IO, log: Logger
           stop.abort();
         }, timeout);
   try {
-    await runPlan(plan, { stateDir: dir, drain: !!o.drain, log, signal: stop.signal, progress: o.progress, output: ioStdout(io) });
+    await runPlan(plan, { stateDir: dir, drain: !!o.drain, log, signal: stop.signal, progress: o.progress, output: ioStdout(io), metrics });
   } finally {
     clearTimeout(timer);
   }

@@ -58,12 +58,14 @@ export function parseCheckpoint(text: string, where = 'checkpoint'): Checkpoint 
 
 export const serializeCheckpoint = (cp: Checkpoint): string => JSON.stringify(cp, replacer);
 
-export function writeCheckpoint(file: string, cp: Checkpoint): void {
+/** Writes `cp` to `file` atomically; returns its size in bytes. */
+export function writeCheckpoint(file: string, cp: Checkpoint): number {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   const tmp = `${file}.tmp`;
   const fd = fs.openSync(tmp, 'w');
+  const bytes = Buffer.from(serializeCheckpoint(cp), 'utf8');
   try {
-    fs.writeSync(fd, serializeCheckpoint(cp));
+    fs.writeSync(fd, bytes);
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
@@ -76,4 +78,5 @@ export function writeCheckpoint(file: string, cp: Checkpoint): void {
   } catch {
     // fsync of a directory is not supported everywhere; the rename itself is atomic.
   }
+  return bytes.length;
 }

@@ -61,6 +61,20 @@ export interface FlowStats {
   /** The flow's watermark (windowed flows), else the event time its source has reached. */
   watermark?: number;
   watermarkKind?: 'watermark' | 'event time';
+  /** When the flow had opened its source, sinks and checkpoint (ready to process). */
+  openedAt?: number;
+  /** When its last epoch committed, and that checkpoint's size. */
+  lastCommitAt?: number;
+  checkpointBytes?: number;
+}
+
+/** What an epoch cost, for metrics: from its first record to its commit, the commit alone, the checkpoint's size. */
+export interface EpochReport {
+  flow: string;
+  epoch: number;
+  durationMs: number;
+  commitMs: number;
+  checkpointBytes: number;
 }
 
 export interface FlowOptions {
@@ -71,6 +85,8 @@ export interface FlowOptions {
   log: RunContext['log'];
   /** Where console sinks print (default: standard output). */
   output?: RunContext['output'];
+  /** Told of every committed epoch (metrics). */
+  onEpoch?: (report: EpochReport) => void;
   /**
    * A bounded run (`salespipe test`, backfills): no checkpoint is read or
    * written, the source and sinks may be replaced, and the end of the input
@@ -302,6 +318,7 @@ export class FlowRunner {
         ctx.log.info('stopped before the flow had opened its connections');
         return this.stats;
       }
+      this.stats.openedAt = Date.now();
       await this.loop();
       ended = true;
     } finally {
@@ -322,6 +339,7 @@ export class FlowRunner {
   private async loop() {
     const useProgress = this.progressSteps();
     let epochStart = Date.now();
+    this.epochStartedAt = epochStart;
     let dirty = false;
     for (;;) {
       const batch = await this.source.next();
@@ -338,7 +356,7 @@ export class FlowRunner {
       if (Date.now() - epochStart >= this.plan.checkpointMs || this.sinks.some((s) => s.full?.())) {
         if (dirty || this.steps.some((s) => s.pending?.())) await this.endEpoch();
         dirty = false;
-        epochStart = Date.now();
+        epochStart = this.epochStartedAt = Date.now();
       }
     }
     // A bounded input has ended: so has event time, and every window is final.
@@ -414,6 +432,9 @@ export class FlowRunner {
     });
   }
 
+  /** When the epoch in progress began. */
+  private epochStartedAt = Date.now();
+
   private async endEpoch() {
     const epoch = this.epoch;
     for (let i = 0; i < this.steps.length; i++) {
@@ -424,6 +445,7 @@ export class FlowRunner {
     const dlqState = await this.dlq.preCommit(epoch);
     const lateState = await this.late?.preCommit(epoch);
     const position = this.source.position();
+    const commitStart = Date.now();
     const cp: Checkpoint = {
       version: 1,
       epoch,
@@ -435,20 +457,31 @@ export class FlowRunner {
       at: new Date().toISOString(),
       totals: this.totals(),
     };
+    let bytes = 0;
     if (this.store) {
       cp.writer = this.writer;
-      await this.store.commit(cp);
+      bytes = await this.store.commit(cp);
       if (!this.committed) fs.rmSync(this.cpFile, { force: true }); // taken over (see openCheckpoint)
-    } else if (!this.opts.bounded) writeCheckpoint(this.cpFile, cp);
+    } else if (!this.opts.bounded) bytes = writeCheckpoint(this.cpFile, cp);
     await Promise.all(this.sinks.map((s, i) => s.commit(epoch, sinkStates[i])));
     await this.dlq.commit(epoch, dlqState);
     await this.late?.commit(epoch, lateState);
     await this.source.commit(position);
     this.stats.epochs++;
+    const now = Date.now();
+    this.stats.lastCommitAt = now;
+    this.stats.checkpointBytes = bytes;
     this.collectCounters();
     this.committed = { epoch, stats: structuredClone(this.stats) };
     this.epoch++;
     this.ctx.log.debug(`epoch ${epoch} committed`);
+    this.opts.onEpoch?.({
+      flow: this.flow.name,
+      epoch,
+      durationMs: now - this.epochStartedAt,
+      commitMs: now - commitStart,
+      checkpointBytes: bytes,
+    });
   }
 }
 

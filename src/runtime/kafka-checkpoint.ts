@@ -262,7 +262,8 @@ export class KafkaCheckpointStore {
   }
 
   /** Writes the checkpoint into the epoch's transaction and commits it; then opens the next one. */
-  async commit(cp: Checkpoint): Promise<void> {
+  /** Commits `cp` with the transaction's outputs; returns the checkpoint's size in bytes. */
+  async commit(cp: Checkpoint): Promise<number> {
     if (!this.txn) throw new TransactionLost('no transaction is open');
     const bytes = Buffer.from(serializeCheckpoint(cp), 'utf8');
     const n = Math.max(1, Math.ceil(bytes.length / CHUNK_BYTES));
@@ -285,6 +286,7 @@ export class KafkaCheckpointStore {
     }
     this.chunks = n;
     this.txn = await this.producer!.transaction();
+    return bytes.length;
   }
 
   private lost(e: unknown, what: string): Error {

@@ -8,6 +8,8 @@
  * - SIGINT/SIGTERM (or `signal`) stop the sources; each flow then ends its
  *   epoch (flush, checkpoint, commit) and closes. A second signal exits at once.
  * - If one flow fails, the others are stopped gracefully and the run fails.
+ * - With `metrics`, /metrics, /healthz and /readyz are served from before
+ *   the flows open until they have closed (metrics.ts).
  * - A run holds its pipeline's guard (guard.ts) from before the first flow
  *   opens until the last one has closed: a second instance is refused.
  */
@@ -26,6 +28,8 @@ export interface RunOptions {
   progress?: boolean;
   /** Where console sinks print (default: standard output). */
   output?: Output;
+  /** Serve Prometheus metrics, /healthz and /readyz while the run lasts. */
+  metrics?: { port: number; host: string };
 }
 
 export async function runPlan(plan: Plan, opts: RunOptions): Promise<FlowStats[]> {
@@ -59,6 +63,7 @@ async function runFlows(
     const promise = new Promise<void>((r) => (resolve = r));
     done.set(f.name, { promise, resolve });
   }
+  let metrics: import('../metrics/metrics.js').RunMetrics | undefined;
   const runners = plan.flows.map(
     (f) =>
       new FlowRunner(plan, f, {
@@ -67,9 +72,17 @@ async function runFlows(
         signal: stop.signal,
         log: opts.log,
         output: opts.output,
+        onEpoch: (e) => metrics?.epoch(e),
         upstreamDone: Promise.all(f.upstream.map((u) => done.get(u)!.promise)).then(() => undefined),
       }),
   );
+  let server: import('../metrics/metrics.js').MetricsServer | undefined;
+  if (opts.metrics) {
+    // Loaded only when asked for: prom-client costs start-up time.
+    const m = await import('../metrics/metrics.js');
+    metrics = new m.RunMetrics(plan.pipeline, () => runners.map((r) => r.stats));
+    server = await m.serveMetrics(metrics, { ...opts.metrics, log: opts.log });
+  }
   const progress = new Progress(
     runners.map((r) => r.stats),
     opts.log,
@@ -89,6 +102,7 @@ async function runFlows(
           () => done.get(plan.flows[i].name)!.resolve(),
           (e) => {
             failure ??= e;
+            metrics?.flowFailed(plan.flows[i].name);
             opts.log.error(`flow ${plan.flows[i].name} failed: ${(e as Error).message}`);
             stop.abort();
             done.get(plan.flows[i].name)!.resolve();
@@ -98,6 +112,7 @@ async function runFlows(
     );
   } finally {
     progress.stop();
+    await server?.close();
   }
   if (failure) throw failure;
   return runners.map((r) => r.stats);

@@ -14,12 +14,13 @@ import { ROOT } from '../support/helpers.js';
 export const LAYERS: [string, string[]][] = [
   ['core', ['src/core/']],
   ['expressions and connections', ['src/expr/', 'src/connections/']],
+  ['metrics', ['src/metrics/']],
   ['kafka', ['src/kafka/']],
   ['operators', ['src/operators/']],
   ['spec', ['src/spec/']],
   ['plan', ['src/plan/']],
   ['runtime', ['src/runtime/']],
-  ['features', ['src/testing/', 'src/backfill/', 'src/gen/']],
+  ['features', ['src/testing/', 'src/backfill/', 'src/gen/', 'src/dashboard/']],
   ['commands', ['src/commands/']],
   ['cli', ['src/cli.ts']],
 ];
