@@ -41,6 +41,7 @@ install_packages() {
   [ -x /usr/sbin/mariadbd ] || missing+=(mariadb-server)
   ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 || missing+=(postgresql)
   command -v kcat >/dev/null || missing+=(kcat)
+  [ -x /usr/bin/chromium ] || missing+=(chromium)      # the dashboard tests drive it (playwright-core)
   command -v dot >/dev/null || missing+=(graphviz)   # checks `explain --format dot` in the tests
   command -v openssl >/dev/null || missing+=(openssl) # the test CA and broker certificate
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)

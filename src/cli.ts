@@ -15,6 +15,7 @@ import { createLogger, Logger, redact, LEVELS } from './core/log.js';
 import { PACKAGE_ROOT } from './core/paths.js';
 import type { IO } from './core/io.js';
 import type { RunFlags } from './commands/run.js';
+import type { DashboardFlags } from './commands/dashboard.js';
 
 export type { IO };
 
@@ -208,6 +209,35 @@ function runCommand(program: Command, { io, log, act }: CommandContext): void {
     );
 }
 
+function dashboardCommand(program: Command, { io, log, act }: CommandContext): void {
+  program
+    .command('dashboard')
+    .description("a live web page over pipelines' outputs: sales now, top products, trend, stock at risk, alerts, health")
+    .argument('[files...]', 'spec files or directories whose outputs to show (default: ./pipelines without the demo)')
+    .option('--port <port>', 'port to listen on', '8080')
+    .option('--host <host>', `address to listen on; any but loopback requires ${'SALESPIPE_DASHBOARD_TOKEN'}`, '127.0.0.1')
+    .option('--metrics <url>', "a run's metrics endpoint, for pipeline health (repeatable)", (v: string, prev: string[] = []) => [
+      ...prev,
+      v,
+    ])
+    .option('--currency <code>', 'currency of the amounts (ISO 4217)', 'USD')
+    .option('--locale <locale>', 'how numbers are written (BCP 47)', 'en-US')
+    .addHelpText(
+      'after',
+      examples([
+        'salespipe dashboard pipelines/sales.yaml pipelines/windowed-sales.yaml pipelines/inventory.yaml --metrics http://127.0.0.1:9464',
+        "salespipe dashboard pipelines/demo.yaml                 after npm run demo: the demo's Parquet outputs",
+        'SALESPIPE_DASHBOARD_TOKEN=… salespipe dashboard --host 0.0.0.0   open http://HOST:8080/?token=… once',
+      ]),
+    )
+    .action(
+      act(
+        () => import('./commands/dashboard.js'),
+        (fn, files: string[], o: DashboardFlags) => fn(files, o, io, log),
+      ),
+    );
+}
+
 function statusCommand(program: Command, { io, log, act }: CommandContext): void {
   program
     .command('status')
@@ -351,6 +381,7 @@ const COMMANDS: ((program: Command, ctx: CommandContext) => void)[] = [
   testCommand,
   schemaCommand,
   runCommand,
+  dashboardCommand,
   statusCommand,
   resetCommand,
   backfillCommand,

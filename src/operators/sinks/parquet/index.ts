@@ -105,8 +105,11 @@ export const parquetSink: SinkDef<typeof config, Planned> = {
   },
 };
 
-/** Rows of a Parquet dataset (any writer's: Hive partitions, the partition columns from the directory names), read with `schema`. */
-export async function readDataset(dir: string, schema: Schema): Promise<Row[]> {
+/**
+ * Rows of a Parquet dataset (any writer's: Hive partitions, the partition columns from the directory names), read with `schema`;
+ * `keep` may leave out files by their partition values.
+ */
+export async function readDataset(dir: string, schema: Schema, keep?: (parts: Record<string, string | null>) => boolean): Promise<Row[]> {
   const [{ fromParquet }, { walk, unPartValue }, fs, path] = await Promise.all([
     import('./arrow-rows.js'),
     import('./dataset.js'),
@@ -120,6 +123,7 @@ export async function readDataset(dir: string, schema: Schema): Promise<Row[]> {
       const i = seg.indexOf('=');
       if (i > 0) parts[seg.slice(0, i)] = unPartValue(seg.slice(i + 1));
     }
+    if (keep && !keep(parts)) continue;
     const inFile = schema.filter((c) => !(c.name in parts));
     for (const r of fromParquet(fs.readFileSync(file), inFile)) out.push(Object.assign(r, partitionValues(parts, schema)));
   }
