@@ -19,17 +19,21 @@ import type { AddressInfo } from 'node:net';
 import client from 'prom-client';
 import type { Logger } from '../core/log.js';
 
-/** What the metrics read of a flow (the runtime's FlowStats has these fields). */
+/** What the metrics read of a flow (the runtime's FlowStats extends it). */
 export interface FlowFigures {
   flow: string;
   recordsIn: number;
   recordsOut: number;
   deadLetters: number;
+  /** Records behind the watermark (also counted in deadLetters when they went there). */
   late: number;
   epochs: number;
   lag?: number;
+  /** The flow's watermark (windowed flows), else the event time its source has reached. */
   watermark?: number;
+  /** When the flow had opened its source, sinks and checkpoint (ready to process). */
   openedAt?: number;
+  /** When its last epoch committed, and that checkpoint's size. */
   lastCommitAt?: number;
   checkpointBytes?: number;
 }

@@ -41,16 +41,10 @@ import { connection, topicName } from '../connections/config.js';
 import { kafkaConn } from '../connections/kafka.js';
 import { sleep } from '../connections/retry.js';
 import { processStdout } from '../core/io.js';
+import type { FlowFigures } from '../metrics/metrics.js';
 
-export interface FlowStats {
-  flow: string;
-  recordsIn: number;
-  recordsOut: number;
-  deadLetters: number;
-  /** Records behind the watermark (also counted in deadLetters when they went there). */
-  late: number;
-  epochs: number;
-  lag?: number;
+/** What the summary, the progress line, `status` and the metrics report of a flow. */
+export interface FlowStats extends FlowFigures {
   startedAt: number;
   /** Step counters (join misses, ...), by step. */
   counters: Record<string, number>;
@@ -58,14 +52,7 @@ export interface FlowStats {
   finishedAt?: number;
   /** Where dead letters go, for the summary: `topic x`, `file y`. */
   deadLettersTo?: string;
-  /** The flow's watermark (windowed flows), else the event time its source has reached. */
-  watermark?: number;
   watermarkKind?: 'watermark' | 'event time';
-  /** When the flow had opened its source, sinks and checkpoint (ready to process). */
-  openedAt?: number;
-  /** When its last epoch committed, and that checkpoint's size. */
-  lastCommitAt?: number;
-  checkpointBytes?: number;
 }
 
 /** What an epoch cost, for metrics: from its first record to its commit, the commit alone, the checkpoint's size. */
