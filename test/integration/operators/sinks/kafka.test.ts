@@ -18,6 +18,8 @@ function transaction(ctx: RunContext, id: string): Transaction {
   const dead: KafkaCheckpointStore[] = [];
   return {
     async begin() {
+      // A clean restart: the flow closed its producer before starting again (a crash left it in `dead`).
+      await store?.close();
       store = new KafkaCheckpointStore({
         conn: kafkaConn(ctx, 'kafka'),
         topic: `${id}.checkpoints`,
