@@ -177,7 +177,13 @@ test("fenced mid-run (another producer took the flow's transactional.id): the fl
     await until(() => topicSize(`${prefix}aggregated_product_sales`) > 0, 60_000, 'the first totals');
     // What a successor of a zombie does first: register the same transactional.id, which
     // bumps the producer epoch and aborts the flow's open transaction.
-    const kafka = new kafkajs.Kafka({ brokers: BROKERS.split(','), logLevel: kafkajs.logLevel.NOTHING });
+    // Retried for up to a minute: while the flow's last transaction is being completed the broker answers
+    // CONCURRENT_TRANSACTIONS, for longer than kafkajs's default retries on a loaded machine.
+    const kafka = new kafkajs.Kafka({
+      brokers: BROKERS.split(','),
+      logLevel: kafkajs.logLevel.NOTHING,
+      retry: { retries: 15, initialRetryTime: 300, maxRetryTime: 5000 },
+    });
     for (const flow of ['publish_sales', 'aggregate_sales']) {
       const p = kafka.producer({ transactionalId: `${prefix}salespipe.sales.${flow}`, idempotent: true, maxInFlightRequests: 1 });
       await p.connect();
