@@ -204,7 +204,7 @@ async function main() {
     ol.id = 'rec-result';
     const r = await fetch(`/api/recommendations?customer=${encodeURIComponent(id)}`);
     const body = await r.json();
-    if (!r.ok) {
+    if (!r.ok || body.found === false) {
       const li = document.createElement('li');
       li.textContent = `No recommendations for customer ${id}.`;
       ol.appendChild(li);

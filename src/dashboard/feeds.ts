@@ -50,6 +50,8 @@ interface KafkaWanted {
   conn: KafkaConn;
   /** Physical topic -> dataset. */
   topics: Map<string, string>;
+  /** The topic a dataset has on this cluster (the connection's prefix first). */
+  physical: (dataset: string) => string;
 }
 
 interface ParquetWanted {
@@ -69,9 +71,10 @@ export function outputsOf(plans: Plan[], log: Logger): { kafka: KafkaWanted[]; p
         if (!KNOWN.has(topic)) return;
         const conn = kafkaConn(ctx, connName);
         const id = `${conn.brokers}|${JSON.stringify(conn.security ?? {})}`;
+        const c = connection(ctx, connName);
         let w = kafka.get(id);
-        if (!w) kafka.set(id, (w = { conn, topics: new Map() }));
-        w.topics.set(topicName(connection(ctx, connName), topic), topic);
+        if (!w) kafka.set(id, (w = { conn, topics: new Map(), physical: (d) => topicName(c, d) }));
+        w.topics.set(topicName(c, topic), topic);
       };
       const src = flow.source.cfg as { connection?: string; topic?: string };
       if (flow.source.type === 'kafka' && src.topic && src.connection) addTopic(src.connection, src.topic);
@@ -95,6 +98,10 @@ export function outputsOf(plans: Plan[], log: Logger): { kafka: KafkaWanted[]; p
   if (onKafka.has('product_sales')) onKafka.add('sales_history');
   const files = [...parquet.values()].filter((w) => !onKafka.has(w.dataset));
   const history = files.filter((w) => w.dataset === 'sales_history');
+  // Datasets other pipelines write (forecasts, recommendations, …) are looked for on every cluster too:
+  // the page shows them once their topics exist.
+  const written = new Set([...onKafka, ...files.map((w) => w.dataset)]);
+  for (const w of kafka.values()) for (const d of DATASETS) if (!written.has(d) && d !== 'sales_history') w.topics.set(w.physical(d), d);
   return { kafka: [...kafka.values()], parquet: files.filter((w) => w.dataset !== 'sales_history' || w === history[0]) };
 }
 

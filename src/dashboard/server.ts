@@ -148,9 +148,8 @@ export async function serveDashboard(o: ServerOptions): Promise<DashboardServer>
     if (url.pathname === '/api/recommendations') {
       const id = url.searchParams.get('customer') ?? '';
       const r = o.recommendations(id);
-      return r
-        ? send(200, 'application/json', JSON.stringify(r))
-        : send(404, 'application/json', JSON.stringify({ customer_id: id, found: false }));
+      // An unknown customer is an answer, not an error.
+      return send(200, 'application/json', JSON.stringify(r ?? { customer_id: id, found: false }));
     }
     if (url.pathname === '/events') {
       if (streams.size >= MAX_STREAMS) return send(503, 'text/plain', 'too many open streams\n', { 'retry-after': '5' });

@@ -16,7 +16,7 @@ import { spawnSync } from 'node:child_process';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { finished, needServices, ROOT, runCli, startCli, tmpDir, uniq, until } from '../support/helpers.js';
 import { freshDatabase, insertSales, MARIADB_ADMIN, pingDatabase, sqlRows, sqlTotals, sqlite } from '../support/sql.js';
-import { BROKERS, pingKafka } from '../support/kafka.js';
+import { BROKERS, createTopic, pingKafka, produceRaw } from '../support/kafka.js';
 import { openKnex } from '../../src/connections/sql.js';
 import { inventoryRows, insertWorkedExample } from '../../src/gen/generate.js';
 
@@ -204,6 +204,54 @@ test(
           h.some((r) => r[1] === f),
         );
       });
+      // Forecasts and recommendations appear once their topics exist (written here as those flows will write them).
+      await createTopic(`${e.KAFKA_TOPIC_PREFIX}sales_predictions`, 1);
+      await createTopic(`${e.KAFKA_TOPIC_PREFIX}product_recommendations`, 1);
+      await produceRaw(
+        `${e.KAFKA_TOPIC_PREFIX}sales_predictions`,
+        [
+          JSON.stringify({
+            product_name: 'Dell Inspiron',
+            brand: 'Dell',
+            period_start: '2026-12-02',
+            forecast: 4.25,
+            p10: 2,
+            p90: 7,
+            method: 'ses',
+          }),
+        ],
+        'Dell Inspiron|Dell|2026-12-02',
+      );
+      await produceRaw(
+        `${e.KAFKA_TOPIC_PREFIX}product_recommendations`,
+        [JSON.stringify({ customer_id: 77, recommendations: [{ product_name: HOSTILE, brand: 'X', score: 0.91, reason: 'personal' }] })],
+        '77',
+      );
+      await settles(
+        page,
+        'the forecasts and recommendations sections',
+        async () => !(await page.isHidden('#predictions-section')) && !(await page.isHidden('#recommendations-section')),
+      );
+      assert.deepEqual(await rows(page, '#predictions'), [['2026-12-02', 'Dell Inspiron', 'Dell', '4.25', '2–7', '', 'ses']]);
+      await page.fill('#rec-customer', '77');
+      await page.click('#rec-form button');
+      await settles(
+        page,
+        'the recommendations of customer 77',
+        async () => (await page.textContent('#rec-result')) === `${HOSTILE} (X) — personal, score 0.91`,
+      );
+      await page.fill('#rec-customer', '78');
+      await page.click('#rec-form button');
+      await settles(
+        page,
+        'no recommendations for customer 78',
+        async () => (await page.textContent('#rec-result')) === 'No recommendations for customer 78.',
+      );
+      // Rendering replaces what the page shows: the same number of elements views later.
+      const count = () => page.evaluate(() => document.getElementsByTagName('*').length);
+      const before = await count();
+      await new Promise((r) => setTimeout(r, 11_000)); // two views pushed on the clock at least
+      assert.equal(await count(), before, 'no element added by views that changed nothing');
       await page.screenshot({ path: path.join(SCREENS, 'dashboard-live.png'), fullPage: true });
 
       // The broker stops: the page says since when it is stale; it starts again: the page follows new sales.

@@ -55,7 +55,9 @@ test('every answer carries the Content-Security-Policy; read-only; the page and 
     );
     assert.equal((await fetch(s.url + '/api/view', { method: 'POST' })).status, 405);
     assert.equal((await fetch(s.url + '/api/recommendations?customer=42')).status, 200);
-    assert.equal((await fetch(s.url + '/api/recommendations?customer=7')).status, 404);
+    const unknown = await fetch(s.url + '/api/recommendations?customer=7');
+    assert.equal(unknown.status, 200, 'an unknown customer is an answer, not an error');
+    assert.deepEqual(await unknown.json(), { customer_id: '7', found: false });
     assert.equal((await fetch(s.url + '/nothing')).status, 404);
   } finally {
     await s.close();
