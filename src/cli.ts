@@ -31,6 +31,7 @@ Environment:
   SALESPIPE_STATE_DIR   state directory (default .salespipe/state beside the spec)
   SALESPIPE_LOG_LEVEL   debug, info (default), warn or error
   SALESPIPE_DEBUG       set: print stack traces of failures
+  SALESPIPE_DASHBOARD_TOKEN  the token a dashboard off loopback requires on every request
   NO_COLOR              set: no colours`;
 
 /** Examples shown under a command's --help. */

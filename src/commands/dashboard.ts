@@ -34,6 +34,13 @@ export default async function dashboard(files: string[], o: DashboardFlags, io: 
   if (!isLoopback(o.host) && !token)
     throw new UsageError(`--host ${o.host} is reachable from other machines: set ${TOKEN_VAR} to the token every request must carry`);
   if (!/^[A-Z]{3}$/.test(o.currency)) throw new UsageError(`--currency ${o.currency}: an ISO 4217 code such as USD or EUR`);
+  const locale = o.locale ?? 'en-US';
+  try {
+    // What the page will do with them; a wrong one would leave it blank.
+    new Intl.NumberFormat(locale, { style: 'currency', currency: o.currency });
+  } catch {
+    throw new UsageError(`--locale ${locale}: not a language tag this runtime knows (e.g. en-US, de-DE)`);
+  }
   if (!files.length) {
     if (!fs.existsSync('pipelines')) throw new UsageError('name the specs whose outputs to show (no ./pipelines here)');
     files = specFiles(['pipelines']).filter((f) => path.basename(f) !== 'demo.yaml');
@@ -64,7 +71,7 @@ export default async function dashboard(files: string[], o: DashboardFlags, io: 
     host: o.host,
     port,
     token,
-    settings: { currency: o.currency, locale: o.locale ?? 'en-US', title: plans.map((p) => p.pipeline).join(', ') },
+    settings: { currency: o.currency, locale, title: plans.map((p) => p.pipeline).join(', ') },
     view: () => ({
       version: model.version * 1000 + healthVersion,
       data: {
