@@ -8,7 +8,10 @@
  *   what the pipelines committed, exactly once. Keyed outputs are read from
  *   the beginning (latest value per key, as their compacted topics keep
  *   them); the sales topic only from 48 hours back (by message time).
- *   Topics that do not exist yet are looked for again every 10 s.
+ *   Topics that do not exist yet are looked for again every 10 s. Each
+ *   partition's next offset is kept: a reconnect resumes there, and a
+ *   message below it (a batch kafkajs fetched before a seek took effect)
+ *   is skipped, so no sale is counted twice.
  * - The consumer group is the dashboard's own (random, removed on close):
  *   it never moves a pipeline's offsets.
  * - A broker that stops answering makes the feed stale (`staleSince`);
@@ -246,6 +249,7 @@ export class KafkaFeed implements Feed {
             this.w.topics.get(t) === 'product_sales' ? await admin.fetchTopicOffsetsByTimestamp(t, Date.now() - SALES_BACK_MS) : [];
           for (const p of await admin.fetchTopicOffsets(t)) {
             const at = known.get(p.partition) ?? back.find((b) => b.partition === p.partition)?.offset ?? p.low;
+            known.set(p.partition, at);
             starts.push({ topic: t, partition: p.partition, offset: at });
           }
         }
@@ -269,6 +273,10 @@ export class KafkaFeed implements Feed {
               const dataset = this.w.topics.get(batch.topic)!;
               const positions = this.positions.get(batch.topic)!;
               for (const m of batch.messages) {
+                // kafkajs may hand over a batch fetched before the seek took effect: what is below the
+                // position was counted already (or is before where this feed starts), and is skipped.
+                const next = positions.get(batch.partition);
+                if (next !== undefined && BigInt(m.offset) < BigInt(next)) continue;
                 positions.set(batch.partition, String(BigInt(m.offset) + 1n));
                 const key = m.key?.toString('utf8') ?? `${batch.partition}/${m.offset}`;
                 let rec: Rec | null = null;

@@ -281,6 +281,17 @@ test(
         180_000,
       );
       assert.ok((await rows(page, '#top-products')).some((r) => r[0] === 'Lenovo ThinkPad' && r[3] === '$193,001.00'));
+      // Two reconnects (new topics, the broker's restart) counted no sale twice: today's revenue is still SQL's.
+      const [{ r: revenueAfter }] = await sqlRows(
+        db,
+        `SELECT CAST(SUM(quantity_sold * price_per_unit) AS CHAR) AS r FROM product_sales WHERE DATE(transaction_date) = '${today}'`,
+      );
+      await settles(
+        page,
+        "today's revenue after the restart",
+        async () => (await page.textContent('#kpi-revenue-today')) === money.format(String(revenueAfter)),
+      );
+      assert.equal(await page.textContent('#kpi-revenue-today'), '$278,000.98');
       assert.deepEqual(dialogs, []);
       assert.deepEqual(errors, [], 'no error in the page');
       t.diagnostic(`screenshots in ${SCREENS}`);
