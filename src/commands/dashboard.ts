@@ -72,14 +72,12 @@ export default async function dashboard(files: string[], o: DashboardFlags, io: 
     port,
     token,
     settings: { currency: o.currency, locale, title: plans.map((p) => p.pipeline).join(', ') },
+    version: () => model.version * 1000 + healthVersion,
     view: () => ({
-      version: model.version * 1000 + healthVersion,
-      data: {
-        ...model.view(),
-        health: health.view(),
-        metricsEndpoints: (o.metrics ?? []).length,
-        feeds: feeds.map((f) => f.status()),
-      },
+      ...model.view(),
+      health: health.view(),
+      metricsEndpoints: (o.metrics ?? []).length,
+      feeds: feeds.map((f) => f.status()),
     }),
     recommendations: (c) => model.recommendations(c),
   });

@@ -8,7 +8,7 @@
  * - An endpoint that does not answer keeps its last figures, marked with
  *   the time of the last good scrape.
  */
-import { METRIC_NAMES } from '../metrics/metrics.js';
+import { METRIC_NAMES } from '../metrics/names.js';
 
 export interface FlowHealth {
   pipeline: string;

@@ -36,8 +36,10 @@ export interface ServerOptions {
   port: number;
   /** Required unless the host is a loopback address. */
   token?: string;
-  /** The current view, as JSON-able data. */
-  view: () => { version: number; data: unknown };
+  /** Grows whenever the view would change (cheap: asked every half second). */
+  version: () => number;
+  /** The current view, as JSON-able data (computed only to be sent). */
+  view: () => unknown;
   /** A customer's recommendations, if known. */
   recommendations: (customer: string) => unknown;
   /** Settings the page reads once (currency, locale, title). */
@@ -97,10 +99,10 @@ export async function serveDashboard(o: ServerOptions): Promise<DashboardServer>
 
   let lastPushed = -1;
   const push = (force: boolean) => {
-    const { version, data } = o.view();
+    const version = o.version();
     if (!force && version === lastPushed) return;
     lastPushed = version;
-    const frame = `id: ${boot}-${version}\nevent: view\ndata: ${JSON.stringify(data)}\n\n`;
+    const frame = `id: ${boot}-${version}\nevent: view\ndata: ${JSON.stringify(o.view())}\n\n`;
     for (const s of streams) {
       if (s.res.writableLength > 4 * 1024 * 1024) {
         s.res.destroy(); // a browser that does not read: it reconnects and gets the current view
@@ -144,7 +146,7 @@ export async function serveDashboard(o: ServerOptions): Promise<DashboardServer>
     if (url.pathname === '/favicon.ico') return send(204, 'text/plain', '');
     if (ASSETS[url.pathname]) return send(200, ASSETS[url.pathname].type, asset(url.pathname));
     if (url.pathname === '/settings.json') return send(200, 'application/json', JSON.stringify(o.settings));
-    if (url.pathname === '/api/view') return send(200, 'application/json', JSON.stringify(o.view().data));
+    if (url.pathname === '/api/view') return send(200, 'application/json', JSON.stringify(o.view()));
     if (url.pathname === '/api/recommendations') {
       const id = url.searchParams.get('customer') ?? '';
       const r = o.recommendations(id);
@@ -158,9 +160,9 @@ export async function serveDashboard(o: ServerOptions): Promise<DashboardServer>
       const s = { res, sent: -1 };
       streams.add(s);
       req.on('close', () => streams.delete(s));
-      const { version, data } = o.view();
+      const version = o.version();
       if (req.headers['last-event-id'] !== `${boot}-${version}`) {
-        res.write(`id: ${boot}-${version}\nevent: view\ndata: ${JSON.stringify(data)}\n\n`);
+        res.write(`id: ${boot}-${version}\nevent: view\ndata: ${JSON.stringify(o.view())}\n\n`);
         s.sent = version;
       }
       return;

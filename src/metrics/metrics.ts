@@ -18,6 +18,9 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import client from 'prom-client';
 import type { Logger } from '../core/log.js';
+import { METRIC_NAMES } from './names.js';
+
+export { METRIC_NAMES };
 
 /** What the metrics read of a flow (the runtime's FlowStats extends it). */
 export interface FlowFigures {
@@ -43,22 +46,6 @@ export interface EpochFigures {
   durationMs: number;
   commitMs: number;
 }
-
-/** The metric names, documented in the README. */
-export const METRIC_NAMES = {
-  recordsIn: 'salespipe_records_in_total',
-  recordsOut: 'salespipe_records_out_total',
-  deadLetters: 'salespipe_dead_letters_total',
-  late: 'salespipe_late_records_total',
-  epochs: 'salespipe_epochs_total',
-  lag: 'salespipe_lag_records',
-  watermark: 'salespipe_watermark_seconds',
-  lastCommit: 'salespipe_last_commit_timestamp_seconds',
-  checkpointBytes: 'salespipe_checkpoint_bytes',
-  ready: 'salespipe_flow_ready',
-  epochDuration: 'salespipe_epoch_duration_seconds',
-  commitDuration: 'salespipe_commit_duration_seconds',
-} as const;
 
 export class RunMetrics {
   readonly registry = new client.Registry();

@@ -325,8 +325,7 @@ export class FlowRunner {
 
   private async loop() {
     const useProgress = this.progressSteps();
-    let epochStart = Date.now();
-    this.epochStartedAt = epochStart;
+    this.epochStartedAt = Date.now();
     let dirty = false;
     for (;;) {
       const batch = await this.source.next();
@@ -340,10 +339,10 @@ export class FlowRunner {
         this.steps.forEach((s, i) => s.advance?.(useProgress[i] ? progress : undefined));
         this.noteWatermark(progress);
       }
-      if (Date.now() - epochStart >= this.plan.checkpointMs || this.sinks.some((s) => s.full?.())) {
+      if (Date.now() - this.epochStartedAt >= this.plan.checkpointMs || this.sinks.some((s) => s.full?.())) {
         if (dirty || this.steps.some((s) => s.pending?.())) await this.endEpoch();
         dirty = false;
-        epochStart = this.epochStartedAt = Date.now();
+        this.epochStartedAt = Date.now();
       }
     }
     // A bounded input has ended: so has event time, and every window is final.

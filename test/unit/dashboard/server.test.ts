@@ -8,7 +8,8 @@ function options(view: { version: number; data: unknown }, token?: string) {
     host: '127.0.0.1',
     port: 0,
     token,
-    view: () => view,
+    version: () => view.version,
+    view: () => view.data,
     recommendations: (c: string) => (c === '42' ? { customer_id: '42', recommendations: [] } : undefined),
     settings: { currency: 'USD', locale: 'en-US', title: 't' },
   };
