@@ -431,11 +431,11 @@ test('an unreachable broker: the message names the connection and its variable, 
   const warnings = (r.stderr.match(/ WARN /g) ?? []).length;
   assert.ok(attempts >= 1 && warnings <= attempts + 2, `${warnings} warnings for ${attempts} attempts:\n${r.stderr}`);
   const b = await runCli(
-    ['backfill', WINDOWED, '--from', '2026-01-01', '--to', '2026-01-02', '--history', tmpDir(), '--to-kafka', '--timeout', '3s'],
+    ['backfill', WINDOWED, '--from', '2026-01-01', '--to', '2026-01-02', '--history', tmpDir(), '--to-kafka', '--timeout', '8s'],
     { KAFKA_BROKERS: '127.0.0.1:1', SALESPIPE_STATE_DIR: tmpDir() },
   );
   assert.equal(b.code, 1, b.stderr);
-  assert.match(b.stderr, /--timeout 3s passed before the backfill finished; still waiting for connecting to Kafka at 127\.0\.0\.1:1/);
+  assert.match(b.stderr, /--timeout 8s passed before the backfill finished; still waiting for connecting to Kafka at 127\.0\.0\.1:1/);
 });
 
 test('declared types against the table: a VARCHAR read as int is an error at start, a DOUBLE read as decimal a warning naming the column', async (t) => {
