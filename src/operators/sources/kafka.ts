@@ -27,6 +27,7 @@ import { checkConnection, connection, topicId, topicName } from '../../connectio
 import type { KafkaConn } from '../../connections/kafka.js';
 import { withRetry, sleep } from '../../connections/retry.js';
 import { fieldOf } from '../../core/types.js';
+import { parseDuration } from '../../core/time.js';
 
 type Offsets = Record<string, string>; // partition -> next offset to read
 
@@ -95,6 +96,12 @@ const config = {
     schema: schemaConfig,
     maxMessageBytes: { type: 'integer', minimum: 1, default: 1048576, description: 'Larger messages are dead-lettered.' },
     maxStringLength: { type: 'integer', minimum: 1, default: 4096, description: 'Longer string fields are dead-lettered.' },
+    idleTimeout: {
+      type: 'string',
+      default: '30s',
+      description:
+        'A partition with nothing to read for this long stops holding back event time (the watermark follows the other partitions); a record it gets later may then be late. "0s" never lets a partition idle.',
+    },
   },
 } as const;
 
@@ -103,6 +110,7 @@ type Config = ConfigOf<typeof config>;
 interface Planned {
   cfg: Config;
   out: StreamInfo;
+  idleMs: number;
 }
 
 export const kafkaSource: SourceDef<typeof config, Planned> = {
@@ -130,10 +138,15 @@ export const kafkaSource: SourceDef<typeof config, Planned> = {
         ctx.error(['key', i], `key column "${k}" is not declared in schema`, 'column.unknown');
       }
     }
+    const idleMs = parseDuration(cfg.idleTimeout);
+    if (idleMs === undefined) {
+      ok = false;
+      ctx.error(['idleTimeout'], `invalid duration "${cfg.idleTimeout}" (e.g. 10s, 1m; 0s: never idle)`, 'value.duration');
+    }
     const out: StreamInfo = cfg.key
       ? { schema, mode: 'update', key: [...cfg.key], eventTime: cfg.eventTime }
       : { schema, mode: 'append', eventTime: cfg.eventTime };
-    return { out, planned: ok ? { cfg, out } : (undefined as never) };
+    return { out, planned: ok ? { cfg, out, idleMs: idleMs! } : (undefined as never) };
   },
   reads: (cfg, conns) => topicId(conns, cfg.connection, cfg.topic),
   kafkaConnection: (cfg) => cfg.connection,
@@ -174,7 +187,7 @@ export const kafkaSource: SourceDef<typeof config, Planned> = {
     }
   },
   create(p, ctx) {
-    return new KafkaSource(p.cfg, p.out, ctx);
+    return new KafkaSource(p.cfg, p.out, p.idleMs, ctx);
   },
 };
 
@@ -219,6 +232,8 @@ class KafkaSource implements Source {
   private high: Record<string, string> = {};
   /** Largest event time seen per partition (part of the position). */
   private maxEt: Record<string, number> = {};
+  /** Since when each partition has had nothing to read (absent: it has). */
+  private caughtUpSince: Record<string, number> = {};
   private queue: Queued[] = [];
   private wake: (() => void) | null = null;
   private failed: Error | null = null;
@@ -238,6 +253,7 @@ class KafkaSource implements Source {
   constructor(
     private cfg: Config,
     out: StreamInfo,
+    private idleMs: number,
     private ctx: RunContext,
   ) {
     this.decode = makeDecoder(out.schema, { timeZone: ctx.timeZone, maxStringLength: cfg.maxStringLength, inPlace: true });
@@ -295,6 +311,7 @@ class KafkaSource implements Source {
           this.log.info(`partition ${p} of ${this.topic} is new since the checkpoint: read from its start`);
         this.next_[p] = at ?? (saved?.offsets || this.cfg.startFrom !== 'latest' ? o.low : o.high);
         this.high[p] = o.high;
+        this.noteCaughtUp(p);
       }
       // Members of processes that were killed would hold their partitions until their session expires.
       await evictGone(this.kafka, admin, this.group, this.log);
@@ -461,6 +478,7 @@ class KafkaSource implements Source {
         // In order with the batches before it: the position moves only past what was handed over.
         this.high[b.partition] = b.high;
         if (BigInt(b.next) > BigInt(this.next_[b.partition] ?? 0)) this.next_[b.partition] = b.next;
+        this.noteCaughtUp(b.partition);
         continue;
       }
       if (b) {
@@ -468,6 +486,8 @@ class KafkaSource implements Source {
         this.high[b.partition] = b.high;
         const batch = this.decodeBatch(b);
         this.next_[b.partition] = b.next; // the position now covers this batch
+        delete this.caughtUpSince[b.partition]; // it had records: idle only from now on
+        this.noteCaughtUp(b.partition);
         const et = this.cfg.eventTime;
         if (et) {
           let max = this.maxEt[b.partition] ?? -Infinity;
@@ -501,19 +521,33 @@ class KafkaSource implements Source {
     return { topic: this.topic, topicId: this.topicId, offsets: { ...this.next_ }, eventTimes: { ...this.maxEt } };
   }
 
+  /** Starts (or keeps) a partition's idle clock when it has nothing left to read, stops it when it has. */
+  private noteCaughtUp(p: string) {
+    if (BigInt(this.next_[p] ?? '0') >= BigInt(this.high[p] ?? '0')) this.caughtUpSince[p] ??= Date.now();
+    else delete this.caughtUpSince[p];
+  }
+
   /**
-   * The smallest of the partitions' largest event times. A partition with no
-   * record seen yet holds it back while it has records to read; an empty one
-   * (read to its end) does not.
+   * The smallest of the partitions' largest event times. Every partition
+   * holds it back (one with no record seen yet: it is not known at all),
+   * except one that has had nothing to read for idleTimeout, and, in a
+   * drain, one read to its end without a record. So flows started together
+   * on a fresh topic do not let the first partition read set event time
+   * for the others.
    */
   eventTimeProgress(): number | null {
     if (!this.cfg.eventTime) return null;
+    const now = Date.now();
     let min = Infinity;
     for (const [p, next] of Object.entries(this.next_)) {
       const t = this.maxEt[p];
-      if (t !== undefined) {
-        if (t < min) min = t;
-      } else if (BigInt(next) < BigInt(this.high[p] ?? next)) return null;
+      const since = this.caughtUpSince[p];
+      if (this.idleMs > 0 && since !== undefined && now - since >= this.idleMs) continue;
+      if (t === undefined) {
+        if (this.end && BigInt(next) >= BigInt(this.end[p] ?? '0')) continue;
+        return null;
+      }
+      if (t < min) min = t;
     }
     return min === Infinity ? null : min;
   }
