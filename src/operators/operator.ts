@@ -140,6 +140,19 @@ export interface Step {
   flush?(): Row[];
   snapshot?(): unknown;
   restore?(state: unknown): void;
+  /**
+   * Keyed state kept as a changelog (flows whose checkpoint is in Kafka): a
+   * checkpoint then costs what changed, not the whole state. The step's
+   * state is `stateMeta()` (small, in the checkpoint) plus entries by id;
+   * `stateChanges(false)` returns the entries changed since the last call
+   * (value null: removed), `stateChanges(true)` every live entry. Values
+   * are JSON (BigInt allowed). A step offering these also offers
+   * snapshot/restore (local checkpoints, older checkpoints).
+   */
+  stateChanges?(all: boolean): [string, unknown][];
+  stateMeta?(): unknown;
+  /** Restores from the meta and the live entries of the last checkpoint. */
+  loadState?(meta: unknown, entries: Map<string, unknown>): void;
   /** Connects what the step needs (a lookup table); opened with the sources and sinks. */
   open?(): Promise<void>;
   close?(): Promise<void>;

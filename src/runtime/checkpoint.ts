@@ -35,8 +35,8 @@ export interface Totals {
 
 export const ZERO_TOTALS: Totals = { recordsIn: 0, recordsOut: 0, deadLetters: 0, late: 0 };
 
-const replacer = (_k: string, v: unknown) => (typeof v === 'bigint' ? { $bigint: v.toString() } : v);
-const reviver = (_k: string, v: unknown) =>
+export const replacer = (_k: string, v: unknown) => (typeof v === 'bigint' ? { $bigint: v.toString() } : v);
+export const reviver = (_k: string, v: unknown) =>
   v && typeof v === 'object' && '$bigint' in (v as object) ? BigInt((v as { $bigint: string }).$bigint) : v;
 
 export function readCheckpoint(file: string): Checkpoint | undefined {

@@ -12,7 +12,10 @@
  *   -> source commit. The source's position therefore advances only once
  *   everything downstream has durably taken the rows.
  * - On start the last checkpoint is restored: operator state, sink state
- *   (finishing staged outputs) and the source's position.
+ *   (finishing staged outputs) and the source's position. With a Kafka
+ *   checkpoint, a step with keyed state keeps it as a changelog of entries
+ *   in the checkpoint topic, written per epoch for what changed
+ *   (restoreSteps, stepStates); otherwise its snapshot is in the checkpoint.
  * - Where the checkpoint lives: a flow with Kafka outputs commits it in the
  *   same Kafka transaction as those outputs (kafka-checkpoint.ts); a flow
  *   that only reads Kafka commits it alone in such a transaction, so no
@@ -35,7 +38,7 @@ import { clearSource, sourceOf } from '../operators/record-schema.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import crypto from 'node:crypto';
-import { Checkpoint, readCheckpoint, writeCheckpoint, Totals, ZERO_TOTALS } from './checkpoint.js';
+import { Checkpoint, readCheckpoint, writeCheckpoint, Totals, ZERO_TOTALS, replacer, reviver } from './checkpoint.js';
 import { KafkaCheckpointStore, TransactionLost } from './kafka-checkpoint.js';
 import { connection, topicName } from '../connections/config.js';
 import { kafkaConn } from '../connections/kafka.js';
@@ -86,6 +89,9 @@ export interface FlowOptions {
     tables?: RunContext['tables'];
   };
 }
+
+/** Marks a step's checkpoint part as the meta of a changelog (its entries are in the checkpoint topic). */
+const CHANGELOG = '$changelog';
 
 /** Characters of a dead letter's payload kept (256 KiB). */
 export const MAX_DEAD_PAYLOAD = 256 * 1024;
@@ -272,9 +278,7 @@ export class FlowRunner {
       },
     };
     this.steps = flow.steps.map((s) => s.def.create(s.planned, ctx));
-    this.steps.forEach((s, i) => {
-      if (cp && cp.steps[i] !== undefined && cp.steps[i] !== null) s.restore?.(cp.steps[i]);
-    });
+    this.restoreSteps(cp);
     const make = (node: SinkNode, role: 'sink' | 'deadLetter' | 'late') =>
       b?.sink ? b.sink(node, role) : node.def.create(node.planned, ctx);
     this.sinks = flow.sinks.map((s) => make(s, 'sink'));
@@ -321,6 +325,79 @@ export class FlowRunner {
       if (ended && this.committed) await this.store?.settle();
     }
     return this.stats;
+  }
+
+  /**
+   * Steps restored from the checkpoint: from their changelog entries when
+   * the checkpoint says so, else from its snapshot. With a Kafka checkpoint
+   * a step with keyed state logs every entry at the first commit after a
+   * snapshot or a fresh start, and entries found that no longer belong to
+   * the state (a reset, a changed spec) get tombstones then.
+   */
+  private restoreSteps(cp: Checkpoint | undefined) {
+    const read = this.store?.takeEntries();
+    const entries = read?.entries ?? new Map<string, Buffer>();
+    const byStep = new Map<number, Map<string, unknown>>();
+    for (const [id, v] of entries) {
+      const slash = id.indexOf('/');
+      const i = Number(id.slice(0, slash));
+      let m = byStep.get(i);
+      if (!m) byStep.set(i, (m = new Map()));
+      m.set(id.slice(slash + 1), JSON.parse(v.toString('utf8'), reviver));
+    }
+    this.logAll = this.steps.map(() => true);
+    this.stale = new Set();
+    this.steps.forEach((s, i) => {
+      const saved = cp?.steps[i] as { [CHANGELOG]?: unknown } | null | undefined;
+      const logged = this.store !== undefined && !!s.stateChanges;
+      if (saved && typeof saved === 'object' && CHANGELOG in saved) {
+        if (logged) {
+          s.loadState!(saved[CHANGELOG], byStep.get(i) ?? new Map());
+          this.logAll[i] = false;
+          return;
+        }
+        this.ctx.log.warn(`step ${this.flow.steps[i].key}: its checkpointed state is a changelog this step does not keep; it starts empty`);
+      } else if (saved !== undefined && saved !== null) s.restore?.(saved);
+    });
+    let restored = 0,
+      bytes = 0;
+    for (const [id, v] of entries) {
+      const i = Number(id.slice(0, id.indexOf('/')));
+      if (this.logAll[i] !== false) this.stale.add(id);
+      else {
+        restored++;
+        bytes += v.length;
+      }
+    }
+    if (restored)
+      this.ctx.log.info(
+        `restored ${restored} state entries (${(bytes / 1048576).toFixed(1)} MB) from ${read!.topic} in ${read!.ms} ms (the checkpoint topic read to its end)`,
+      );
+    if (this.stale.size)
+      this.ctx.log.info(
+        `${this.stale.size} state entries in ${read!.topic} are not this flow's state (a reset, a changed spec): removed at the next commit`,
+      );
+  }
+
+  /** Per step: whether its next commit logs every entry (after a snapshot or a fresh start). */
+  private logAll: boolean[] = [];
+  /** Entries in the checkpoint topic that are not (or no longer) the flow's state: tombstoned at the next commit. */
+  private stale = new Set<string>();
+
+  /** Each step's part of the checkpoint, and the changelog entries of the epoch. */
+  private stepStates(): { steps: unknown[]; changes: [string, string | null][] } {
+    const changes: [string, string | null][] = [];
+    const steps = this.steps.map((s, i) => {
+      if (!this.store || !s.stateChanges) return s.snapshot?.() ?? null;
+      for (const [id, v] of s.stateChanges(this.logAll[i])) {
+        const key = `${i}/${id}`;
+        this.stale.delete(key);
+        changes.push([key, v === null ? null : JSON.stringify(v, replacer)]);
+      }
+      return { [CHANGELOG]: s.stateMeta?.() ?? null };
+    });
+    for (const id of this.stale) changes.push([id, null]);
+    return { steps, changes };
   }
 
   private async loop() {
@@ -431,12 +508,13 @@ export class FlowRunner {
     const dlqState = await this.dlq.preCommit(epoch);
     const lateState = await this.late?.preCommit(epoch);
     const position = this.source.position();
+    const states = this.stepStates();
     const commitStart = Date.now();
     const cp: Checkpoint = {
       version: 1,
       epoch,
       source: position,
-      steps: this.steps.map((s) => s.snapshot?.() ?? null),
+      steps: states.steps,
       sinks: sinkStates,
       deadLetter: dlqState,
       late: lateState,
@@ -446,7 +524,9 @@ export class FlowRunner {
     let bytes = 0;
     if (this.store) {
       cp.writer = this.writer;
-      bytes = await this.store.commit(cp);
+      bytes = await this.store.commit(cp, states.changes);
+      this.logAll = this.logAll.map(() => false);
+      this.stale.clear();
       if (!this.committed) fs.rmSync(this.cpFile, { force: true }); // taken over (see openCheckpoint)
     } else if (!this.opts.bounded) bytes = writeCheckpoint(this.cpFile, cp);
     await Promise.all(this.sinks.map((s, i) => s.commit(epoch, sinkStates[i])));

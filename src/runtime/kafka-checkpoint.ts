@@ -19,9 +19,14 @@
  *   keyed `<pipeline>/<flow>/<i>`; chunk headers carry the epoch and the
  *   chunk count. Chunks left over from a larger checkpoint get tombstones,
  *   so compaction keeps exactly the latest checkpoint per flow.
+ * - Keyed operator state goes as a changelog into the same topic and
+ *   transaction: one message per entry changed in the epoch, keyed
+ *   `<pipeline>/<flow>/s/<step>/<entry>` (a removed entry: a tombstone), so
+ *   compaction keeps the latest value of each live entry and an epoch costs
+ *   what changed. The checkpoint then holds only the step's small rest.
  * - Recovery: after fencing, the checkpoint topic is read with
  *   `read_committed` to its end; the latest chunks of this flow form the
- *   last committed checkpoint.
+ *   last committed checkpoint, the latest values of its entries its state.
  * - A failed commit is not guessed at: the flow is restarted from whatever
  *   checkpoint the topic then holds (the epoch either committed or not).
  */
@@ -31,6 +36,9 @@ import type { Logger } from '../core/log.js';
 import { kafkaAuthError, kafkaClient, KafkaConn, kafkaWhere } from '../connections/kafka.js';
 import { sleep, withRetry } from '../connections/retry.js';
 import { Checkpoint, parseCheckpoint, serializeCheckpoint } from './checkpoint.js';
+
+/** What a flow's key prefix is followed by in the keys of its state entries. */
+export const STATE_KEY = 's/';
 
 /** Bytes of checkpoint per chunk: well under the broker's default message.max.bytes (1 MB). */
 const CHUNK_BYTES = 512 * 1024;
@@ -123,8 +131,9 @@ export async function readCheckpoints(
   topic: string,
   group: string,
   keys: string[],
-): Promise<Map<string, { checkpoint?: Checkpoint; chunks: number }>> {
-  const out = new Map<string, { checkpoint?: Checkpoint; chunks: number }>();
+  withState = false,
+): Promise<Map<string, { checkpoint?: Checkpoint; chunks: number; state?: Map<string, Buffer> }>> {
+  const out = new Map<string, { checkpoint?: Checkpoint; chunks: number; state?: Map<string, Buffer> }>();
   const admin = kafka.admin();
   await admin.connect();
   let end: number, low: number;
@@ -135,9 +144,14 @@ export async function readCheckpoints(
   } finally {
     await admin.disconnect();
   }
-  if (end <= low) return out;
+  if (end <= low) {
+    for (const k of keys) out.set(k, { chunks: 0, state: withState ? new Map() : undefined });
+    return out;
+  }
   const latest = new Map<string, kafkajs.KafkaMessage>();
   const prefixes = keys.map((k) => `${k}/`);
+  /** Live state entries per prefix, by id (withState). */
+  const states = new Map(prefixes.map((p) => [p, new Map<string, Buffer>()]));
   const consumer = kafka.consumer({ groupId: group, maxWaitTimeInMs: 200, sessionTimeout: 10_000 });
   let reached = low;
   let resolve!: () => void;
@@ -155,7 +169,16 @@ export async function readCheckpoints(
       eachBatch: async ({ batch }) => {
         for (const m of batch.messages) {
           const k = m.key?.toString();
-          if (k && prefixes.some((p) => k.startsWith(p))) latest.set(k, m);
+          if (!k) continue;
+          const p = prefixes.find((p) => k.startsWith(p));
+          if (p === undefined) continue;
+          if (!k.startsWith(STATE_KEY, p.length)) latest.set(k, m);
+          else if (withState) {
+            const id = k.slice(p.length + STATE_KEY.length);
+            const state = states.get(p)!;
+            if (m.value) state.set(id, m.value);
+            else state.delete(id);
+          }
         }
         note(Number(batch.lastOffset()) + 1);
       },
@@ -181,8 +204,9 @@ export async function readCheckpoints(
       if (k.startsWith(prefix) && m.value && /^\d+$/.test(k.slice(prefix.length)))
         chunks = Math.max(chunks, Number(k.slice(prefix.length)) + 1);
     const head = latest.get(`${prefix}0`);
+    const state = withState ? states.get(prefix) : undefined;
     if (!head?.value) {
-      out.set(key, { chunks });
+      out.set(key, { chunks, state });
       continue;
     }
     const epoch = header(head, H_EPOCH);
@@ -194,7 +218,7 @@ export async function readCheckpoints(
         throw new Error(`checkpoint of epoch ${epoch} in ${topic} is missing chunk ${i} of ${n}`);
       parts.push(m.value);
     }
-    out.set(key, { checkpoint: parseCheckpoint(Buffer.concat(parts).toString('utf8')), chunks: Math.max(chunks, n) });
+    out.set(key, { checkpoint: parseCheckpoint(Buffer.concat(parts).toString('utf8')), chunks: Math.max(chunks, n), state });
   }
   return out;
 }
@@ -205,6 +229,8 @@ export class KafkaCheckpointStore {
   private txn?: kafkajs.Transaction;
   /** Chunks of the last committed checkpoint (tombstones go to the ones a smaller checkpoint leaves over). */
   private chunks = 0;
+  /** The flow's live state entries as read at open, by id (`<step>/<entry>`), until taken. */
+  private entries = new Map<string, Buffer>();
 
   constructor(private opts: KafkaCheckpointOptions) {
     this.kafka = kafkaClient(opts.conn, opts.log);
@@ -247,10 +273,22 @@ export class KafkaCheckpointStore {
   async read(): Promise<Checkpoint | undefined> {
     // A group of its own per read: a killed run's reader would hold a shared one until its session expired.
     const group = `${this.opts.transactionalId}.recovery.${crypto.randomBytes(4).toString('hex')}`;
-    const got = (await readCheckpoints(this.kafka, this.opts.topic, group, [this.opts.key])).get(this.opts.key);
+    const started = Date.now();
+    const got = (await readCheckpoints(this.kafka, this.opts.topic, group, [this.opts.key], true)).get(this.opts.key);
     // Chunks past the checkpoint's still holding a value (a bigger checkpoint committed before) get tombstones next commit.
     this.chunks = got?.chunks ?? 0;
+    this.entries = got?.state ?? new Map();
+    this.readMs = Date.now() - started;
     return got?.checkpoint;
+  }
+
+  private readMs = 0;
+
+  /** The state entries read with the checkpoint, by id (`<step>/<entry>`), and how long the read took; given once. */
+  takeEntries(): { entries: Map<string, Buffer>; ms: number; topic: string } {
+    const e = this.entries;
+    this.entries = new Map();
+    return { entries: e, ms: this.readMs, topic: this.opts.topic };
   }
 
   /** Sends rows of a sink inside the epoch's transaction. */
@@ -261,32 +299,51 @@ export class KafkaCheckpointStore {
     });
   }
 
-  /** Writes the checkpoint into the epoch's transaction and commits it; then opens the next one. */
-  /** Commits `cp` with the transaction's outputs; returns the checkpoint's size in bytes. */
-  async commit(cp: Checkpoint): Promise<number> {
+  /**
+   * Commits `cp` with the transaction's outputs and the state entries that
+   * changed (`<step>/<entry>` -> JSON text, null: removed); then opens the
+   * next transaction. Returns the bytes written (checkpoint and entries).
+   */
+  async commit(cp: Checkpoint, changes: [string, string | null][] = []): Promise<number> {
     if (!this.txn) throw new TransactionLost('no transaction is open');
     const bytes = Buffer.from(serializeCheckpoint(cp), 'utf8');
     const n = Math.max(1, Math.ceil(bytes.length / CHUNK_BYTES));
     const headers = (i: number) => ({ [H_EPOCH]: String(cp.epoch), [H_CHUNK]: String(i), [H_CHUNKS]: String(n) });
-    const messages: kafkajs.Message[] = [];
-    for (let i = 0; i < n; i++)
-      messages.push({
-        key: `${this.opts.key}/${i}`,
-        value: bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES),
-        headers: headers(i),
-        partition: 0,
-      });
-    for (let i = n; i < this.chunks; i++) messages.push({ key: `${this.opts.key}/${i}`, value: null, partition: 0 });
+    // State entries, then the checkpoint's chunks, then tombstones for chunks a bigger checkpoint left.
+    const messages: [kafkajs.Message, number][] = [];
+    let stateBytes = 0;
+    for (const [id, value] of changes) {
+      const key = `${this.opts.key}/${STATE_KEY}${id}`;
+      const size = Buffer.byteLength(key) + (value === null ? 0 : Buffer.byteLength(value));
+      messages.push([{ key, value, partition: 0 }, size]);
+      stateBytes += size;
+    }
+    for (let i = 0; i < n; i++) {
+      const value = bytes.subarray(i * CHUNK_BYTES, (i + 1) * CHUNK_BYTES);
+      messages.push([{ key: `${this.opts.key}/${i}`, value, headers: headers(i), partition: 0 }, value.length]);
+    }
+    for (let i = n; i < this.chunks; i++) messages.push([{ key: `${this.opts.key}/${i}`, value: null, partition: 0 }, 0]);
     try {
-      // One chunk per request keeps each request under the broker's limit.
-      for (const m of messages) await this.txn.send({ topic: this.opts.topic, acks: -1, messages: [m] });
+      // Requests of at most ~512 KB keep each under the broker's limit; a small epoch is one request.
+      let batch: kafkajs.Message[] = [];
+      let size = 0;
+      for (const [m, b] of messages) {
+        if (size + b > CHUNK_BYTES && batch.length) {
+          await this.txn.send({ topic: this.opts.topic, acks: -1, messages: batch });
+          batch = [];
+          size = 0;
+        }
+        batch.push(m);
+        size += b;
+      }
+      await this.txn.send({ topic: this.opts.topic, acks: -1, messages: batch });
       await this.txn.commit();
     } catch (e) {
       throw this.lost(e, `committing epoch ${cp.epoch}`);
     }
     this.chunks = n;
     this.txn = await this.producer!.transaction();
-    return bytes.length;
+    return bytes.length + stateBytes;
   }
 
   private lost(e: unknown, what: string): Error {

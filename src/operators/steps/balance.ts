@@ -35,6 +35,7 @@ import { planExpr } from '../expr-config.js';
 import { RecordError, Eval } from '../../expr/compile.js';
 import { ColumnType, POW10, Row, Schema, Value, fieldOf, typeName } from '../../core/types.js';
 import { deadLetters } from '../record-schema.js';
+import { entryId } from '../keyed-state.js';
 
 const config = {
   type: 'object',
@@ -188,6 +189,10 @@ class Balance {
   private table: LookupTable;
   private state = new Map<Key, KeyState>();
   private dirty = new Set<Key>();
+  /** For the changelog: keys whose entry changed, moves changed per key, moves removed. */
+  private logKeys = new Set<Key>();
+  private logMoves = new Map<Key, Set<number>>();
+  private dropped: [Key, number][] = [];
   private move: Eval;
   private sign: number;
   private streamCols: string[];
@@ -247,7 +252,13 @@ class Balance {
       let s = this.state.get(k);
       if (!s) this.state.set(k, (s = { key: this.key.slice(), moves: new Map(), last: null }));
       s.moves.set(t, (s.moves.get(t) ?? 0) + (m as number));
-      if (s.last === null || t > s.last) s.last = t;
+      if (s.last === null || t > s.last) {
+        s.last = t;
+        this.logKeys.add(k);
+      }
+      let lm = this.logMoves.get(k);
+      if (!lm) this.logMoves.set(k, (lm = new Set()));
+      lm.add(t);
       this.dirty.add(k);
     }
     return [];
@@ -263,7 +274,13 @@ class Balance {
     for (const k of this.table.takeChanged()) {
       const s = this.state.get(k);
       const asOf = this.asOf(k);
-      if (s && asOf !== null) for (const t of [...s.moves.keys()]) if (t <= asOf) s.moves.delete(t);
+      if (s && asOf !== null)
+        for (const t of [...s.moves.keys()])
+          if (t <= asOf) {
+            s.moves.delete(t);
+            this.logMoves.get(k)?.delete(t);
+            this.dropped.push([k, t]);
+          }
       if (this.table.get(k)) this.dirty.add(k);
     }
     const out: Row[] = [];
@@ -310,6 +327,59 @@ class Balance {
     this.state = new Map();
     for (const [k, key, moves, last] of state as [Key, Value[], [number, number][], number | null][]) {
       this.state.set(k, { key, moves: new Map(moves), last });
+    }
+  }
+
+  /**
+   * Changelog entries: `k/<key>` holds the key and its last movement time,
+   * `m/<event time>/<key>` one movement sum, so an epoch logs the movements
+   * it added or dropped, not every key's history.
+   */
+  stateChanges(all: boolean): [string, unknown][] {
+    const out: [string, unknown][] = [];
+    const id = (k: Key) => entryId(k);
+    for (const [k, t] of this.dropped) out.push([`m/${t}/${id(k)}`, null]);
+    if (all) {
+      for (const [k, s] of this.state) {
+        out.push([`k/${id(k)}`, [k, s.key, s.last]]);
+        for (const [t, v] of s.moves) out.push([`m/${t}/${id(k)}`, v]);
+      }
+    } else {
+      for (const k of this.logKeys) {
+        const s = this.state.get(k)!;
+        out.push([`k/${id(k)}`, [k, s.key, s.last]]);
+      }
+      for (const [k, ts] of this.logMoves) {
+        const s = this.state.get(k)!;
+        for (const t of ts) out.push([`m/${t}/${id(k)}`, s.moves.get(t)]);
+      }
+    }
+    this.dropped = [];
+    this.logKeys.clear();
+    this.logMoves.clear();
+    return out;
+  }
+
+  stateMeta(): unknown {
+    return null;
+  }
+
+  loadState(_meta: unknown, entries: Map<string, unknown>): void {
+    this.state = new Map();
+    const byId = new Map<string, KeyState>();
+    for (const [e, v] of entries) {
+      if (!e.startsWith('k/')) continue;
+      const [k, key, last] = v as [Key, Value[], number | null];
+      const s: KeyState = { key, moves: new Map(), last };
+      this.state.set(k, s);
+      byId.set(e.slice(2), s);
+    }
+    for (const [e, v] of entries) {
+      if (!e.startsWith('m/')) continue;
+      const slash = e.indexOf('/', 2);
+      const s = byId.get(e.slice(slash + 1));
+      if (!s) throw new Error(`balance state: movement ${e} has no key entry`);
+      s.moves.set(Number(e.slice(2, slash)), v as number);
     }
   }
 }

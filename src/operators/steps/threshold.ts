@@ -134,6 +134,8 @@ interface KeyState {
 
 class Threshold {
   private state = new Map<string, KeyState>();
+  /** Keys whose state changed since the last changelog call. */
+  private logged = new Set<string>();
   private crosses: Eval;
   private threshold: Eval;
   private value: Eval;
@@ -165,11 +167,13 @@ class Threshold {
       }
       const keyVals = this.key.map((c) => r[c] ?? null);
       const k = JSON.stringify(keyVals.map((v) => (typeof v === 'bigint' ? v.toString() : v)));
+      // A key that never crossed has no state.
       let s = this.state.get(k);
+      if (holds === (s?.alerting ?? false)) continue;
       if (!s) this.state.set(k, (s = { alerting: false, crossings: 0 }));
-      if (holds === s.alerting) continue;
       s.alerting = holds === true;
       if (s.alerting) s.crossings++;
+      this.logged.add(k);
       const event = s.alerting ? 'alert' : 'resolved';
       const id = createHash('sha256')
         .update(JSON.stringify([this.scope, k, s.crossings, event]))
@@ -186,5 +190,27 @@ class Threshold {
 
   restore(state: unknown): void {
     this.state = new Map((state as [string, boolean, number][]).map(([k, a, n]) => [k, { alerting: a, crossings: n }]));
+  }
+
+  /** One changelog entry per key that has crossed: `[alerting, crossings]`. */
+  stateChanges(all: boolean): [string, unknown][] {
+    const keys = all ? [...this.state.keys()] : [...this.logged];
+    this.logged.clear();
+    return keys.map((k) => {
+      const s = this.state.get(k)!;
+      return [k, [s.alerting, s.crossings]];
+    });
+  }
+
+  stateMeta(): unknown {
+    return null;
+  }
+
+  loadState(_meta: unknown, entries: Map<string, unknown>): void {
+    this.state = new Map();
+    for (const [k, v] of entries) {
+      const [alerting, crossings] = v as [boolean, number];
+      this.state.set(k, { alerting, crossings });
+    }
   }
 }

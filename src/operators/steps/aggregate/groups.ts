@@ -9,6 +9,7 @@
 import type { DeadLetter } from '../../operator.js';
 import { RecordError, Eval } from '../../../expr/compile.js';
 import { ColumnType, Row, Value, POW10 } from '../../../core/types.js';
+import { entryId } from '../../keyed-state.js';
 
 export type Fn = 'sum' | 'count' | 'min' | 'max' | 'avg';
 
@@ -35,7 +36,12 @@ export type Acc = Value | [number | bigint, number];
 interface Group {
   key: Value[];
   acc: Acc[];
+  /** Changed since the last epoch's output. */
   dirty: boolean;
+  /** Changed since it last went to the changelog. */
+  unlogged: boolean;
+  /** In the changelog (a removal then needs a tombstone). */
+  logged: boolean;
 }
 
 /** Groups are found through one Map per group-by column: no key strings are built per row. */
@@ -46,6 +52,7 @@ export class Groups {
   private root: Level = new Map();
   all: Group[] = [];
   changed: Group[] = [];
+  private unlogged: Group[] = [];
 
   constructor(
     private by: string[],
@@ -68,6 +75,8 @@ export class Groups {
         key: key ?? by.map((c) => r![c] ?? null),
         acc: this.specs.map((s) => (s.fn === 'avg' ? ([0, 0] as [number, number]) : s.fn === 'count' ? 0 : null)),
         dirty: false,
+        unlogged: false,
+        logged: false,
       };
       level.set(v, g);
       this.all.push(g);
@@ -111,6 +120,10 @@ export class Groups {
       g.dirty = true;
       this.changed.push(g);
     }
+    if (!g.unlogged) {
+      g.unlogged = true;
+      this.unlogged.push(g);
+    }
   }
 
   row(g: Group, o: Row = {}): Row {
@@ -140,8 +153,32 @@ export class Groups {
     return this.all.map((g) => [g.key, g.acc]);
   }
 
-  restore(state: [Value[], Acc[]][]): void {
-    for (const [key, acc] of state) this.find(key, null).acc = acc;
+  /** Restores groups; those from the changelog (`logged`) need a tombstone when removed. */
+  restore(state: Iterable<[Value[], Acc[]]>, logged = false): void {
+    for (const [key, acc] of state) {
+      const g = this.find(key, null);
+      g.acc = acc;
+      g.logged = logged;
+    }
+  }
+
+  /**
+   * Changelog entries `[prefix + id, [key, accumulators]]` of the groups
+   * changed since the last call (all: of every group); they count as logged.
+   */
+  takeUnlogged(all: boolean, prefix = ''): [string, unknown][] {
+    const gs = all ? this.all : this.unlogged;
+    this.unlogged = [];
+    return gs.map((g) => {
+      g.unlogged = false;
+      g.logged = true;
+      return [prefix + entryId(g.key), [g.key, g.acc]];
+    });
+  }
+
+  /** Tombstones for the groups that are in the changelog (the groups are being dropped). */
+  tombstones(prefix = ''): [string, null][] {
+    return this.all.filter((g) => g.logged).map((g) => [prefix + entryId(g.key), null]);
   }
 }
 

@@ -1,7 +1,8 @@
 /**
  * @module Running aggregates per group key (no window): `update` emits at
  * each epoch end the groups that changed in it, `complete` every group.
- * State (every group's accumulators) is snapshotted into the checkpoint.
+ * State (every group's accumulators) is snapshotted into the checkpoint,
+ * or kept as a changelog of one entry per group.
  */
 import type { DeadLetter, Step } from '../../operator.js';
 import type { Row, Value } from '../../../core/types.js';
@@ -42,5 +43,19 @@ export class Aggregate implements Step {
   restore(state: unknown): void {
     this.groups = new Groups(this.groupBy, this.specs);
     this.groups.restore(state as [Value[], Acc[]][]);
+  }
+
+  /** One changelog entry per group. */
+  stateChanges(all: boolean): [string, unknown][] {
+    return this.groups.takeUnlogged(all);
+  }
+
+  stateMeta(): unknown {
+    return null;
+  }
+
+  loadState(_meta: unknown, entries: Map<string, unknown>): void {
+    this.groups = new Groups(this.groupBy, this.specs);
+    this.groups.restore(entries.values() as Iterable<[Value[], Acc[]]>, true);
   }
 }

@@ -54,6 +54,8 @@ export class WindowedAggregate implements Step {
   private assign: WindowAssigner;
   private on: string;
   private lateness: number;
+  /** Changelog tombstones of windows released since the last changelog call. */
+  private released: [string, null][] = [];
 
   constructor(
     private groupBy: string[],
@@ -146,7 +148,10 @@ export class WindowedAggregate implements Step {
       const changed = w.groups.takeChanged();
       const emit = this.mode === 'append' ? (final ? w.groups.all : []) : this.mode === 'complete' ? w.groups.all : changed;
       for (const g of emit) out.push(w.groups.row(g, { [WINDOW_START]: w.start, [WINDOW_END]: w.end }));
-      if (final) this.windows.delete(w.start); // released: a later row for it is late
+      if (final) {
+        this.windows.delete(w.start); // released: a later row for it is late
+        for (const t of w.groups.tombstones(`${w.start}/`)) this.released.push(t);
+      }
       if (final && this.last === w) this.last = null;
     }
     return out;
@@ -166,10 +171,39 @@ export class WindowedAggregate implements Step {
 
   restore(state: unknown): void {
     const s = state as WindowSnapshot;
+    this.loadMeta(s);
+    for (const [start, groups] of s.windows) this.window(start).groups.restore(groups);
+  }
+
+  private loadMeta(s: { maxEventTime: number | null }) {
     this.windows = new Map();
     this.last = null;
+    this.released = [];
     this.maxEventTime = s.maxEventTime ?? -Infinity;
     this.watermark_ = this.maxEventTime - this.lateness;
-    for (const [start, groups] of s.windows) this.window(start).groups.restore(groups);
+  }
+
+  /** One changelog entry per open window and group, `<window start>/<group>`; a released window's go as tombstones. */
+  stateChanges(all: boolean): [string, unknown][] {
+    const out: [string, unknown][] = this.released;
+    this.released = [];
+    for (const w of this.windows.values()) for (const e of w.groups.takeUnlogged(all, `${w.start}/`)) out.push(e);
+    return out;
+  }
+
+  stateMeta(): unknown {
+    return { maxEventTime: Number.isFinite(this.maxEventTime) ? this.maxEventTime : null };
+  }
+
+  loadState(meta: unknown, entries: Map<string, unknown>): void {
+    this.loadMeta(meta as { maxEventTime: number | null });
+    const byWindow = new Map<number, [Value[], Acc[]][]>();
+    for (const [id, v] of entries) {
+      const start = Number(id.slice(0, id.indexOf('/')));
+      let l = byWindow.get(start);
+      if (!l) byWindow.set(start, (l = []));
+      l.push(v as [Value[], Acc[]]);
+    }
+    for (const [start, groups] of byWindow) this.window(start).groups.restore(groups, true);
   }
 }
