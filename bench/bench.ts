@@ -10,7 +10,9 @@
  *    event-time windows) and bench/segments.yaml (join with 500 customers
  *    from SQLite, totals per segment). Each one's summary gives records/s
  *    (from start to last commit) and peak RSS.
- * 4. Start-up (startup.ts): `--help` and `validate` of one spec, median
+ * 4. Latency (latency.ts): sales offered at 5,000/s to the aggregate flow
+ *    at the default checkpoint interval, p50/p99 until read_committed.
+ * 5. Start-up (startup.ts): `--help` and `validate` of one spec, median
  *    wall time beside a bare `node`.
  * The last line printed is JSON: the aggregate's figures at the top level
  * (as before), every pipeline's under `pipelines`, start-up under `startup`.
@@ -25,6 +27,7 @@ import knexFactory from 'knex';
 import { formatTimestamp } from '../src/core/time.js';
 import { PACKAGE_ROOT } from '../src/core/paths.js';
 import { startupTimes } from './startup.js';
+import { latency } from './latency.js';
 
 const ROOT = PACKAGE_ROOT;
 const N = Number(process.argv[2] ?? process.env.BENCH_RECORDS ?? 1_000_000);
@@ -161,6 +164,8 @@ for (const [name, spec, flow] of [
   results[name] = { records_per_s: Math.round(run.rate), ratio: Number((run.rate / ceil).toFixed(3)), peak_rss_mb: run.rss };
 }
 await cleanup();
+// At the shipped default interval (auto: 100ms for this Kafka-only flow).
+const lat = await latency('auto');
 const startup = startupTimes();
 log(
   `start-up (median): node ${startup.node_ms} ms, salespipe --help ${startup.help_ms} ms, validate pipelines/sales.yaml ${startup.validate_ms} ms`,
@@ -173,6 +178,8 @@ console.log(
     ceiling_records_per_s: Math.round(ceil),
     ratio: a.ratio,
     peak_rss_mb: a.peak_rss_mb,
+    latency_p50_ms: lat.p50_ms,
+    latency_p99_ms: lat.p99_ms,
     pipelines: results,
     startup,
   }),

@@ -281,6 +281,12 @@ export interface SinkDef<S extends ConfigSchema = any, P = any> {
   writes?(cfg: ConfigOf<S>, connections: Connections): string[];
   /** The Kafka connection it writes through: its records go into the flow's Kafka transaction there. */
   kafkaConnection?(cfg: ConfigOf<S>): string;
+  /**
+   * The checkpoint interval a flow writing through it gets by default
+   * (`checkpoint.interval: auto`), for a sink whose every epoch costs a
+   * file: fewer, larger files. Other flows get AUTO_INTERVAL_MS.
+   */
+  autoIntervalMs?: number;
   /** It can take a flow's dead letters and late records. */
   deadLetters?: boolean;
   /** `backfill --to-kafka` re-emits recomputed final rows through it. */

@@ -34,7 +34,9 @@ function what(type: string, cfg: Record<string, unknown>): string {
 }
 
 function flowText(f: FlowPlan, checkpointTopic: string): string[] {
-  const lines = [`flow ${f.name}${f.upstream.length ? `  (downstream of ${f.upstream.join(', ')})` : ''}`];
+  const lines = [
+    `flow ${f.name}${f.upstream.length ? `  (downstream of ${f.upstream.join(', ')})` : ''}; checkpoint every ${formatMs(f.checkpointMs)}`,
+  ];
   lines.push(`  [source] ${what(f.source.type, f.source.cfg)}`);
   lines.push(`      => ${streamText(f.source.out)}: ${schemaText(f.source.out)}`);
   f.steps.forEach((s, i) => {
@@ -63,7 +65,7 @@ export function explainText(plan: Plan): string {
   return redact(
     [
       `pipeline ${plan.pipeline} (${plan.file})`,
-      `time zone ${plan.timeZone}; checkpoint every ${plan.checkpointMs} ms`,
+      `time zone ${plan.timeZone}; checkpoint interval ${plan.checkpointInterval}`,
       ...(conns.length ? ['connections:', ...conns] : []),
       '',
       ...plan.flows.flatMap((f) => [...flowText(f, plan.checkpointTopic), '']),
@@ -226,4 +228,11 @@ export function explainDot(plan: Plan): string {
   for (const e of g.edges) lines.push(`  ${e.from} -> ${e.to}${e.label ? ` [label=${q(e.label)}]` : ''};`);
   lines.push('}');
   return redact(lines.join('\n'));
+}
+
+/** 100ms, 5s, 1.5s, 2m: an interval as a spec would write it. */
+function formatMs(ms: number): string {
+  if (ms < 1000) return `${ms}ms`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  return `${ms / 1000}s`;
 }

@@ -67,6 +67,8 @@ export interface FlowPlan {
    * local directory), else undefined: a local file in the state directory.
    */
   checkpointConnection?: string;
+  /** Epoch length: the spec's interval, or under auto the longest its outputs ask for (SinkDef.autoIntervalMs), at least AUTO_INTERVAL_MS. */
+  checkpointMs: number;
   reads: string[];
   writes: string[];
   /** Flows that feed this one through a topic. */
@@ -77,7 +79,8 @@ export interface Plan {
   pipeline: string;
   file: string;
   timeZone: string;
-  checkpointMs: number;
+  /** As the spec gives it: a duration, or auto (each flow's checkpointMs says what it is). */
+  checkpointInterval: string;
   /** Checkpoint topic (before the connection's prefix) and its replication factor. */
   checkpointTopic: string;
   /** undefined: the brokers' default.replication.factor. */
@@ -88,6 +91,13 @@ export interface Plan {
   /** In dependency order: upstream flows first. */
   flows: FlowPlan[];
 }
+
+/**
+ * A flow's epoch under `checkpoint.interval: auto` when its outputs ask no
+ * longer: measured (npm run bench:latency, 5,000 sales/s) p50 85-88 ms and
+ * p99 183-228 ms from a sale to its total read_committed, against p99 1 s at 1s.
+ */
+export const AUTO_INTERVAL_MS = 100;
 
 /** The record schema of dead letters, whichever sink takes them. */
 export const DEAD_LETTER_STREAM: StreamInfo = {
@@ -114,9 +124,9 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
   if (!isValidZone(timeZone))
     loaded.problem(['timeZone'], `unknown time zone "${timeZone}" (an IANA name such as UTC or Europe/Berlin)`, 'value.zone');
   const interval = settings.checkpoint.interval;
-  const checkpointMs = parseDuration(interval);
-  if (checkpointMs === undefined || checkpointMs <= 0)
-    loaded.problem(['checkpoint', 'interval'], `invalid duration "${interval}" (e.g. 500ms, 5s, 1m)`, 'value.duration');
+  const checkpointMs = interval === 'auto' ? undefined : parseDuration(interval);
+  if (interval !== 'auto' && (checkpointMs === undefined || checkpointMs <= 0))
+    loaded.problem(['checkpoint', 'interval'], `invalid duration "${interval}" (e.g. 100ms, 5s, 1m; or auto)`, 'value.duration');
 
   const connections = (spec.connections && typeof spec.connections === 'object' ? spec.connections : {}) as Connections;
   const ctxAt = (base: Path): PlanContext => ({
@@ -200,6 +210,7 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
     const checkpointConnection = kafkaOutput ?? sdef.kafkaConnection?.(scfg);
     flows.push({
       name,
+      checkpointMs: checkpointMs ?? Math.max(AUTO_INTERVAL_MS, ...outputs.map((s) => s.def.autoIntervalMs ?? 0)),
       source,
       steps,
       sinks,
@@ -250,7 +261,7 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
     pipeline: spec.pipeline,
     file: loaded.file,
     timeZone,
-    checkpointMs: checkpointMs!,
+    checkpointInterval: interval,
     checkpointTopic: settings.checkpoint.topic,
     checkpointReplication,
     connections,

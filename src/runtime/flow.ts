@@ -219,7 +219,7 @@ export class FlowRunner {
       key: `${plan.pipeline}/${flow.name}`,
       replicationFactor: plan.checkpointReplication,
       // Longer than an epoch with room for a slow sink; the broker aborts a transaction left open longer.
-      transactionTimeout: Math.min(15 * 60_000, Math.max(60_000, 6 * plan.checkpointMs)),
+      transactionTimeout: Math.min(15 * 60_000, Math.max(60_000, 6 * flow.checkpointMs)),
       log: ctx.log.child('checkpoint'),
       signal: ctx.signal,
     });
@@ -416,10 +416,14 @@ export class FlowRunner {
         this.steps.forEach((s, i) => s.advance?.(useProgress[i] ? progress : undefined));
         this.noteWatermark(progress);
       }
-      if (Date.now() - this.epochStartedAt >= this.plan.checkpointMs || this.sinks.some((s) => s.full?.())) {
-        if (dirty || this.steps.some((s) => s.pending?.())) await this.endEpoch();
+      const now = Date.now();
+      if (now - this.epochStartedAt >= this.flow.checkpointMs || this.sinks.some((s) => s.full?.())) {
+        const cut = dirty || this.steps.some((s) => s.pending?.());
+        if (cut) await this.endEpoch();
         dirty = false;
-        this.epochStartedAt = Date.now();
+        // Epochs are cut every interval: the time a commit takes counts in the next epoch's
+        // interval, so a record waits at most about one interval (plus a commit) to be visible.
+        this.epochStartedAt = cut ? now : Date.now();
       }
     }
     // A bounded input has ended: so has event time, and every window is final.

@@ -65,9 +65,9 @@ export const pipelineKeys = {
     properties: {
       interval: {
         type: 'string',
-        default: '5s',
+        default: 'auto',
         description:
-          'Epoch length: outputs are flushed and positions committed this often. Kafka outputs become visible to read_committed consumers at each commit.',
+          'Epoch length: outputs are flushed and positions committed this often; Kafka outputs become visible to read_committed consumers at each commit. auto: 100ms (a sale is in the totals within a quarter second), 5s for a flow with a Parquet output (a file per partition per epoch).',
       },
       topic: {
         type: 'string',

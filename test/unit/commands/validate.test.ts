@@ -188,7 +188,7 @@ const CASES: [string, string, string | RegExp, string, string, string][] = [
     'price_per_unit: decimal(30,2)',
   ],
   ['unknown time zone', sales, 'timeZone: UTC', 'timeZone: Mars/Olympus', 'value.zone', 'timeZone: Mars/Olympus'],
-  ['bad checkpoint interval', sales, 'interval: ${CHECKPOINT_INTERVAL:-5s}', 'interval: soon', 'value.duration', 'interval: soon'],
+  ['bad checkpoint interval', sales, 'interval: ${CHECKPOINT_INTERVAL:-auto}', 'interval: soon', 'value.duration', 'interval: soon'],
   ['bad poll interval', sales, 'pollInterval: 1s', 'pollInterval: 1 sec', 'value.duration', 'pollInterval: 1 sec'],
   ['negative window size', windowed, '            size: 1h', '            size: -1h', 'value.duration', 'size: -1h'],
   ['slide longer than size', windowed, '            size: 1h', '            size: 1h\n            slide: 2h', 'value.window', 'slide: 2h'],

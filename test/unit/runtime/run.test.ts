@@ -90,7 +90,7 @@ function plan(h: ReturnType<typeof harness>, withAggregate: boolean): Plan {
     pipeline: 'rt',
     file: 'rt.yaml',
     timeZone: 'UTC',
-    checkpointMs: 60_000,
+    checkpointInterval: '1m',
     checkpointTopic: '_salespipe_checkpoints',
     checkpointReplication: 1,
     connections: {},
@@ -98,6 +98,7 @@ function plan(h: ReturnType<typeof harness>, withAggregate: boolean): Plan {
     flows: [
       {
         name: 'main',
+        checkpointMs: 60_000,
         reads: [],
         writes: [],
         upstream: [],

@@ -203,6 +203,20 @@ test('explain prints flows, schemas and modes, with secrets redacted', async () 
   assert.ok(!r.stdout.includes('hunter2secret'), 'password printed');
 });
 
+test('checkpoint.interval auto: 100ms per flow, 5s for a flow with a Parquet output; a duration given applies to every flow', async () => {
+  const spec = path.join(ROOT, 'pipelines/sales.yaml');
+  let r = await call(['explain', spec]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /checkpoint interval auto/);
+  assert.match(r.stdout, /flow publish_sales; checkpoint every 100ms/);
+  assert.match(r.stdout, /flow aggregate_sales\s+\(downstream of publish_sales\); checkpoint every 5s/);
+  assert.match(r.stdout, /flow archive_sales\s+\(downstream of publish_sales\); checkpoint every 5s/);
+  r = await call(['explain', spec], { CHECKPOINT_INTERVAL: '1500ms' });
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /flow publish_sales; checkpoint every 1.5s/);
+  assert.match(r.stdout, /flow aggregate_sales\s+\(downstream of publish_sales\); checkpoint every 1.5s/);
+});
+
 test('usage errors exit 2; --version and --help exit 0', async () => {
   assert.equal((await call(['frobnicate'])).code, 2);
   assert.equal((await call(['validate'])).code, 2);

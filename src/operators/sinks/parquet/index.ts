@@ -61,6 +61,8 @@ export const parquetSink: SinkDef<typeof config, Planned> = {
   doc: 'Writes a Hive-partitioned Parquet dataset (zstd), atomically: appended files for append streams, the latest row per key for keyed streams.',
   config,
   delivery: 'staged',
+  // A file per partition per epoch: under checkpoint.interval auto, epochs of 5 s.
+  autoIntervalMs: 5000,
   plan(cfg, input, ctx) {
     let ok = true;
     for (const [i, c] of (cfg.partitionBy ?? []).entries()) {
