@@ -40,6 +40,11 @@ export const connectionsConfig = {
             type: true,
             brokers: { type: 'string', description: 'Comma-separated host:port list, e.g. 127.0.0.1:9092.' },
             clientId: { type: 'string', description: 'Client id reported to the brokers (default salespipe).' },
+            sessionTimeout: {
+              type: 'string',
+              description:
+                "How long a consumer-group member (a flow's source, a pipeline's lease) may go silent before the brokers give its partitions to another: a process killed on another machine holds them that long. Shorter moves work sooner but a long pause (GC, a slow disk) is taken for a death; the brokers allow group.min.session.timeout.ms to group.max.session.timeout.ms (6s to 30m by default). Default 10s.",
+            },
             topicPrefix: {
               type: 'string',
               pattern: '^[A-Za-z0-9._-]*$',
@@ -118,6 +123,7 @@ export interface ConnectionConfig {
   brokers?: string;
   clientId?: string;
   topicPrefix?: string;
+  sessionTimeout?: string;
   pool?: number;
   tls?: boolean | { ca?: string; cert?: string; key?: string; rejectUnauthorized?: boolean };
   sasl?: { mechanism: 'plain' | 'scram-sha-256' | 'scram-sha-512'; username: string; password: string };

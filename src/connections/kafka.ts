@@ -8,6 +8,10 @@ import kafkajs from 'kafkajs';
 import type { Logger } from '../core/log.js';
 import { redact } from '../core/log.js';
 import { connection, Connections } from './config.js';
+import { parseDuration } from '../core/time.js';
+
+/** kafkajs's own default is 30 s; a killed flow's partitions then wait that long. */
+export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
 
 const { Kafka, logLevel } = kafkajs;
 
@@ -20,6 +24,8 @@ export interface KafkaSecurity {
 export interface KafkaConn {
   brokers: string;
   clientId?: string;
+  /** Consumer-group session timeout (ms) of the groups salespipe joins on this connection. */
+  sessionTimeoutMs: number;
   security?: KafkaSecurity;
   /** Names the connection and where its brokers came from, for messages: `connection "kafka" (brokers from \${KAFKA_BROKERS})`. */
   label?: string;
@@ -44,7 +50,13 @@ export function kafkaConn(
     };
   }
   if (c.sasl) security.sasl = { mechanism: c.sasl.mechanism, username: c.sasl.username, password: c.sasl.password };
-  return { brokers: c.brokers!, clientId: c.clientId, security, label: ctx.connectionLabels?.[name] ?? `connection "${name}"` };
+  return {
+    brokers: c.brokers!,
+    clientId: c.clientId,
+    sessionTimeoutMs: (c.sessionTimeout === undefined ? undefined : parseDuration(c.sessionTimeout)) ?? DEFAULT_SESSION_TIMEOUT_MS,
+    security,
+    label: ctx.connectionLabels?.[name] ?? `connection "${name}"`,
+  };
 }
 
 /** What a retry line calls connecting to a Kafka cluster: where, and which setting says so. */

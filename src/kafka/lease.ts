@@ -57,7 +57,7 @@ export class Lease {
     });
     try {
       await evictGone(this.kafka, admin, group, log);
-      const sessionTimeout = this.opts.sessionTimeout ?? 10_000;
+      const sessionTimeout = this.opts.sessionTimeout ?? this.opts.conn.sessionTimeoutMs;
       const consumer = (this.consumer = this.kafka.consumer({
         groupId: group,
         sessionTimeout,

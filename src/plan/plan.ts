@@ -224,6 +224,18 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
     });
   }
 
+  for (const [name, c] of Object.entries(connections)) {
+    const st = (c as { sessionTimeout?: unknown }).sessionTimeout;
+    if (c.type !== 'kafka' || typeof st !== 'string') continue;
+    const ms = parseDuration(st);
+    if (ms === undefined || ms < 1000 || ms > 30 * 60_000)
+      loaded.problem(
+        ['connections', name, 'sessionTimeout'],
+        `invalid session timeout "${st}": a duration from 1s to 30m (the brokers allow 6s to 30m by default)`,
+        'value.duration',
+      );
+  }
+
   // A connection nobody uses is most likely a typo elsewhere, or left over.
   const used = new Set<string>();
   JSON.stringify(spec.flows ?? {}, (k, v) => {

@@ -60,8 +60,8 @@ const consumer = kafka.consumer({
   groupId: init.group,
   maxBytesPerPartition: 2 << 20,
   maxBytes: 8 << 20,
-  sessionTimeout: 10_000,
-  heartbeatInterval: 3_000,
+  sessionTimeout: init.conn.sessionTimeoutMs,
+  heartbeatInterval: Math.max(500, Math.min(3_000, Math.floor(init.conn.sessionTimeoutMs / 3))),
   maxWaitTimeInMs: 500,
   partitionAssigners: [roundRobinAssigner()],
 });
