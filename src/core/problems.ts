@@ -40,6 +40,8 @@ export type ProblemCode =
   | 'value.zone'
   | 'value.window'
   | 'value.key'
+  | 'value.timestamp'
+  | 'value.range'
   | 'window.eventTime'
   | 'ref.connection'
   | 'key.partial'
@@ -47,6 +49,7 @@ export type ProblemCode =
   | 'graph.cycle'
   | 'checkpoint.connections'
   | 'option.unused'
+  | 'option.requires'
   | 'test.flow';
 
 export interface Problem {

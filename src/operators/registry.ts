@@ -8,6 +8,7 @@
 import type { SourceDef, StepDef, SinkDef } from './operator.js';
 import { sqlSource } from './sources/sql.js';
 import { kafkaSource } from './sources/kafka.js';
+import { parquetSource } from './sources/parquet.js';
 import { filterStep } from './steps/filter.js';
 import { deriveStep } from './steps/derive.js';
 import { assertStep } from './steps/assert.js';
@@ -31,6 +32,7 @@ const anySink = (d: unknown) => d as SinkDef;
 export const SOURCES: Record<string, SourceDef> = {
   sql: anySource(sqlSource),
   kafka: anySource(kafkaSource),
+  parquet: anySource(parquetSource),
 };
 
 export const STEPS: Record<string, StepDef> = {

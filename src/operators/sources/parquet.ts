@@ -1,0 +1,433 @@
+/**
+ * @module `type: parquet` source: the rows of a Parquet dataset (a folder of
+ * files, Hive-partitioned or not, or one file), e.g. the sales history.
+ *
+ * Rules:
+ * - Any writer's files are read (salespipe's, pyarrow's, Spark's): each
+ *   declared column is taken from the file, or from a `column=value`
+ *   folder above it. Arrow types are converted exactly: integers of any
+ *   width, decimals of any scale (rescaled to the declared one; a value
+ *   with more decimals than it holds is a dead letter), floats, strings
+ *   (dictionary-encoded too), booleans, timestamps of any unit (with a
+ *   time zone: that instant; without: wall-clock time in the pipeline's
+ *   timeZone) and dates (midnight in the pipeline's timeZone).
+ * - Streamed: files in path order (a dataset partitioned by date is read
+ *   in date order), each one row group at a time through a file handle,
+ *   never a whole file or dataset in memory. Folders and files starting
+ *   with `.` or `_` (staging, journals, _SUCCESS) are not part of it.
+ * - `from`/`to` keep rows whose event time is in [from, to);
+ *   `partitions` keeps folders whose value lies in a range (ISO dates and
+ *   numbers compare as such), so a month of a year's history reads a month
+ *   of files.
+ * - The position (files read, and the row group and row reached in the
+ *   current one) is in the checkpoint: a restart goes on from there.
+ *   Published Parquet files do not change, so a file read stays read.
+ * - `--drain` (and backfills) end at the last file present; a run without
+ *   it looks for new files every `pollInterval`.
+ * - A row that does not fit the schema (a null in a non-null column, a
+ *   value out of range) is a dead letter with the row as read and
+ *   `file@row`; a file whose columns cannot be converted fails the run,
+ *   naming the file and the column.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import type { SourceDef, Source, SourceBatch, StreamInfo, RunContext, ConfigOf, DeadLetter } from '../operator.js';
+import { schemaConfig, planSchema, makeDecoder, setSource, RawRowRef } from '../record-schema.js';
+import { fieldOf, formatDecimal, type ColumnType } from '../../core/types.js';
+import { parseDuration, parseTimestamp, formatTimestamp } from '../../core/time.js';
+import { sleep } from '../../connections/retry.js';
+
+const config = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['type', 'path', 'schema'],
+  properties: {
+    type: { const: 'parquet' },
+    path: { type: 'string', minLength: 1, description: 'Dataset folder, or one .parquet file (relative to the spec file).' },
+    schema: schemaConfig,
+    eventTime: { type: 'string', description: 'Timestamp column carrying event time.' },
+    from: { type: 'string', description: 'Keep rows with event time at or after this timestamp (e.g. 2026-01-01).' },
+    to: { type: 'string', description: 'Keep rows with event time before this timestamp.' },
+    partitions: {
+      type: 'object',
+      description:
+        'Partition folders to read, by column: { sale_date: { from: "2026-01-01", to: "2026-02-01" } } keeps sale_date=… folders in [from, to).',
+      additionalProperties: {
+        type: 'object',
+        additionalProperties: false,
+        properties: { from: { type: 'string' }, to: { type: 'string' } },
+      },
+    },
+    batchSize: { type: 'integer', minimum: 1, maximum: 1000000, default: 10000, description: 'Rows per batch.' },
+    pollInterval: { type: 'string', default: '10s', description: 'Without --drain: wait between looks for new files.' },
+  },
+} as const;
+
+type Config = ConfigOf<typeof config>;
+
+interface Planned {
+  cfg: Config;
+  out: StreamInfo;
+  from?: number;
+  to?: number;
+  pollMs: number;
+}
+
+/** The source's part of a checkpoint. */
+interface Position {
+  /** Files read to their end (relative to the dataset). */
+  done: string[];
+  /** The file being read, its next row group and the rows of it already handed over. */
+  file?: string;
+  rowGroup?: number;
+  row?: number;
+}
+
+export const parquetSource: SourceDef<typeof config, Planned> = {
+  type: 'parquet',
+  doc: 'Reads the rows of a Parquet dataset (any writer, Hive partitions), streamed a row group at a time; rows that do not fit the declared schema go to the dead-letter output.',
+  config,
+  records: 'json',
+  plan(cfg, ctx) {
+    const schema = planSchema(cfg.schema, ctx, ['schema']);
+    let ok = true;
+    if (cfg.eventTime) {
+      const et = fieldOf(schema, cfg.eventTime);
+      if (!et || et.type.kind !== 'timestamp') {
+        ok = false;
+        ctx.error(
+          ['eventTime'],
+          et
+            ? `event-time column "${cfg.eventTime}" must be a timestamp`
+            : `event-time column "${cfg.eventTime}" is not declared in schema`,
+          et ? 'type.mismatch' : 'column.unknown',
+        );
+      }
+    }
+    const bound = (k: 'from' | 'to') => {
+      if (cfg[k] === undefined) return undefined;
+      if (!cfg.eventTime) {
+        ok = false;
+        ctx.error([k], `${k} needs eventTime: it is a range of event time`, 'option.requires');
+        return undefined;
+      }
+      const t = parseTimestamp(cfg[k], ctx.timeZone);
+      if (typeof t === 'string') {
+        ok = false;
+        ctx.error([k], `${k}: ${t}`, 'value.timestamp');
+        return undefined;
+      }
+      return t;
+    };
+    const from = bound('from'),
+      to = bound('to');
+    if (from !== undefined && to !== undefined && to <= from) {
+      ok = false;
+      ctx.error(['to'], `to (${cfg.to}) must be after from (${cfg.from})`, 'value.range');
+    }
+    const pollMs = parseDuration(cfg.pollInterval);
+    if (pollMs === undefined) {
+      ok = false;
+      ctx.error(['pollInterval'], `invalid duration "${cfg.pollInterval}" (e.g. 5s, 1m)`, 'value.duration');
+    }
+    const out: StreamInfo = { schema, mode: 'append', eventTime: cfg.eventTime };
+    return { out, planned: ok ? { cfg, out, from, to, pollMs: pollMs! } : (undefined as never) };
+  },
+  async status(p, position, ctx) {
+    const pos = position as Position | undefined;
+    const root = path.resolve(ctx.specDir, p.cfg.path);
+    const files = datasetFiles(root, p.cfg.partitions);
+    const done = new Set(pos?.done ?? []);
+    return {
+      detail: { type: 'parquet', path: root, files: files.length, read: done.size, current: pos?.file ?? null },
+      text: `source dataset ${root}: ${done.size} of ${files.length} file(s) read${pos?.file ? `, reading ${pos.file}` : ''}`,
+      lag: null,
+      ...(fs.existsSync(root) ? {} : { error: `${root} does not exist` }),
+    };
+  },
+  create(p, ctx) {
+    return new ParquetSource(p, ctx);
+  },
+};
+
+/** Files of the dataset in path order (relative paths), partition folders outside `partitions` left out. */
+export function datasetFiles(root: string, partitions?: Record<string, { from?: string; to?: string }>): string[] {
+  if (!fs.existsSync(root)) return [];
+  if (fs.statSync(root).isFile()) return [''];
+  const out: string[] = [];
+  const walk = (dir: string, rel: string) => {
+    const entries = fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => compareNames(a.name, b.name));
+    for (const e of entries) {
+      if (/^[._]/.test(e.name)) continue;
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) {
+        const eq = e.name.indexOf('=');
+        if (eq > 0 && partitions) {
+          const range = partitions[e.name.slice(0, eq)];
+          const v = decodePart(e.name.slice(eq + 1));
+          if (
+            range &&
+            (v === null ||
+              (range.from !== undefined && compareValues(v, range.from) < 0) ||
+              (range.to !== undefined && compareValues(v, range.to) >= 0))
+          )
+            continue;
+        }
+        walk(path.join(dir, e.name), r);
+      } else if (e.name.endsWith('.parquet')) out.push(r);
+    }
+  };
+  walk(root, '');
+  return out;
+}
+
+/** Partition values compare as numbers when both are numbers, else as text (ISO dates sort as text). */
+function compareValues(a: string, b: string): number {
+  const x = Number(a),
+    y = Number(b);
+  if (a.trim() !== '' && b.trim() !== '' && Number.isFinite(x) && Number.isFinite(y)) return x - y;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Folder names in path order: `n=9` before `n=10` when both values are numbers. */
+function compareNames(a: string, b: string): number {
+  const ea = a.indexOf('='),
+    eb = b.indexOf('=');
+  if (ea > 0 && eb > 0 && a.slice(0, ea) === b.slice(0, eb)) return compareValues(a.slice(ea + 1), b.slice(eb + 1));
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** A Hive partition value as written by salespipe, pyarrow and Spark: percent-encoded; the null folder. */
+function decodePart(s: string): string | null {
+  if (s === '__HIVE_DEFAULT_PARTITION__') return null;
+  try {
+    return decodeURIComponent(s);
+  } catch {
+    return s;
+  }
+}
+
+type Convert = (v: unknown) => unknown;
+
+/**
+ * How to turn a column of the file into what the schema's decoder takes:
+ * decimals as exact text, timestamps as instants (ms) or wall-clock text,
+ * 64-bit integers as BigInt (the decoder keeps them exact or refuses).
+ * Returns a reason when the Arrow type cannot become the declared one.
+ */
+function converter(arrowType: any, declared: ColumnType, Type: any): Convert | string {
+  const id = arrowType.typeId;
+  const name = String(arrowType);
+  const kind = declared.kind;
+  if (id === Type.Dictionary) return converter(arrowType.dictionary, declared, Type);
+  const numeric = id === Type.Int || id === Type.Float || id === Type.Decimal;
+  const text = id === Type.Utf8 || id === Type.LargeUtf8;
+  switch (kind) {
+    case 'string':
+      if (text) return (v) => v;
+      if (id === Type.Date) return (v) => formatTimestamp(v as number).slice(0, 10);
+      return `a ${name} column cannot be read as string`;
+    case 'bool':
+      if (id === Type.Bool) return (v) => v;
+      return `a ${name} column cannot be read as bool`;
+    case 'int':
+    case 'float':
+    case 'decimal':
+      if (id === Type.Decimal) {
+        const scale = arrowType.scale as number;
+        return (v) => formatDecimal(decimalWords(v as Uint32Array), scale);
+      }
+      // A 64-bit integer comes as a BigInt: the int decoder keeps it exact or refuses it; decimals take it as text.
+      if (id === Type.Int) return kind === 'int' ? (v) => v : (v) => String(v);
+      if (id === Type.Float) return kind === 'float' ? (v) => v : (v) => (Number.isFinite(v as number) ? String(v) : v);
+      if (text && kind !== 'int') return (v) => v;
+      return `a ${name} column cannot be read as ${kind}`;
+    case 'timestamp':
+      if (id === Type.Timestamp) {
+        // Arrow JS hands over milliseconds (a fraction for µs and ns).
+        if (arrowType.timezone) return (v) => Math.floor(v as number);
+        return (v) =>
+          formatTimestamp(Math.floor(v as number))
+            .replace('T', ' ')
+            .replace('Z', '');
+      }
+      if (id === Type.Date) return (v) => formatTimestamp(v as number).slice(0, 10);
+      if (text) return (v) => v;
+      if (numeric) return `a ${name} column cannot be read as timestamp (numbers have no unit)`;
+      return `a ${name} column cannot be read as timestamp`;
+  }
+  return `a ${name} column cannot be read as ${kind}`;
+}
+
+/** A Decimal128 value (four little-endian 32-bit words, two's complement) as a BigInt. */
+function decimalWords(w: Uint32Array): bigint {
+  let x = 0n;
+  for (let i = 3; i >= 0; i--) x = (x << 32n) | BigInt(w[i]);
+  return BigInt.asIntN(128, x);
+}
+
+class ParquetSource implements Source {
+  private root: string;
+  private files: string[] = [];
+  private done = new Set<string>();
+  /** The file being read: its handle, where each row group starts, the next row group and the rows of it handed over. */
+  private current?: { rel: string; file: any; starts: number[]; group: number; row: number };
+  /** The loaded rows of the current row group, from its row `base` on, and how many of them are handed over. */
+  private pending: { rows: unknown[][]; base: number; taken: number } | null = null;
+  private names: string[];
+  private decode;
+  private lib?: { arrow: typeof import('apache-arrow'); ParquetFile: any };
+  private log;
+
+  constructor(
+    private p: Planned,
+    private ctx: RunContext,
+  ) {
+    this.root = path.resolve(ctx.specDir, p.cfg.path);
+    this.names = p.out.schema.map((f) => f.name);
+    this.decode = makeDecoder(p.out.schema, { timeZone: ctx.timeZone, numericText: true, maxStringLength: 1 << 20 });
+    this.log = ctx.log.child(`parquet:${p.cfg.path}`);
+  }
+
+  async open(position: unknown) {
+    const [arrow, pw] = await Promise.all([import('apache-arrow'), import('parquet-wasm')]);
+    this.lib = { arrow, ParquetFile: (pw as any).ParquetFile };
+    if (!fs.existsSync(this.root)) throw new Error(`parquet source: ${this.root} does not exist`);
+    const pos = position as Position | undefined;
+    this.done = new Set(pos?.done ?? []);
+    this.files = datasetFiles(this.root, this.p.cfg.partitions);
+    if (pos?.file !== undefined && !this.done.has(pos.file)) {
+      if (!this.files.includes(pos.file))
+        throw new Error(`parquet source: the checkpoint was reading ${path.join(this.root, pos.file)}, which is no longer in the dataset`);
+      await this.openFile(pos.file, pos.rowGroup ?? 0, pos.row ?? 0);
+    }
+    const before = this.files.filter((f) => this.done.has(f)).length;
+    this.log.info(`${this.files.length} file(s) in ${this.root}${before ? `, ${before} read before` : ''}`);
+  }
+
+  private async openFile(rel: string, group: number, row: number) {
+    const full = rel ? path.join(this.root, rel) : this.root;
+    const file = await this.lib!.ParquetFile.fromFile(await fs.openAsBlob(full));
+    const md = file.metadata();
+    const starts = [0];
+    for (let i = 0; i < md.numRowGroups(); i++) starts.push(starts[i] + md.rowGroup(i).numRows());
+    this.current = { rel, file, starts, group, row };
+  }
+
+  /** Partition values from the folders above a file. */
+  private partsOf(rel: string): Record<string, string | null> {
+    const parts: Record<string, string | null> = {};
+    for (const seg of rel.split('/').slice(0, -1)) {
+      const i = seg.indexOf('=');
+      if (i > 0) parts[seg.slice(0, i)] = decodePart(seg.slice(i + 1));
+    }
+    return parts;
+  }
+
+  /** Reads the current file's row group into `pending` (from the row reached on), converted column by column. */
+  private async readGroup(): Promise<void> {
+    const c = this.current!;
+    const { arrow } = this.lib!;
+    const wasm = await c.file.read({ rowGroups: [c.group] });
+    const table = arrow.tableFromIPC(wasm.intoIPCStream());
+    const parts = this.partsOf(c.rel);
+    const where = c.rel ? path.join(this.root, c.rel) : this.root;
+    const cols: ((i: number) => unknown)[] = [];
+    for (const f of this.p.out.schema) {
+      const col = table.getChild(f.name);
+      if (col) {
+        const conv = converter(table.schema.fields.find((x) => x.name === f.name)!.type, f.type, arrow.Type);
+        if (typeof conv === 'string') throw new Error(`parquet source: ${where}: column ${f.name}: ${conv}`);
+        cols.push((i) => {
+          const v = col.get(i);
+          return v === null || v === undefined ? null : conv(v);
+        });
+      } else if (f.name in parts) {
+        const v = parts[f.name];
+        cols.push(() => v);
+      } else if (f.type.nullable) cols.push(() => null);
+      else throw new Error(`parquet source: ${where} has no column ${f.name} (declared not null), in the file or as a partition folder`);
+    }
+    const rows: unknown[][] = [];
+    for (let i = c.row; i < table.numRows; i++) rows.push(cols.map((get) => get(i)));
+    this.pending = { rows, base: c.row, taken: 0 };
+  }
+
+  async next(): Promise<SourceBatch | null> {
+    for (;;) {
+      if (this.ctx.signal.aborted) return null;
+      const c = this.current;
+      if (this.pending && this.pending.taken < this.pending.rows.length) return this.take();
+      if (c && this.pending) {
+        // The row group is handed over: on to the next.
+        this.pending = null;
+        c.group++;
+        c.row = 0;
+      }
+      if (c && c.group >= c.starts.length - 1) {
+        this.done.add(c.rel);
+        c.file.free?.();
+        this.current = undefined;
+        continue;
+      }
+      if (c) {
+        await this.readGroup();
+        continue;
+      }
+      const nextFile = this.files.find((f) => !this.done.has(f));
+      if (nextFile !== undefined) {
+        await this.openFile(nextFile, 0, 0);
+        continue;
+      }
+      if (this.ctx.drain) return null;
+      await sleep(this.p.pollMs, this.ctx.signal);
+      this.files = datasetFiles(this.root, this.p.cfg.partitions);
+      return { rows: [], dead: [] };
+    }
+  }
+
+  private take(): SourceBatch {
+    const pend = this.pending!;
+    const c = this.current!;
+    const out: SourceBatch = { rows: [], dead: [] };
+    const end = Math.min(pend.rows.length, pend.taken + this.p.cfg.batchSize);
+    const et = this.p.cfg.eventTime;
+    const { from, to } = this.p;
+    const ranged = et !== undefined && (from !== undefined || to !== undefined);
+    for (let i = pend.taken; i < end; i++) {
+      const vals = pend.rows[i];
+      const raw: Record<string, unknown> = {};
+      for (let j = 0; j < this.names.length; j++) raw[this.names[j]] = vals[j];
+      const origin = `${c.rel ? path.join(this.root, c.rel) : this.root}@row ${c.starts[c.group] + pend.base + i}`;
+      const r = this.decode(raw);
+      if (typeof r === 'string') {
+        out.dead.push({ reason: r, payload: jsonText(raw), encoding: 'json', origin } satisfies DeadLetter);
+        continue;
+      }
+      if (ranged) {
+        const t = r[et!] as number | null;
+        if (t === null || (from !== undefined && t < from) || (to !== undefined && t >= to)) continue;
+      }
+      setSource(r, new RawRowRef(raw, origin));
+      out.rows.push(r);
+    }
+    pend.taken = end;
+    c.row = pend.base + end;
+    return out;
+  }
+
+  position(): Position {
+    const c = this.current;
+    return { done: [...this.done], ...(c ? { file: c.rel, rowGroup: c.group, row: c.row } : {}) };
+  }
+
+  async commit() {}
+
+  async close() {
+    this.current?.file?.free?.();
+    this.current = undefined;
+    this.pending = null;
+  }
+}
+
+const jsonText = (raw: unknown) => JSON.stringify(raw, (_k, v) => (typeof v === 'bigint' ? v.toString() : v));
