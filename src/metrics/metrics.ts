@@ -39,6 +39,8 @@ export interface FlowFigures {
   /** When its last epoch committed, and that checkpoint's size. */
   lastCommitAt?: number;
   checkpointBytes?: number;
+  /** Checkpoint bytes written by the epochs of this run (state entries included). */
+  checkpointBytesTotal?: number;
 }
 
 export interface EpochFigures {
@@ -86,7 +88,12 @@ export class RunMetrics {
     gauge(N.lastCommit, 'When the last epoch committed, in Unix seconds.', (f) =>
       f.lastCommitAt === undefined ? undefined : f.lastCommitAt / 1000,
     );
-    gauge(N.checkpointBytes, "Size of the flow's last checkpoint.", (f) => f.checkpointBytes);
+    gauge(
+      N.checkpointBytes,
+      "Bytes the flow's last checkpoint wrote (with a changelog: the state entries that changed).",
+      (f) => f.checkpointBytes,
+    );
+    counter(N.checkpointBytesTotal, 'Checkpoint bytes written by the epochs of this run.', (f) => f.checkpointBytesTotal ?? 0);
     gauge(N.ready, '1 once the flow has opened its source, sinks and checkpoint.', (f) => (f.openedAt ? 1 : 0));
     this.epochDuration = new client.Histogram({
       name: N.epochDuration,

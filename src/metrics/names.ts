@@ -14,6 +14,7 @@ export const METRIC_NAMES = {
   watermark: 'salespipe_watermark_seconds',
   lastCommit: 'salespipe_last_commit_timestamp_seconds',
   checkpointBytes: 'salespipe_checkpoint_bytes',
+  checkpointBytesTotal: 'salespipe_checkpoint_bytes_total',
   ready: 'salespipe_flow_ready',
   epochDuration: 'salespipe_epoch_duration_seconds',
   commitDuration: 'salespipe_commit_duration_seconds',

@@ -541,6 +541,7 @@ export class FlowRunner {
     const now = Date.now();
     this.stats.lastCommitAt = now;
     this.stats.checkpointBytes = bytes;
+    this.stats.checkpointBytesTotal = (this.stats.checkpointBytesTotal ?? 0) + bytes;
     this.collectCounters();
     this.committed = { epoch, stats: structuredClone(this.stats) };
     this.epoch++;

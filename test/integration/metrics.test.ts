@@ -105,6 +105,10 @@ test(
       );
       assert.equal(sample(families, N.ready, f), 1);
       assert.ok(sample(families, N.checkpointBytes, f)! > 0, `${f}: a checkpoint size`);
+      assert.ok(
+        sample(families, N.checkpointBytesTotal, f)! >= sample(families, N.checkpointBytes, f)!,
+        `${f}: checkpoint bytes of the run`,
+      );
       assert.ok(Math.abs(sample(families, N.lastCommit, f)! * 1000 - Date.now()) < 120_000, `${f}: the last commit is recent`);
     }
     assert.ok(sample(families, N.watermark, 'aggregate_sales')! >= Date.UTC(2026, 10, 2) / 1000, 'the event time reached');

@@ -19,6 +19,7 @@ test('/metrics: per-flow counts and gauges as the flows hold them, epoch histogr
       openedAt: 1,
       lastCommitAt: 1_796_000_000_000,
       checkpointBytes: 812,
+      checkpointBytesTotal: 9000,
     },
     { flow: 'aggregate_sales', recordsIn: 1199, recordsOut: 40, deadLetters: 0, late: 2, epochs: 2, watermark: 1_795_999_000_500 },
   ];
@@ -43,6 +44,7 @@ test('/metrics: per-flow counts and gauges as the flows hold them, epoch histogr
     assert.equal(sample(fams, N.watermark, 'aggregate_sales'), 1_795_999_000.5);
     assert.equal(sample(fams, N.lastCommit, 'publish_sales'), 1_796_000_000);
     assert.equal(sample(fams, N.checkpointBytes, 'publish_sales'), 812);
+    assert.equal(sample(fams, N.checkpointBytesTotal, 'publish_sales'), 9000);
     assert.equal(sample(fams, N.ready, 'aggregate_sales'), 0);
     assert.equal(fams.find((f) => f.name === N.epochDuration)!.type, 'HISTOGRAM');
     // The parser flattens labelled histograms, so these are read from the lines themselves.
