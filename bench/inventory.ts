@@ -43,13 +43,15 @@ const freePort = () =>
 
 /** Samples of /metrics: per flow, and the process's resident memory. */
 function parse(text: string) {
-  const flows = new Map<string, { bytes: number; epochs: number }>();
+  const flows = new Map<string, { bytes: number; epochs: number; last: number }>();
   let rss = 0;
   for (const line of text.split('\n')) {
-    const m = /^(salespipe_checkpoint_bytes_total|salespipe_epochs_total)\{[^}]*flow="([^"]+)"[^}]*\} (\S+)/.exec(line);
+    const m =
+      /^(salespipe_checkpoint_bytes_total|salespipe_checkpoint_bytes|salespipe_epochs_total)\{[^}]*flow="([^"]+)"[^}]*\} (\S+)/.exec(line);
     if (m) {
-      const f = flows.get(m[2]) ?? { bytes: 0, epochs: 0 };
+      const f = flows.get(m[2]) ?? { bytes: 0, epochs: 0, last: 0 };
       if (m[1] === 'salespipe_epochs_total') f.epochs = Number(m[3]);
+      else if (m[1] === 'salespipe_checkpoint_bytes') f.last = Number(m[3]);
       else f.bytes = Number(m[3]);
       flows.set(m[2], f);
     }
@@ -111,7 +113,7 @@ try {
   await producer.connect();
   const r = rng(9);
   let peak = 0;
-  const history: { at: number; flows: Map<string, { bytes: number; epochs: number }> }[] = [];
+  const history: { at: number; flows: Map<string, { bytes: number; epochs: number; last: number }> }[] = [];
   const sampler = setInterval(async () => {
     const s = await scrape();
     if (!s) return;
@@ -144,7 +146,7 @@ try {
       const last = history[history.length - 1];
       const f = last?.flows.get('inventory_levels');
       log(
-        `${Math.round((Date.now() - began) / 1000)} s: ${n} sales, inventory_levels ${f?.epochs ?? 0} epochs, ${Math.round((f?.bytes ?? 0) / 1024)} KiB of checkpoints, RSS ${Math.round(peak / 1048576)} MB peak`,
+        `${Math.round((Date.now() - began) / 1000)} s: ${n} sales, inventory_levels ${f?.epochs ?? 0} epochs, ${Math.round((f?.bytes ?? 0) / 1024)} KiB of checkpoints (the last ${Math.round((f?.last ?? 0) / 1024)} KiB), RSS ${Math.round(peak / 1048576)} MB peak`,
       );
     }
     await new Promise((res) => setTimeout(res, 20));
@@ -156,11 +158,12 @@ try {
   const tenBefore = [...history].reverse().find((h) => h.at <= end.at - 10_000) ?? history[0];
   const result: Record<string, unknown> = { seconds: SECS, sales: n, rate: RATE, peak_rss_mb: Math.round(peak / 1048576), flows: {} };
   for (const [flow, f] of end.flows) {
-    const b = tenBefore.flows.get(flow) ?? { bytes: 0, epochs: 0 };
+    const b = tenBefore.flows.get(flow) ?? { bytes: 0, epochs: 0, last: 0 };
     (result.flows as Record<string, unknown>)[flow] = {
       epochs: f.epochs,
       checkpoint_bytes_per_epoch: Math.round(f.bytes / Math.max(1, f.epochs)),
       last_10s_checkpoint_bytes_per_epoch: Math.round((f.bytes - b.bytes) / Math.max(1, f.epochs - b.epochs)),
+      last_checkpoint_bytes: f.last,
     };
   }
   log(JSON.stringify(result));
