@@ -176,7 +176,8 @@ export async function readCheckpoints(
           else if (withState) {
             const id = k.slice(p.length + STATE_KEY.length);
             const state = states.get(p)!;
-            if (m.value) state.set(id, m.value);
+            // A copy: the value is a slice of the whole fetch response, which it would keep alive.
+            if (m.value) state.set(id, Buffer.from(m.value));
             else state.delete(id);
           }
         }
