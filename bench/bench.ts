@@ -10,8 +10,9 @@
  *    event-time windows) and bench/segments.yaml (join with 500 customers
  *    from SQLite, totals per segment). Each one's summary gives records/s
  *    (from start to last commit) and peak RSS.
- * 4. Latency (latency.ts): sales offered at 5,000/s to the aggregate flow
- *    at the default checkpoint interval, p50/p99 until read_committed.
+ * 4. Latency (latency.ts): sales offered at 5,000/s for BENCH_LATENCY_SECS
+ *    (default 20) to the aggregate flow at the default checkpoint
+ *    interval, p50/p99 until read_committed.
  * 5. Start-up (startup.ts): `--help` and `validate` of one spec, median
  *    wall time beside a bare `node`.
  * The last line printed is JSON: the aggregate's figures at the top level
@@ -165,7 +166,7 @@ for (const [name, spec, flow] of [
 }
 await cleanup();
 // At the shipped default interval (auto: 100ms for this Kafka-only flow).
-const lat = await latency('auto');
+const lat = await latency('auto', 5000, Number(process.env.BENCH_LATENCY_SECS ?? 20));
 const startup = startupTimes();
 log(
   `start-up (median): node ${startup.node_ms} ms, salespipe --help ${startup.help_ms} ms, validate pipelines/sales.yaml ${startup.validate_ms} ms`,
