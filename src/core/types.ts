@@ -81,6 +81,13 @@ export function fieldOf(schema: Schema, name: string): Field | undefined {
 
 export const POW10 = [1, 10, 100, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18];
 
+/** An Arrow Decimal128 value (four little-endian 32-bit words, two's complement) as its unscaled BigInt. */
+export function decimalFromWords(w: Uint32Array): bigint {
+  let x = 0n;
+  for (let i = 3; i >= 0; i--) x = (x << 32n) | BigInt(w[i]);
+  return BigInt.asIntN(128, x);
+}
+
 /** Exact text of a scaled decimal: formatDecimal(10000050, 2) === '100000.50'. */
 export function formatDecimal(v: number | bigint, scale: number): string {
   const neg = v < 0;

@@ -336,39 +336,38 @@ export class FlowRunner {
    */
   private restoreSteps(cp: Checkpoint | undefined) {
     const read = this.store?.takeEntries();
-    const entries = read?.entries ?? new Map<string, Buffer>();
-    const byStep = new Map<number, Map<string, unknown>>();
-    for (const [id, v] of entries) {
-      const slash = id.indexOf('/');
-      const i = Number(id.slice(0, slash));
-      let m = byStep.get(i);
-      if (!m) byStep.set(i, (m = new Map()));
-      m.set(id.slice(slash + 1), JSON.parse(v.toString('utf8'), reviver));
-    }
     this.logAll = this.steps.map(() => true);
     this.stale = new Set();
-    this.steps.forEach((s, i) => {
+    const metas = this.steps.map((s, i) => {
       const saved = cp?.steps[i] as { [CHANGELOG]?: unknown } | null | undefined;
-      const logged = this.store !== undefined && !!s.stateChanges;
       if (saved && typeof saved === 'object' && CHANGELOG in saved) {
-        if (logged) {
-          s.loadState!(saved[CHANGELOG], byStep.get(i) ?? new Map());
+        if (this.store && s.loadState) {
           this.logAll[i] = false;
-          return;
+          return saved[CHANGELOG];
         }
         this.ctx.log.warn(`step ${this.flow.steps[i].key}: its checkpointed state is a changelog this step does not keep; it starts empty`);
       } else if (saved !== undefined && saved !== null) s.restore?.(saved);
+      return undefined;
     });
-    let restored = 0,
-      bytes = 0;
-    for (const [id, v] of entries) {
-      const i = Number(id.slice(0, id.indexOf('/')));
-      if (this.logAll[i] !== false) this.stale.add(id);
-      else {
-        restored++;
-        bytes += v.length;
+    // The entries of steps restored from the changelog are their state; any other entry is stale.
+    const byStep = new Map<number, Map<string, unknown>>();
+    let bytes = 0;
+    for (const [id, v] of read?.entries ?? []) {
+      const slash = id.indexOf('/');
+      const i = Number(id.slice(0, slash));
+      if (this.logAll[i] !== false) {
+        this.stale.add(id);
+        continue;
       }
+      let m = byStep.get(i);
+      if (!m) byStep.set(i, (m = new Map()));
+      m.set(id.slice(slash + 1), JSON.parse(v.toString('utf8'), reviver));
+      bytes += v.length;
     }
+    this.steps.forEach((s, i) => {
+      if (!this.logAll[i]) s.loadState!(metas[i], byStep.get(i) ?? new Map());
+    });
+    const restored = [...byStep.values()].reduce((n, m) => n + m.size, 0);
     if (restored)
       this.ctx.log.info(
         `restored ${restored} state entries (${(bytes / 1048576).toFixed(1)} MB) from ${read!.topic} in ${read!.ms} ms (the checkpoint topic read to its end)`,
@@ -512,8 +511,8 @@ export class FlowRunner {
     const dlqState = await this.dlq.preCommit(epoch);
     const lateState = await this.late?.preCommit(epoch);
     const position = this.source.position();
-    const states = this.stepStates();
     const commitStart = Date.now();
+    const states = this.stepStates();
     const cp: Checkpoint = {
       version: 1,
       epoch,

@@ -73,6 +73,15 @@ async function settles(page: Page, what: string, pred: () => Promise<boolean>, m
   });
 }
 
+/** Waits until the page's revenue today is SQL's over the sales dated `today`. */
+async function revenueTodaySettles(page: Page, db: string, today: string, what: string) {
+  const [{ r }] = await sqlRows(
+    db,
+    `SELECT CAST(SUM(quantity_sold * price_per_unit) AS CHAR) AS r FROM product_sales WHERE DATE(transaction_date) = '${today}'`,
+  );
+  await settles(page, what, async () => (await page.textContent('#kpi-revenue-today')) === money.format(String(r)));
+}
+
 test(
   'the live page over sales.yaml and inventory.yaml: the worked example exact, a sale updates it, an alert appears, a hostile name stays text, a broker restart is survived',
   { timeout: 10 * 60_000 },
@@ -176,15 +185,7 @@ test(
         return JSON.stringify(got) === JSON.stringify(await wantTotals(db));
       });
       const today = now.toISOString().slice(0, 10);
-      const [{ r: revenueToday }] = await sqlRows(
-        db,
-        `SELECT CAST(SUM(quantity_sold * price_per_unit) AS CHAR) AS r FROM product_sales WHERE DATE(transaction_date) = '${today}'`,
-      );
-      await settles(
-        page,
-        "today's revenue",
-        async () => (await page.textContent('#kpi-revenue-today')) === money.format(String(revenueToday)),
-      );
+      await revenueTodaySettles(page, db, today, "today's revenue");
       assert.equal(await page.textContent('#kpi-revenue-today'), '$149,999.98');
       assert.equal(await page.$$eval('#top-products img, #top-products b', (x) => x.length), 0, 'no element made from a name');
       assert.ok((await rows(page, '#top-products')).some((r) => r[0] === HOSTILE && r[1] === '<b>x</b>'));
@@ -282,15 +283,7 @@ test(
       );
       assert.ok((await rows(page, '#top-products')).some((r) => r[0] === 'Lenovo ThinkPad' && r[3] === '$193,001.00'));
       // Two reconnects (new topics, the broker's restart) counted no sale twice: today's revenue is still SQL's.
-      const [{ r: revenueAfter }] = await sqlRows(
-        db,
-        `SELECT CAST(SUM(quantity_sold * price_per_unit) AS CHAR) AS r FROM product_sales WHERE DATE(transaction_date) = '${today}'`,
-      );
-      await settles(
-        page,
-        "today's revenue after the restart",
-        async () => (await page.textContent('#kpi-revenue-today')) === money.format(String(revenueAfter)),
-      );
+      await revenueTodaySettles(page, db, today, "today's revenue after the restart");
       assert.equal(await page.textContent('#kpi-revenue-today'), '$278,000.98');
       assert.deepEqual(dialogs, []);
       assert.deepEqual(errors, [], 'no error in the page');

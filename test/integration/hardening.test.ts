@@ -24,16 +24,14 @@ import {
   ROOT,
   money,
 } from '../support/helpers.js';
-import { freshDatabase, pingDatabase, sqlTotals, sqlRows, MARIADB_ADMIN, insertSales } from '../support/sql.js';
+import { freshDatabase, sqlTotals, sqlRows, MARIADB_ADMIN, insertSales } from '../support/sql.js';
 import { BROKERS, pingKafka, produceRaw, createTopic } from '../support/kafka.js';
 import { openKnex } from '../../src/connections/sql.js';
+import { freshRun, mariadbAndKafka } from '../support/runs.js';
 
 const SALES = path.join(ROOT, 'pipelines/sales.yaml');
 const WINDOWED = path.join(ROOT, 'pipelines/windowed-sales.yaml');
-const services = async () => {
-  await pingDatabase(MARIADB_ADMIN);
-  await pingKafka();
-};
+const services = mariadbAndKafka;
 const admin = async <T>(fn: (a: kafkajs.Admin) => Promise<T>): Promise<T> => {
   const a = new kafkajs.Kafka({ brokers: BROKERS.split(','), logLevel: kafkajs.logLevel.NOTHING }).admin();
   await a.connect();
@@ -73,21 +71,6 @@ flows:
 `,
   );
   return spec;
-}
-
-/** A fresh MariaDB database, topic prefix, output and state directories: the environment of one run of the shipped pipelines. */
-async function freshRun(extra: NodeJS.ProcessEnv = {}) {
-  const db = await freshDatabase('mysql', `sp_${uniq()}`);
-  const prefix = `${uniq()}.`;
-  const env = {
-    SALES_DB_URL: db,
-    KAFKA_BROKERS: BROKERS,
-    KAFKA_TOPIC_PREFIX: prefix,
-    SALES_OUTPUT_DIR: tmpDir(),
-    SALESPIPE_STATE_DIR: tmpDir(),
-    ...extra,
-  };
-  return { db, prefix, env };
 }
 
 test('a checkpoint is never applied to a topic that is not the one it read: recreated, renamed or cut by retention is an error naming the flow and what to do; reset starts over', async (t) => {

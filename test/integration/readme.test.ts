@@ -9,9 +9,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT, needServices, parseExact, readTopicSettled, runCli, tmpDir, uniq } from '../support/helpers.js';
-import { BROKERS, pingKafka } from '../support/kafka.js';
-import { MARIADB_ADMIN, freshDatabase, pingDatabase, sqlRows } from '../support/sql.js';
+import { ROOT, needServices, parseExact, readTopicSettled, runCli } from '../support/helpers.js';
+import { sqlRows } from '../support/sql.js';
+import { freshRun, mariadbAndKafka } from '../support/runs.js';
 
 /** The commands of the README's ```sh block that follows `marker`. */
 function readmeBlock(marker: string): string[] {
@@ -26,26 +26,13 @@ function readmeBlock(marker: string): string[] {
     .filter((l) => l && !l.startsWith('#'));
 }
 
-const services = async () => {
-  await pingDatabase(MARIADB_ADMIN);
-  await pingKafka();
-};
-
 test(
   "the README's history replay: every hour and day before the last is final in windowed_product_sales, equal to SQL",
   { timeout: 600_000 },
   async (t) => {
-    if (!(await needServices(t, services))) return;
+    if (!(await needServices(t, mariadbAndKafka))) return;
     const lines = readmeBlock('To see windows at once, replay a');
-    const db = await freshDatabase('mysql', `sp_${uniq()}`);
-    const prefix = `${uniq()}.`;
-    const env = {
-      SALES_DB_URL: db,
-      KAFKA_BROKERS: BROKERS,
-      KAFKA_TOPIC_PREFIX: prefix,
-      SALES_OUTPUT_DIR: tmpDir(),
-      SALESPIPE_STATE_DIR: tmpDir(),
-    };
+    const { db, prefix, env } = await freshRun();
     const commands = lines.filter((l) => l.startsWith('bin/salespipe.js '));
     assert.deepEqual(
       commands.map((l) => l.split(/\s+/)[1]),

@@ -25,25 +25,12 @@ import { freshDatabase, pingDatabase, sqlTotals, MARIADB_ADMIN, POSTGRES_ADMIN }
 import { BROKERS, pingKafka, produceRaw, createTopic } from '../support/kafka.js';
 import { openKnex } from '../../src/connections/sql.js';
 import { insertWorkedExample } from '../../src/gen/generate.js';
+import { topicTotals } from '../support/runs.js';
 
 const SPEC = path.join(ROOT, 'pipelines/sales.yaml');
 
 function env(db: string, prefix: string, out: string, state: string): NodeJS.ProcessEnv {
   return { SALES_DB_URL: db, KAFKA_BROKERS: BROKERS, KAFKA_TOPIC_PREFIX: prefix, SALES_OUTPUT_DIR: out, SALESPIPE_STATE_DIR: state };
-}
-
-/** Latest aggregate per product on the output topic, read by kcat. */
-function topicTotals(prefix: string) {
-  const latest = latestByKey(readTopic(`${prefix}aggregated_product_sales`));
-  return new Map(
-    [...latest.values()].map((v) => {
-      const r = parseExact(v);
-      return [
-        `${r.product_name}|${r.brand}|${r.product_category}`,
-        { units: String(r.total_quantity_sold), revenue: money(r.total_revenue!) },
-      ];
-    }),
-  );
 }
 
 function parquetTotals(out: string) {

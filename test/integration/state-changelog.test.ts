@@ -7,25 +7,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { runCli, tmpDir, uniq, readTopic, latestByKey, parseExact, needServices, ROOT, money } from '../support/helpers.js';
-import { freshDatabase, pingDatabase, sqlTotals, insertSales, MARIADB_ADMIN } from '../support/sql.js';
-import { BROKERS, pingKafka } from '../support/kafka.js';
+import { runCli, readTopic, needServices, ROOT, money } from '../support/helpers.js';
+import { sqlTotals, insertSales } from '../support/sql.js';
+import { freshRun, mariadbAndKafka, topicTotals } from '../support/runs.js';
 import { randomSale, rng } from '../../src/gen/generate.js';
 
 const SPEC = path.join(ROOT, 'pipelines/sales.yaml');
 const T0 = Date.UTC(2026, 2, 1);
-
-function topicTotals(prefix: string) {
-  return new Map(
-    [...latestByKey(readTopic(`${prefix}aggregated_product_sales`)).values()].map((v) => {
-      const r = parseExact(v);
-      return [
-        `${r.product_name}|${r.brand}|${r.product_category}`,
-        { units: String(r.total_quantity_sold), revenue: money(r.total_revenue!) },
-      ];
-    }),
-  );
-}
 
 async function sqlTotalsExact(db: string) {
   return new Map([...(await sqlTotals(db))].map(([k, v]) => [k, { units: v.units, revenue: money(v.revenue) }]));
@@ -36,22 +24,8 @@ const stateMessages = (prefix: string) =>
   readTopic(`${prefix}_salespipe_checkpoints`).filter((m) => m.key.startsWith('sales/aggregate_sales/s/'));
 
 test('aggregate state is a changelog: an epoch writes one entry per product it changed, a restart restores all of them, totals equal SQL', async (t) => {
-  if (
-    !(await needServices(t, async () => {
-      await pingDatabase(MARIADB_ADMIN);
-      await pingKafka();
-    }))
-  )
-    return;
-  const db = await freshDatabase('mysql', `sp_${uniq()}`);
-  const prefix = `${uniq()}.`;
-  const env = {
-    SALES_DB_URL: db,
-    KAFKA_BROKERS: BROKERS,
-    KAFKA_TOPIC_PREFIX: prefix,
-    SALES_OUTPUT_DIR: tmpDir(),
-    SALESPIPE_STATE_DIR: tmpDir(),
-  };
+  if (!(await needServices(t, mariadbAndKafka))) return;
+  const { db, prefix, env } = await freshRun();
   const r = rng(5);
   await insertSales(
     db,

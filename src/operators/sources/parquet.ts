@@ -33,7 +33,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type { SourceDef, Source, SourceBatch, StreamInfo, RunContext, ConfigOf, DeadLetter } from '../operator.js';
 import { schemaConfig, planSchema, makeDecoder, setSource, RawRowRef } from '../record-schema.js';
-import { fieldOf, formatDecimal, type ColumnType } from '../../core/types.js';
+import { decimalFromWords, fieldOf, formatDecimal, type ColumnType } from '../../core/types.js';
+import { unPartValue } from '../sinks/parquet/dataset.js';
 import { parseDuration, parseTimestamp, formatTimestamp } from '../../core/time.js';
 import { sleep } from '../../connections/retry.js';
 
@@ -164,7 +165,7 @@ export function datasetFiles(root: string, partitions?: Record<string, { from?: 
         const eq = e.name.indexOf('=');
         if (eq > 0 && partitions) {
           const range = partitions[e.name.slice(0, eq)];
-          const v = decodePart(e.name.slice(eq + 1));
+          const v = unPartValue(e.name.slice(eq + 1));
           if (
             range &&
             (v === null ||
@@ -197,16 +198,6 @@ function compareNames(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
-/** A Hive partition value as written by salespipe, pyarrow and Spark: percent-encoded; the null folder. */
-function decodePart(s: string): string | null {
-  if (s === '__HIVE_DEFAULT_PARTITION__') return null;
-  try {
-    return decodeURIComponent(s);
-  } catch {
-    return s;
-  }
-}
-
 type Convert = (v: unknown) => unknown;
 
 /**
@@ -235,7 +226,7 @@ function converter(arrowType: any, declared: ColumnType, Type: any): Convert | s
     case 'decimal':
       if (id === Type.Decimal) {
         const scale = arrowType.scale as number;
-        return (v) => formatDecimal(decimalWords(v as Uint32Array), scale);
+        return (v) => formatDecimal(decimalFromWords(v as Uint32Array), scale);
       }
       // A 64-bit integer comes as a BigInt: the int decoder keeps it exact or refuses it; decimals take it as text.
       if (id === Type.Int) return kind === 'int' ? (v) => v : (v) => String(v);
@@ -257,13 +248,6 @@ function converter(arrowType: any, declared: ColumnType, Type: any): Convert | s
       return `a ${name} column cannot be read as timestamp`;
   }
   return `a ${name} column cannot be read as ${kind}`;
-}
-
-/** A Decimal128 value (four little-endian 32-bit words, two's complement) as a BigInt. */
-function decimalWords(w: Uint32Array): bigint {
-  let x = 0n;
-  for (let i = 3; i >= 0; i--) x = (x << 32n) | BigInt(w[i]);
-  return BigInt.asIntN(128, x);
 }
 
 class ParquetSource implements Source {
@@ -319,7 +303,7 @@ class ParquetSource implements Source {
     const parts: Record<string, string | null> = {};
     for (const seg of rel.split('/').slice(0, -1)) {
       const i = seg.indexOf('=');
-      if (i > 0) parts[seg.slice(0, i)] = decodePart(seg.slice(i + 1));
+      if (i > 0) parts[seg.slice(0, i)] = unPartValue(seg.slice(i + 1));
     }
     return parts;
   }

@@ -337,21 +337,20 @@ class Balance {
    */
   stateChanges(all: boolean): [string, unknown][] {
     const out: [string, unknown][] = [];
-    const id = (k: Key) => entryId(k);
-    for (const [k, t] of this.dropped) out.push([`m/${t}/${id(k)}`, null]);
+    for (const [k, t] of this.dropped) out.push([`m/${t}/${entryId(k)}`, null]);
     if (all) {
       for (const [k, s] of this.state) {
-        out.push([`k/${id(k)}`, [k, s.key, s.last]]);
-        for (const [t, v] of s.moves) out.push([`m/${t}/${id(k)}`, v]);
+        out.push([`k/${entryId(k)}`, [k, s.key, s.last]]);
+        for (const [t, v] of s.moves) out.push([`m/${t}/${entryId(k)}`, v]);
       }
     } else {
       for (const k of this.logKeys) {
         const s = this.state.get(k)!;
-        out.push([`k/${id(k)}`, [k, s.key, s.last]]);
+        out.push([`k/${entryId(k)}`, [k, s.key, s.last]]);
       }
       for (const [k, ts] of this.logMoves) {
         const s = this.state.get(k)!;
-        for (const t of ts) out.push([`m/${t}/${id(k)}`, s.moves.get(t)]);
+        for (const t of ts) out.push([`m/${t}/${entryId(k)}`, s.moves.get(t)]);
       }
     }
     this.dropped = [];

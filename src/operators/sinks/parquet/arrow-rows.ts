@@ -8,7 +8,7 @@
  */
 import * as arrow from 'apache-arrow';
 import { writeParquet, readParquet, Table as WasmTable, WriterPropertiesBuilder, Compression } from 'parquet-wasm';
-import type { Row, Schema, Value } from '../../../core/types.js';
+import { decimalFromWords, type Row, type Schema, type Value } from '../../../core/types.js';
 
 function validity(rows: Row[], name: string): { bitmap: Uint8Array | undefined; nulls: number } {
   let nulls = 0;
@@ -115,10 +115,7 @@ export function fromParquet(bytes: Uint8Array, schema: Schema): Row[] {
 function fromArrow(v: unknown, kind: string): Value {
   if (v === null || v === undefined) return null;
   if (kind === 'decimal') {
-    const w = v as Uint32Array;
-    let x = 0n;
-    for (let i = 3; i >= 0; i--) x = (x << 32n) | BigInt(w[i]);
-    x = BigInt.asIntN(128, x);
+    const x = decimalFromWords(v as Uint32Array);
     return x >= BigInt(Number.MIN_SAFE_INTEGER) && x <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(x) : x;
   }
   if (typeof v === 'bigint') return Number(v);
