@@ -153,6 +153,33 @@ function explainCommand(program: Command, { io, act }: CommandContext): void {
     );
 }
 
+function backtestCommand(program: Command, { io, log, act }: CommandContext): void {
+  program
+    .command('backtest')
+    .description(
+      "score the forecast step's methods and auto on the flow's own history: RMSSE, MASE, interval coverage, WAPE and bias per brand/category and week",
+    )
+    .argument('<file>', 'spec file with a forecast step')
+    .option('--flow <name>', 'the flow to backtest (default: the first with a forecast step)')
+    .option('--origins <n>', 'evaluation origins: the last n windows of the horizon', intArg('--origins'), 3)
+    .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+    .option('--plot <dir>', 'write SVG charts of actual vs forecast with the interval for the top series')
+    .option('--top <n>', 'series charted by --plot (by units sold)', intArg('--top'), 6)
+    .addHelpText(
+      'after',
+      examples([
+        'salespipe backtest pipelines/forecast.yaml',
+        'salespipe backtest pipelines/forecast.yaml --origins 6 --plot out/backtest --format json',
+      ]),
+    )
+    .action(
+      act(
+        () => import('./commands/backtest.js'),
+        (fn, file: string, o) => fn(file, o as never, io, log),
+      ),
+    );
+}
+
 function testCommand(program: Command, { io, act }: CommandContext): void {
   program
     .command('test')
@@ -344,12 +371,21 @@ function generateCommand(program: Command, { io, log, act }: CommandContext): vo
       intArg('--reference-data'),
     )
     .option('--restock-every <duration>', 'restock a random product this often while inserting, e.g. 10s')
+    .option(
+      '--history <days>',
+      'instead: sales history with weekly seasonality, trends, promotions, launches and intermittent products, ending yesterday (UTC), e.g. 730d (--count does not apply)',
+    )
+    .option(
+      '--parquet <dir>',
+      'with --history: write it as a Parquet dataset partitioned by sale_date (as the archive flow does), not into the database',
+    )
     .addHelpText(
       'after',
       examples([
         'salespipe generate --create-tables --worked-example --count 10000 --writers 4',
         'salespipe generate --db sqlite:demo/sales.db --count 5000 --from 2026-01-01 --to 2026-01-08 --ordered',
         'salespipe generate --reference-data --count 20000 --rate 200 --restock-every 20s   a live feed, a progress line every 10 s',
+        'salespipe generate --history 730d --parquet out/sales_history   two years of history for pipelines/forecast.yaml',
       ]),
     )
     .action(
@@ -387,6 +423,7 @@ const COMMANDS: ((program: Command, ctx: CommandContext) => void)[] = [
   resetCommand,
   backfillCommand,
   generateCommand,
+  backtestCommand,
   demoCommand,
 ];
 

@@ -20,9 +20,24 @@ export interface GenerateFlags {
   workedExample?: boolean;
   referenceData?: number | true;
   restockEvery?: string;
+  history?: string;
+  parquet?: string;
 }
 
+const DAY = 86_400_000;
+
 export default async function generateCommand(o: GenerateFlags, io: IO, log: Logger): Promise<number> {
+  if (o.history !== undefined) {
+    const span = parseDuration(o.history);
+    if (span === undefined || span < DAY || span % DAY !== 0)
+      throw new UsageError(`--history: a whole number of days, e.g. 730d (got "${o.history}")`);
+    const h = { seed: o.seed, days: span / DAY, end: Math.floor(Date.now() / DAY) * DAY };
+    const { writeHistoryParquet, insertHistory } = await import('../gen/history.js');
+    if (o.parquet !== undefined) await writeHistoryParquet(o.parquet, h, log);
+    else await insertHistory(o.db, { ...h, batch: Math.max(o.batch, 500), createTables: o.createTables }, log, io.signal);
+    return 0;
+  }
+  if (o.parquet !== undefined) throw new UsageError('--parquet goes with --history');
   const restockEvery = o.restockEvery === undefined ? undefined : parseDuration(o.restockEvery);
   if (restockEvery === undefined && o.restockEvery !== undefined)
     throw new UsageError(`--restock-every: invalid duration "${o.restockEvery}"`);

@@ -156,7 +156,13 @@ export class WindowAssigner {
     return o;
   }
 
-  private toUtc(local: number): number {
+  /** Local wall-clock time at `utc` (as if the zone were UTC). */
+  toLocal(utc: number): number {
+    return utc + this.offset(utc);
+  }
+
+  /** The instant at which the zone's wall clock shows `local`. */
+  toUtc(local: number): number {
     if (this.zone === 'UTC') return local;
     let t = local - this.offset(local);
     t = local - this.offset(t);

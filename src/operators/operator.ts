@@ -136,6 +136,11 @@ export interface Step {
   advance?(progress: number | null | undefined): void;
   /** The step's watermark, if it keeps one (windowed aggregates): for progress and metrics. */
   watermark?(): number | undefined;
+  /**
+   * A drain run has read its input to the end (not called on a stop, nor in
+   * bounded runs, whose end is the end of event time: advance(Infinity)).
+   */
+  inputEnded?(): void;
   /** Epoch end: rows this step holds back until then (aggregates). */
   flush?(): Row[];
   snapshot?(): unknown;

@@ -17,6 +17,7 @@ import { aggregateStep } from './steps/aggregate/index.js';
 import { joinStep } from './steps/join.js';
 import { balanceStep } from './steps/balance.js';
 import { thresholdStep } from './steps/threshold.js';
+import { forecastStep } from './steps/forecast.js';
 import { kafkaSink } from './sinks/kafka.js';
 import { parquetSink } from './sinks/parquet/index.js';
 import { fileSink } from './sinks/file.js';
@@ -44,6 +45,7 @@ export const STEPS: Record<string, StepDef> = {
   join: anyStep(joinStep),
   balance: anyStep(balanceStep),
   threshold: anyStep(thresholdStep),
+  forecast: anyStep(forecastStep),
 };
 
 export const SINKS: Record<string, SinkDef> = {

@@ -427,6 +427,7 @@ export class FlowRunner {
     }
     // A bounded input has ended: so has event time, and every window is final.
     if (this.opts.bounded) this.steps.forEach((s) => s.advance?.(Infinity));
+    else if (this.opts.drain && !this.opts.signal.aborted) this.steps.forEach((s) => s.inputEnded?.());
     if (dirty || this.opts.bounded || this.steps.some((s) => s.pending?.())) await this.endEpoch();
     this.stats.finishedAt = Date.now();
   }

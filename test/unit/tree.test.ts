@@ -13,6 +13,7 @@ import { ROOT } from '../support/helpers.js';
 /** Bottom first. A path belongs to the first layer whose prefix it starts with. */
 export const LAYERS: [string, string[]][] = [
   ['core', ['src/core/']],
+  ['models', ['src/forecast/']],
   ['expressions and connections', ['src/expr/', 'src/connections/']],
   ['metrics', ['src/metrics/']],
   ['kafka', ['src/kafka/']],
@@ -20,7 +21,7 @@ export const LAYERS: [string, string[]][] = [
   ['spec', ['src/spec/']],
   ['plan', ['src/plan/']],
   ['runtime', ['src/runtime/']],
-  ['features', ['src/testing/', 'src/backfill/', 'src/gen/', 'src/dashboard/']],
+  ['features', ['src/testing/', 'src/backfill/', 'src/backtest/', 'src/gen/', 'src/dashboard/']],
   ['commands', ['src/commands/']],
   ['cli', ['src/cli.ts']],
 ];

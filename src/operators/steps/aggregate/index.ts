@@ -195,8 +195,8 @@ function planWindow(w: WindowConfig, input: StreamInfo, ctx: PlanContext): Windo
   return ok ? { on: on!, lateness, size, slide } : undefined;
 }
 
-/** Parses and type-checks one `compute` entry (one aggregate call), reporting at its position. */
-function planAggregate(name: string, src: string, schema: Schema, ctx: PlanContext, path: (string | number)[]): AggSpec | undefined {
+/** Parses and type-checks one `compute` entry (one aggregate call), reporting at its position (also the forecast step's target). */
+export function planAggregate(name: string, src: string, schema: Schema, ctx: PlanContext, path: (string | number)[]): AggSpec | undefined {
   const report = (msg: string, code: ProblemCode, at: { start: number; end: number } | ExprError) =>
     at instanceof ExprError
       ? ctx.error(path, msg, code, at.offset, at.length)
