@@ -18,6 +18,7 @@ import { joinStep } from './steps/join.js';
 import { balanceStep } from './steps/balance.js';
 import { thresholdStep } from './steps/threshold.js';
 import { forecastStep } from './steps/forecast.js';
+import { stockoutStep } from './steps/stockout.js';
 import { kafkaSink } from './sinks/kafka.js';
 import { parquetSink } from './sinks/parquet/index.js';
 import { fileSink } from './sinks/file.js';
@@ -46,6 +47,7 @@ export const STEPS: Record<string, StepDef> = {
   balance: anyStep(balanceStep),
   threshold: anyStep(thresholdStep),
   forecast: anyStep(forecastStep),
+  stockout: anyStep(stockoutStep),
 };
 
 export const SINKS: Record<string, SinkDef> = {
