@@ -194,7 +194,7 @@ export async function backtestForecast(plan: Plan, o: BacktestOptions): Promise<
     byVolume.sort((a, b) => b.volume - a.volume);
     for (const s of byVolume.slice(0, o.top)) {
       const file = path.join(o.plot, `${slug(s.keys.map(String).join(' '))}.svg`);
-      fs.writeFileSync(file, chart(s, h, periods, series, options.level));
+      fs.writeFileSync(file, chart(s, h, periods, options.level));
       plots.push(file);
     }
   }
@@ -234,7 +234,6 @@ function chart(
   s: { keys: Value[]; y: Float64Array; first: number; last?: Evaluation },
   h: number,
   periods: Periods,
-  names: string[],
   level: number,
 ): string {
   const e = s.last!;
@@ -267,8 +266,14 @@ function chart(
       return `<text x="${L - 6}" y="${ys(v) + 4}" text-anchor="end">${v.toFixed(v < 10 ? 1 : 0)}</text><line x1="${L}" x2="${W - R}" y1="${ys(v)}" y2="${ys(v)}" stroke="#ddd"/>`;
     })
     .join('');
-  const dates = [start, origin, end - 1]
-    .map((i) => `<text x="${xs(i)}" y="${H - 14}" text-anchor="middle">${periods.date(s.first + i)}</text>`)
+  const dates = (
+    [
+      [start, 'start'],
+      [origin, 'middle'],
+      [end - 1, 'end'],
+    ] as const
+  )
+    .map(([i, anchor]) => `<text x="${xs(i)}" y="${H - 14}" text-anchor="${anchor}">${periods.date(s.first + i)}</text>`)
     .join('');
   const title = `${s.keys.map(String).join(' / ')}: actual vs forecast made ${periods.date(s.first + origin)} (${e.method}, ${level} % interval)`;
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" font-family="sans-serif" font-size="11">
@@ -280,7 +285,7 @@ ${ticks}${dates}
 ${band}
 <path d="${actual}" fill="none" stroke="#222" stroke-width="1.5"/>
 <path d="${fc}" fill="none" stroke="#4c78a8" stroke-width="2"/>
-<text x="${W - R}" y="${T - 4}" text-anchor="end"><tspan fill="#222">— actual ${esc(names[0])} units</tspan>  <tspan fill="#4c78a8">— forecast, band p${(50 - level / 2).toFixed(0)}–p${(50 + level / 2).toFixed(0)}</tspan></text>
+<text x="${W - R}" y="${H - 2}" text-anchor="end"><tspan fill="#222">— actual</tspan>  <tspan fill="#4c78a8">— forecast, band p${(50 - level / 2).toFixed(0)}–p${(50 + level / 2).toFixed(0)}</tspan></text>
 </svg>
 `;
 }

@@ -14,8 +14,8 @@
  * - `auto` takes, per series, the method with the lowest mean RMSSE (the
  *   earlier one in METHODS on a tie: the simpler one) when it beats by
  *   SELECTION_MARGIN, and at every origin, the pooled choice: the method
- *   best over all series forecast together (pooledBest); else the pooled
- *   choice.
+ *   best over the series of its demand class forecast together
+ *   (pooledBest, demandClass); else the pooled choice.
  * - Intervals: the chosen method's backtest errors (actual - forecast, all
  *   origins and steps pooled) give the quantiles added to the final
  *   forecast, clipped at 0 for a series without negative values. Without
@@ -130,28 +130,33 @@ export function scoreSeries(y: Float64Array, o: ForecastOptions): Scores {
 }
 
 /**
- * The pooled choice: the method with the lowest geometric mean, over the
- * series that can use it, of its RMSSE relative to seasonal naive's (the
- * M-competitions' relative measure: a few erratic series do not decide).
- * Each series' scores come from its own past only, so pooling them leaks
- * nothing.
+ * The pooled choice: the method whose worst origin is best, an origin's
+ * score being the geometric mean over the series of the method's RMSSE
+ * relative to seasonal naive's (the M-competitions' relative measure: a
+ * few erratic series do not decide; the worst origin: a method that shone
+ * in one stretch only does not either). Each series' scores come from its
+ * own past only, so pooling them leaks nothing.
  */
 export function pooledBest(all: Scores[], methods: readonly MethodName[]): MethodName | null {
   let best: MethodName | null = null,
-    bestMean = Infinity;
+    bestWorst = Infinity;
+  const origins = Math.max(0, ...all.map((s) => s.get('seasonal_naive')?.perOrigin.length ?? 0));
   for (const m of methods) {
-    let sum = 0,
-      n = 0;
-    for (const s of all) {
-      const v = s.get(m),
-        base = s.get('seasonal_naive');
-      if (v && base && base.rmsse > 0 && v.rmsse > 0) {
-        sum += Math.log(v.rmsse / base.rmsse);
+    let worst = -Infinity;
+    for (let b = 0; b < origins; b++) {
+      let sum = 0,
+        n = 0;
+      for (const s of all) {
+        const v = s.get(m)?.perOrigin,
+          base = s.get('seasonal_naive')?.perOrigin;
+        if (!v || !base || v.length !== origins || base.length !== origins || !(base[b] > 0) || !(v[b] > 0)) continue;
+        sum += Math.log(v[b] / base[b]);
         n++;
       }
+      worst = Math.max(worst, n ? sum / n : Infinity);
     }
-    if (n && sum / n < bestMean) {
-      bestMean = sum / n;
+    if (worst < bestWorst) {
+      bestWorst = worst;
       best = m;
     }
   }
@@ -216,11 +221,38 @@ export function finish(y: Float64Array, o: ForecastOptions, scores: Scores, meth
   return { method: m, forecast, lo, hi, rmsse: scored.rmsse };
 }
 
-/** Forecasts many series at once (auto shrinks each series' choice towards the pooled best). */
+/**
+ * Demand class (Syntetos, Boylan & Croston 2005): intermittent when the
+ * mean interval between demands exceeds 1.32 periods, else smooth. Series
+ * of one class are pooled together: what suits a product selling every
+ * day rarely suits one selling every other week.
+ */
+export function demandClass(y: ArrayLike<number>): 'smooth' | 'intermittent' {
+  let nz = 0;
+  for (let t = 0; t < y.length; t++) if (y[t] !== 0) nz++;
+  return nz === 0 || y.length / nz > 1.32 ? 'intermittent' : 'smooth';
+}
+
+/** auto's choice for each series: its own best, or the pooled best of its demand class. */
+export function chooseAll(ys: ArrayLike<number>[], scores: Scores[], methods: readonly MethodName[]): (MethodName | null)[] {
+  const classes = ys.map((y) => demandClass(y));
+  const pooled = new Map<string, MethodName | null>();
+  for (const c of new Set(classes))
+    pooled.set(
+      c,
+      pooledBest(
+        scores.filter((_, i) => classes[i] === c),
+        methods,
+      ),
+    );
+  return scores.map((s, i) => choose(s, methods.length > 1 ? pooled.get(classes[i])! : null, methods));
+}
+
+/** Forecasts many series at once (auto shrinks each series' choice towards the pooled best of its demand class). */
 export function forecastAll(ys: Float64Array[], o: ForecastOptions): SeriesForecast[] {
   const scores = ys.map((y) => scoreSeries(y, o));
-  const pooled = o.methods.length > 1 ? pooledBest(scores, o.methods) : null;
-  return ys.map((y, i) => finish(y, o, scores[i], choose(scores[i], pooled, o.methods)));
+  const chosen = chooseAll(ys, scores, o.methods);
+  return ys.map((y, i) => finish(y, o, scores[i], chosen[i]));
 }
 
 /** Forecasts one series on its own (auto: its own best candidate). */
@@ -279,13 +311,13 @@ export function evaluate(
     if (!idx.length) continue;
     const scores = trains.map((t) => scoreSeries(t, o));
     for (const c of candidates) {
-      const pooled = c === 'auto' ? pooledBest(scores, o.methods) : null;
+      const chosen = c === 'auto' ? chooseAll(trains, scores, o.methods) : [];
       idx.forEach((i, j) => {
         const train = trains[j],
           actual = ys[i].subarray(train.length, train.length + h);
         const fc =
           c === 'auto'
-            ? finish(train, o, scores[j], choose(scores[j], pooled, o.methods))
+            ? finish(train, o, scores[j], chosen[j])
             : finish(train, { ...o, methods: [c] }, scores[j], scores[j].has(c) ? c : null);
         let inside = 0;
         if (fc.lo && fc.hi) for (let q = 0; q < h; q++) if (actual[q] >= fc.lo[q] && actual[q] <= fc.hi[q]) inside++;

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { METHODS } from '../../../src/forecast/methods.js';
 import {
   choose,
+  demandClass,
   evaluate,
   forecastAll,
   forecastSeries,
@@ -86,12 +87,18 @@ test('no leakage: changing values after an origin changes nothing forecast at th
   assert.notEqual(a.get('auto')![0].rmsse, b.get('auto')![0].rmsse);
 });
 
-test('auto over many series: a series keeps its own best only when clearly and consistently better than the pooled choice', () => {
-  const ys = [weekly(200, 1), weekly(200, 2), weekly(200, 3), Float64Array.from({ length: 200 }, (_, t) => (t % 9 === 0 ? 2 : 0))];
+test('auto over many series: a series keeps its own best only when clearly and consistently better than the pooled choice of its demand class', () => {
+  const sparse = (k: number) => Float64Array.from({ length: 200 }, (_, t) => (t % k === 0 ? 2 + (t % 3) : 0));
+  const ys = [weekly(200, 1), weekly(200, 2), weekly(200, 3), sparse(9), sparse(5), sparse(4)];
+  assert.deepEqual(
+    ys.map((y) => demandClass(y)),
+    ['smooth', 'smooth', 'smooth', 'intermittent', 'intermittent', 'intermittent'],
+  );
   const scores = ys.map((y) => scoreSeries(y, base));
-  const pooled = pooledBest(scores, METHODS)!;
+  const pooledOf = [pooledBest(scores.slice(0, 3), METHODS)!, pooledBest(scores.slice(3), METHODS)!];
   const all = forecastAll(ys, base);
   for (const [i, s] of scores.entries()) {
+    const pooled = pooledOf[i < 3 ? 0 : 1];
     const own = [...s.entries()].sort((a, b) => a[1].rmsse - b[1].rmsse)[0];
     const p = s.get(pooled)!;
     const keepsOwn = own[1].rmsse <= 0.8 * p.rmsse && own[1].perOrigin.every((v, k) => v <= p.perOrigin[k]);
@@ -103,4 +110,7 @@ test('auto over many series: a series keeps its own best only when clearly and c
   const alone = scoreSeries(ys[3], base);
   const best = [...alone.entries()].sort((a, b) => a[1].rmsse - b[1].rmsse)[0][0];
   assert.equal(forecastSeries(ys[3], base).method, best);
+  assert.equal(demandClass([1, 1, 1, 0, 1, 1]), 'smooth'); // 6 periods / 5 demands = 1.2
+  assert.equal(demandClass([1, 0, 0, 1]), 'intermittent');
+  assert.equal(demandClass([0, 0]), 'intermittent');
 });
