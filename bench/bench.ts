@@ -15,8 +15,11 @@
  *    interval, p50/p99 until read_committed.
  * 5. Start-up (startup.ts): `--help` and `validate` of one spec, median
  *    wall time beside a bare `node`.
+ * 6. Forecasting (forecast.ts): BENCH_FORECAST_SERIES (default 10,000)
+ *    series x 730 days, auto over 3 origins: time and peak RSS.
  * The last line printed is JSON: the aggregate's figures at the top level
- * (as before), every pipeline's under `pipelines`, start-up under `startup`.
+ * (as before), every pipeline's under `pipelines`, start-up under `startup`,
+ * forecasting under `forecast`.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -29,6 +32,7 @@ import { formatTimestamp } from '../src/core/time.js';
 import { PACKAGE_ROOT } from '../src/core/paths.js';
 import { startupTimes } from './startup.js';
 import { latency } from './latency.js';
+import { forecastBench } from './forecast.js';
 
 const ROOT = PACKAGE_ROOT;
 const N = Number(process.argv[2] ?? process.env.BENCH_RECORDS ?? 1_000_000);
@@ -171,6 +175,8 @@ const startup = startupTimes();
 log(
   `start-up (median): node ${startup.node_ms} ms, salespipe --help ${startup.help_ms} ms, validate pipelines/sales.yaml ${startup.validate_ms} ms`,
 );
+const fc = forecastBench(Number(process.env.BENCH_FORECAST_SERIES ?? 10_000));
+log(`forecast: ${fc.series} series x ${fc.days} days (auto, 3 origins) in ${fc.seconds} s, peak RSS ${fc.peak_rss_mb} MB`);
 const a = results.aggregate;
 console.log(
   JSON.stringify({
@@ -183,5 +189,6 @@ console.log(
     latency_p99_ms: lat.p99_ms,
     pipelines: results,
     startup,
+    forecast: fc,
   }),
 );

@@ -18,8 +18,9 @@
  *   (pooledBest, demandClass); else the pooled choice.
  * - Intervals: the chosen method's backtest errors (actual - forecast, all
  *   origins and steps pooled) give the quantiles added to the final
- *   forecast, clipped at 0 for a series without negative values. Without
- *   an origin there is no interval (null).
+ *   forecast (a quantile of the wrong sign counts as 0, so the interval
+ *   holds the forecast), clipped at 0 for a series without negative
+ *   values. Without an origin there is no interval (null).
  * - No leakage by construction: every forecast and score for an origin is
  *   computed from y[0, o) alone (the arrays passed are views ending there).
  */
@@ -211,8 +212,9 @@ export function finish(y: Float64Array, o: ForecastOptions, scores: Scores, meth
   const lo = new Float64Array(h),
     hi = new Float64Array(h);
   for (let k = 0; k < h; k++) {
-    lo[k] = forecast[k] + qlo;
-    hi[k] = forecast[k] + qhi;
+    // A method biased at the backtest has errors all of one sign: the interval still holds its forecast.
+    lo[k] = forecast[k] + Math.min(qlo, 0);
+    hi[k] = forecast[k] + Math.max(qhi, 0);
     if (clip) {
       if (lo[k] < 0) lo[k] = 0;
       if (hi[k] < 0) hi[k] = 0;

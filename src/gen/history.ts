@@ -102,7 +102,7 @@ export function historyCatalog(seed: number, days: number): HistoryProduct[] {
 }
 
 /** A Poisson draw (Knuth for small means, a rounded normal for large ones). */
-function poisson(rand: () => number, mean: number): number {
+export function poisson(rand: () => number, mean: number): number {
   if (mean <= 0) return 0;
   if (mean > 40) {
     const u = Math.max(rand(), 1e-12),

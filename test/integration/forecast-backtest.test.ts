@@ -21,7 +21,7 @@ test('backtest on a holdout seed: auto <= 0.85 x seasonal naive and <= the best 
   const gen = await runCli(['generate', '--history', '730d', '--parquet', history, '--seed', '11']);
   assert.equal(gen.code, 0, gen.stderr);
   const plots = path.join(dir, 'plots');
-  const r = await runCli(['backtest', SPEC, '--format', 'json', '--plot', plots, '--top', '3'], { SALES_HISTORY_DIR: history });
+  const r = await runCli(['backtest', SPEC, '--format', 'json', '--plot', plots, '--top', '3'], { SALES_OUTPUT_DIR: dir });
   assert.equal(r.code, 0, r.stderr);
   const report = JSON.parse(r.stdout);
   assert.equal(report.flow, 'forecast_demand');
@@ -50,7 +50,7 @@ test('backtest on a holdout seed: auto <= 0.85 x seasonal naive and <= the best 
     assert.equal((svg.match(/<path /g) ?? []).length, 3, 'actuals, forecast and the interval band');
   }
   // The text report names every method and auto's ratio to the baselines.
-  const text = await runCli(['backtest', SPEC, '--origins', '1'], { SALES_HISTORY_DIR: history });
+  const text = await runCli(['backtest', SPEC, '--origins', '1'], { SALES_OUTPUT_DIR: dir });
   assert.equal(text.code, 0, text.stderr);
   for (const x of [...METHODS, 'auto']) assert.match(text.stdout, new RegExp(`^${x} `, 'm'));
   assert.match(text.stdout, /auto's mean RMSSE is \d\.\d{3} x seasonal naive's and \d\.\d{3} x the moving average's/);

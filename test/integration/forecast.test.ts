@@ -55,14 +55,15 @@ const sortKey = (p: Prediction) => `${p.product_name}|${p.brand}|${p.period_star
 
 test('forecast.yaml: 14 days per product through yesterday, Kafka equal to Parquet, a moving average equal to pyarrow, exactly once across reruns; predicted stock-outs once, resolved after a restock', async (t) => {
   if (!(await needServices(t, mariadbAndKafka))) return;
-  const history = path.join(tmpDir(), 'sales_history');
+  const out = tmpDir();
+  const history = path.join(out, 'sales_history');
   const gen = await runCli(['generate', '--history', '120d', '--parquet', history, '--seed', '5']);
   assert.equal(gen.code, 0, gen.stderr);
   const units = dailyUnits(history);
   const products = [...units.keys()];
   assert.ok(products.length >= 60, `${products.length} products in the history`);
 
-  const { db, prefix, env } = await freshRun({ SALES_HISTORY_DIR: history, INVENTORY_REFRESH: '1s' });
+  const { db, prefix, env } = await freshRun({ SALES_OUTPUT_DIR: out, INVENTORY_REFRESH: '1s' });
   const { db: k } = await openKnex(db, ROOT, 1);
   const [top, second, third] = [...units].sort((a, b) => sum(b[1]) - sum(a[1])).map(([p]) => p.split('|'));
   try {
@@ -148,7 +149,10 @@ test('forecast.yaml: 14 days per product through yesterday, Kafka equal to Parqu
       .replace(/^( +)method: auto$/m, '$1method: moving_average')
       .replace(/\n {2}stockout_alerts:[\s\S]*?\n\n/, '\n\n'),
   );
-  const maRun = await freshRun({ SALES_HISTORY_DIR: history });
+  // Its own output directory, the same history in it.
+  const maOut = tmpDir();
+  fs.cpSync(history, path.join(maOut, 'sales_history'), { recursive: true });
+  const maRun = await freshRun({ SALES_OUTPUT_DIR: maOut });
   const run = await runCli(['run', ma, '--drain', '--no-progress'], maRun.env);
   assert.equal(run.code, 0, run.stderr);
   const got = predictions(maRun.prefix);

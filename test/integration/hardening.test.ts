@@ -158,12 +158,15 @@ test('npm run bench twice in a row on one broker', async (t) => {
     const { spawnSync } = await import('node:child_process');
     const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/bench/bench.js'), '3000'], {
       encoding: 'utf8',
-      env: { ...process.env, KAFKA_BROKERS: BROKERS, BENCH_LATENCY_SECS: '3' },
+      env: { ...process.env, KAFKA_BROKERS: BROKERS, BENCH_LATENCY_SECS: '3', BENCH_FORECAST_SERIES: '100' },
     });
     assert.equal(r.status, 0, `run ${i + 1}:\n${r.stderr.slice(-3000)}`);
     const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
     assert.equal(last.records, 3000);
     assert.ok(last.latency_p50_ms > 0 && last.latency_p99_ms >= last.latency_p50_ms, `latency figures: ${JSON.stringify(last)}`);
+    assert.equal(last.forecast.series, 100);
+    assert.equal(last.forecast.days, 730);
+    assert.ok(last.forecast.seconds > 0 && last.forecast.peak_rss_mb > 0, `forecast figures: ${JSON.stringify(last.forecast)}`);
   }
 });
 

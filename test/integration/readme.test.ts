@@ -79,3 +79,71 @@ test(
     for (const [k, v] of want) assert.equal(got.get(k), v, `window ${k}: salespipe ${got.get(k) ?? 'nothing'}, SQL ${v}`);
   },
 );
+
+test(
+  "the README's forecast walkthrough: a forecast per product and day ahead, and predicted_stockout exactly for the products whose projected stock covers less than 7 days of it",
+  { timeout: 600_000 },
+  async (t) => {
+    if (!(await needServices(t, mariadbAndKafka))) return;
+    const lines = readmeBlock('To try it on two years of generated history');
+    const { db, prefix, env } = await freshRun();
+    const commands = lines.filter((l) => l.startsWith('bin/salespipe.js '));
+    assert.deepEqual(
+      commands.map((l) => l.split(/\s+/).slice(1, 3).join(' ')),
+      [
+        'generate --create-tables',
+        'run pipelines/sales.yaml',
+        'run pipelines/inventory.yaml',
+        'generate --history',
+        'run pipelines/forecast.yaml',
+        'backtest pipelines/forecast.yaml',
+      ],
+      lines.join('\n'),
+    );
+    for (const line of commands) {
+      // out/ is the output directory the specs write by default: this run's own.
+      const args = line
+        .split(/\s+/)
+        .slice(1)
+        .map((a) => a.replace(/^out\//, `${env.SALES_OUTPUT_DIR}/`));
+      const r = await runCli(args, env);
+      assert.equal(r.code, 0, `${line}\n${r.stderr.slice(-3000)}`);
+    }
+    assert.ok(lines.some((l) => l.startsWith('kcat ') && l.includes('-t low_stock_alerts')));
+    const day = 86_400_000,
+      today = Math.floor(Date.now() / day) * day;
+    const forecasts = new Map<string, number[]>();
+    for (const m of await readTopicSettled(`${prefix}sales_predictions`)) {
+      const v = JSON.parse(m.value);
+      assert.equal(v.trained_through, new Date(today - day).toISOString().slice(0, 10));
+      const k = `${v.product_name}|${v.brand}`;
+      if (!forecasts.has(k)) forecasts.set(k, new Array(14).fill(NaN));
+      forecasts.get(k)![(Date.parse(v.period_start) - today) / day] = v.forecast;
+    }
+    assert.equal(forecasts.size, 70, 'every product of the history');
+    for (const [k, f] of forecasts)
+      assert.ok(
+        f.every((x) => x >= 0),
+        `${k}: 14 days ahead`,
+      );
+    // Days of cover from the table and the topic, as the step defines them.
+    const expected: string[] = [];
+    for (const r of await sqlRows(db, 'SELECT product_name, brand, projected_stock FROM inventory_levels')) {
+      const f = forecasts.get(`${r.product_name}|${r.brand}`);
+      if (!f) continue;
+      let left = Number(r.projected_stock),
+        cover: number | null = left <= 0 ? 0 : null;
+      for (let i = 0; i < 14 && cover === null; i++) {
+        if (f[i] > 0 && left - f[i] <= 0) cover = i + left / f[i];
+        left -= f[i];
+      }
+      if (cover !== null && cover < 7) expected.push(`${r.product_name}|${r.brand}`);
+    }
+    const alerts = (await readTopicSettled(`${prefix}low_stock_alerts`))
+      .map((m) => JSON.parse(m.value))
+      .filter((v) => v.event === 'predicted_stockout')
+      .map((v) => `${v.product_name}|${v.brand}`);
+    assert.deepEqual(alerts.sort(), expected.sort());
+    assert.ok(expected.length > 0, 'some product runs short');
+  },
+);
