@@ -76,7 +76,9 @@ function render(v) {
       li.appendChild(ev);
       li.appendChild(
         document.createTextNode(
-          `${a.product_name} (${a.brand}): projected ${a.projected_stock}, threshold ${a.threshold}${a.at ? ` · ${fmt.time(a.at)}` : ''}`,
+          a.lead_time_days !== undefined
+            ? `${a.product_name} (${a.brand}): stock ${a.projected_stock}${a.predicted_date ? `, out by ${a.predicted_date} (${fmt.num(a.days_of_cover)} days of cover, lead time ${a.lead_time_days})` : ''}`
+            : `${a.product_name} (${a.brand}): projected ${a.projected_stock}, threshold ${a.threshold}${a.at ? ` · ${fmt.time(a.at)}` : ''}`,
         ),
       );
       ol.appendChild(li);

@@ -116,7 +116,19 @@ export interface View {
   top?: { products: Totals[]; brands: Totals[]; categories: Totals[] };
   trend?: { hourly: TrendPoint[]; daily: TrendPoint[] };
   stock?: { product_name: string; brand: string; projected_stock: string; threshold: string; below: boolean }[];
-  alerts?: { at: string; event: string; product_name: string; brand: string; projected_stock: string; threshold: string; id: string }[];
+  alerts?: {
+    at: string;
+    event: string;
+    product_name: string;
+    brand: string;
+    projected_stock: string;
+    threshold: string;
+    id: string;
+    /** Predicted stock-outs (the stockout step): when, and the cover behind it. */
+    predicted_date?: string;
+    days_of_cover?: string;
+    lead_time_days?: string;
+  }[];
   segments?: Totals[];
   predictions?: {
     product_name: string;
@@ -278,9 +290,12 @@ export class Model {
           event: str(a.event),
           product_name: str(a.product_name),
           brand: str(a.brand),
-          projected_stock: str(a.projected_stock),
+          projected_stock: str(a.projected_stock ?? a.stock),
           threshold: str(a.threshold),
           id: str(a.alert_id),
+          ...(a.lead_time_days !== undefined
+            ? { predicted_date: str(a.predicted_date), days_of_cover: str(a.days_of_cover), lead_time_days: str(a.lead_time_days) }
+            : {}),
         }));
     const seg = this.keyed.get('customer_segment_sales');
     if (seg) v.segments = sumBy(seg.values(), (r) => [str(r.customer_segment) || '(none)']);

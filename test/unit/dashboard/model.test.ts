@@ -246,3 +246,31 @@ test('a dataset read whole replaces what was there; segments, predictions with a
   assert.equal((m.recommendations('42') as { customer_id: string }).customer_id, '42');
   assert.equal(m.recommendations('7'), undefined);
 });
+
+test('a predicted stock-out (the stockout step) shows its stock, date and cover; a threshold alert keeps its own fields', () => {
+  const m = new Model({ timeZone: 'UTC', now: () => NOW });
+  m.upsert('low_stock_alerts', 'a', {
+    alert_id: 't1',
+    event: 'alert',
+    product_name: 'HP',
+    brand: 'HP',
+    projected_stock: '4',
+    threshold: '10',
+  });
+  m.upsert('low_stock_alerts', 'b', {
+    alert_id: 'p1',
+    event: 'predicted_stockout',
+    product_name: 'Dell Inspiron',
+    brand: 'Dell',
+    stock: '10',
+    lead_time_days: '7',
+    days_of_cover: '3.3333333333333335',
+    predicted_date: '2026-12-04',
+  });
+  const [p, t] = m.view().alerts!;
+  assert.deepEqual(
+    [p.event, p.projected_stock, p.predicted_date, p.days_of_cover, p.lead_time_days],
+    ['predicted_stockout', '10', '2026-12-04', '3.3333333333333335', '7'],
+  );
+  assert.deepEqual([t.event, t.projected_stock, t.threshold, t.predicted_date], ['alert', '4', '10', undefined]);
+});
