@@ -13,11 +13,14 @@
  *   two seasons) returns null; the caller picks among those that do.
  * - Forecasts of a series without negative values are clipped at 0:
  *   demand is not negative.
- * - Intermittent demand (Croston-SBA, TSB, ADIDA) follows statsforecast's
- *   definitions: Croston's sizes and intervals smoothed with alpha 0.1 and
- *   the Syntetos-Boylan 1 - alpha/2 correction; TSB smooths the demand
- *   probability every period; ADIDA forecasts the series summed into
- *   buckets of its mean inter-demand interval with SES, spread back evenly.
+ * - Intermittent demand: Croston-SBA as statsforecast defines it (sizes
+ *   and intervals smoothed with alpha 0.1 from the first demand, whose
+ *   interval counts the periods up to it; times 1 - alpha/2); TSB (Teunter,
+ *   Syntetos & Babai 2011) smooths the demand probability every period and
+ *   the size at each demand, from the share of periods with demand and the
+ *   mean size; ADIDA (Nikolopoulos et al. 2011) sums the series into
+ *   buckets of its periods per demand (rounded), from the end, forecasts
+ *   them with SES and spreads the result evenly.
  */
 
 export const METHODS = [
