@@ -13,7 +13,7 @@ import { ROOT } from '../support/helpers.js';
 /** Bottom first. A path belongs to the first layer whose prefix it starts with. */
 export const LAYERS: [string, string[]][] = [
   ['core', ['src/core/']],
-  ['models', ['src/forecast/']],
+  ['models', ['src/forecast/', 'src/recommend/']],
   ['expressions and connections', ['src/expr/', 'src/connections/']],
   ['metrics', ['src/metrics/']],
   ['kafka', ['src/kafka/']],
