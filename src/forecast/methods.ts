@@ -101,6 +101,19 @@ function sesFit(y: Series, alpha: number, h: number): Fit {
   return { sse, f: new Float64Array(h).fill(l) };
 }
 
+/** Level plus (damped) trend, q steps ahead: l + (phi + ... + phi^q) b. */
+function project(l: number, b: number, phi: number, h: number): Float64Array {
+  const f = new Float64Array(h);
+  let damp = 0,
+    p = 1;
+  for (let q = 0; q < h; q++) {
+    p *= phi;
+    damp += p;
+    f[q] = l + damp * b;
+  }
+  return f;
+}
+
 /**
  * Holt's (damped when phi < 1) trend: l0 = y0, b0 = y1 - y0;
  * l = alpha y + (1 - alpha)(l + phi b), b = beta (l - l') + (1 - beta) phi b;
@@ -124,15 +137,7 @@ function holtFit(y: Series, alpha: number, beta: number, phi: number, h: number)
     b = beta * (l2 - l) + (1 - beta) * phi * b;
     l = l2;
   }
-  const f = new Float64Array(h);
-  let damp = 0,
-    p = 1;
-  for (let k = 0; k < h; k++) {
-    p *= phi;
-    damp += p;
-    f[k] = l + damp * b;
-  }
-  return { sse, f };
+  return { sse, f: project(l, b, phi, h) };
 }
 
 /**
@@ -201,14 +206,8 @@ function hwFit(
     l = l2;
     s[t] = gamma * (y[t] - l) + (1 - gamma) * st;
   }
-  const f = new Float64Array(h);
-  let damp = 0,
-    p = 1;
-  for (let q = 0; q < h; q++) {
-    p *= phi;
-    damp += p;
-    f[q] = l + damp * b + s[n - m + (q % m)];
-  }
+  const f = project(l, b, phi, h);
+  for (let q = 0; q < h; q++) f[q] += s[n - m + (q % m)];
   return { sse, f };
 }
 

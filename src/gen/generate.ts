@@ -15,6 +15,7 @@ import { Dialect } from '../connections/config.js';
 import { sleep } from '../connections/retry.js';
 import type { Logger } from '../core/log.js';
 import { PACKAGE_ROOT } from '../core/paths.js';
+import { rng } from '../core/random.js';
 
 export interface Product {
   name: string;
@@ -93,17 +94,7 @@ export const WORKED_EXAMPLE = [
   },
 ];
 
-/** A small seeded PRNG (mulberry32): the same seed gives the same sales. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { rng } from '../core/random.js';
 
 export const SQL_DIR = path.join(PACKAGE_ROOT, 'sql');
 
@@ -134,6 +125,9 @@ export interface SaleRow {
   product_id: number;
 }
 
+/** A price in cents as the decimal text the tables hold: 123456 -> "1234.56". */
+export const priceText = (cents: number) => `${Math.floor(cents / 100)}.${pad(cents % 100)}`;
+
 /** One random sale; `at` is its event time (ms, written as UTC wall-clock time). */
 export function randomSale(rand: () => number, at: number, customers = 500): SaleRow {
   const p = CATALOG[Math.floor(rand() * CATALOG.length)];
@@ -146,7 +140,7 @@ export function randomSale(rand: () => number, at: number, customers = 500): Sal
     product_category: p.category,
     brand: p.brand,
     quantity_sold: quantity,
-    price_per_unit: `${Math.floor(cents / 100)}.${pad(cents % 100)}`,
+    price_per_unit: priceText(cents),
     transaction_date: sqlTimestamp(at),
     customer_id: rand() < 0.9 ? 1 + Math.floor(rand() * customers) : null,
     product_id: p.id,

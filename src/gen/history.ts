@@ -17,7 +17,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { CATALOG, Product, rng, sqlTimestamp, SaleRow, createTables } from './generate.js';
+import { CATALOG, Product, rng, sqlTimestamp, SaleRow, createTables, priceText } from './generate.js';
 import { openKnex } from '../connections/sql.js';
 import { ColumnType, Row, Schema, parseType } from '../core/types.js';
 import type { Logger } from '../core/log.js';
@@ -152,7 +152,7 @@ export function* historySales(seed: number, days: number, end: number, firstId =
           product_category: p.category,
           brand: p.brand,
           quantity_sold: q,
-          price_per_unit: `${Math.floor(cents / 100)}.${String(cents % 100).padStart(2, '0')}`,
+          price_per_unit: priceText(cents),
           transaction_date: sqlTimestamp(from + d * DAY + Math.floor(rand() * DAY)),
           customer_id: rand() < 0.9 ? 1 + Math.floor(rand() * customers) : null,
           product_id: p.id,

@@ -19,8 +19,10 @@
  *   point decreases this quadratic.
  * - Fold-in (a customer's new purchases): the same equations for one row,
  *   solved exactly (Cholesky of a k x k matrix).
- * - Factors start from a seeded uniform [0, 0.01): a run is repeatable.
+ * - Factors start from a seeded uniform [0, 0.01) (core/random.ts): a run is repeatable.
  */
+
+import { rng } from '../core/random.js';
 
 /** A sparse matrix by rows (CSR): row r's columns are indices[indptr[r] .. indptr[r+1]). */
 export interface Csr {
@@ -205,13 +207,7 @@ export interface AlsModel {
 /** Trains on m (users by items, data = alpha * r). */
 export function trainAls(m: Csr, o: AlsOptions, onIteration?: (it: number, loss: number) => void): AlsModel {
   const k = o.factors;
-  let s = o.seed >>> 0 || 1;
-  const rand = () => {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    return (s >>> 0) / 4294967296;
-  };
+  const rand = rng(o.seed);
   const users = Float64Array.from({ length: m.rows * k }, () => rand() * 0.01);
   const items = Float64Array.from({ length: m.cols * k }, () => rand() * 0.01);
   const mt = transpose(m);

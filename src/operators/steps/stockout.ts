@@ -33,7 +33,6 @@
  *       level: projected_stock
  *       leadTime: 7
  */
-import { createHash } from 'node:crypto';
 import type { ConfigOf, DeadLetter, PlanContext, RunContext, Step, StepDef, StreamInfo } from '../operator.js';
 import { Row, Schema, Value, fieldOf, isNumeric, typeName } from '../../core/types.js';
 import { RecordError, Eval } from '../../expr/compile.js';
@@ -42,6 +41,7 @@ import { LookupTable, Key, tableConfig, planTable, planOn, keyOf, describeTable 
 import { dateIn } from '../../core/time.js';
 import type { ProblemCode } from '../../core/problems.js';
 import { PERIOD_START } from './forecast.js';
+import { alertId } from '../keyed-state.js';
 
 const config = {
   type: 'object',
@@ -271,10 +271,7 @@ export class Stockout implements Step {
     const event = risk ? 'predicted_stockout' : 'resolved';
     const o: Row = {
       event,
-      alert_id: createHash('sha256')
-        .update(JSON.stringify([this.scope, String(k), st.crossings, event]))
-        .digest('hex')
-        .slice(0, 32),
+      alert_id: alertId(this.scope, String(k), st.crossings, event),
       crossing: st.crossings,
     };
     this.p.series.forEach((c, i) => (o[c] = f.keys[i]));

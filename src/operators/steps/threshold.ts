@@ -23,12 +23,12 @@
  *       value: projected_stock
  *       below: coalesce(reorder_threshold, 10)
  */
-import { createHash } from 'node:crypto';
 import type { StepDef, PlanContext, RunContext, StreamInfo, DeadLetter, ConfigOf } from '../operator.js';
 import { planExpr } from '../expr-config.js';
 import { RecordError, Eval } from '../../expr/compile.js';
 import { Row, Schema, Value, fieldOf, isNumeric, typeName } from '../../core/types.js';
 import { deadLetters } from '../record-schema.js';
+import { alertId } from '../keyed-state.js';
 
 const EVENT = 'event',
   ID = 'alert_id',
@@ -175,10 +175,7 @@ class Threshold {
       if (s.alerting) s.crossings++;
       this.logged.add(k);
       const event = s.alerting ? 'alert' : 'resolved';
-      const id = createHash('sha256')
-        .update(JSON.stringify([this.scope, k, s.crossings, event]))
-        .digest('hex')
-        .slice(0, 32);
+      const id = alertId(this.scope, k, s.crossings, event);
       out.push({ [EVENT]: event, [ID]: id, [SEQ]: s.crossings, ...r, [THRESHOLD]: threshold });
     }
     return out;
