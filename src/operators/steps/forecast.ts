@@ -16,10 +16,11 @@
  *   goes to the late or dead-letter output and counts nowhere.
  * - Forecasts are made at an epoch end, for every series, from the closed
  *   periods only (trained_through: the last of them): when a period closes
- *   that ended less than `horizon` + 1 periods before the wall clock (a live
- *   stream: `sales_predictions` follows the sales), and at the end of a
- *   drain run. Replaying years of history therefore makes one forecast,
- *   not one per day. A forecast never sees a record of a later period.
+ *   that ended less than `horizon` + 1 periods before the wall clock, in a
+ *   run without --drain (a live stream: `sales_predictions` follows the
+ *   sales); in a drain run only at the end of its input, however many
+ *   epochs it reads. Replaying years of history therefore makes one
+ *   forecast, not one per day. A forecast never sees a record of a later period.
  * - Rows: per series and future period `{series…, period_start, forecast,
  *   p10, p90, method, trained_through, forecast_date, backtest_rmsse}`
  *   (p10/p90 at the configured `level`); an append stream keyed by the
@@ -129,7 +130,7 @@ export const forecastStep: StepDef<typeof config, Planned> = {
   plan: planForecast,
   describe: (c) =>
     `forecast ${c.target} per ${c.period ?? 'day'} by (${c.series.join(', ')}): ${c.method ?? 'auto'}, ${c.horizon ?? 14} periods ahead`,
-  create: (p, ctx) => new Forecast(p, ctx.timeZone, deadLetters(p.inputSchema, `${ctx.flow}/forecast`)),
+  create: (p, ctx) => new Forecast(p, ctx.timeZone, deadLetters(p.inputSchema, `${ctx.flow}/forecast`), ctx.drain),
 };
 
 function planForecast(cfg: Config, input: StreamInfo, ctx: PlanContext) {
@@ -263,6 +264,8 @@ export class Forecast implements Step {
     private p: Planned,
     timeZone: string,
     private toDead: (r: Row, reason: string) => DeadLetter,
+    /** A drain run forecasts once, at the end of its input, not at epochs while it catches up. */
+    private drain = false,
   ) {
     this.periods = new Periods(p.period, timeZone);
     this.keyBuf = new Array(p.series.length);
@@ -379,7 +382,7 @@ export class Forecast implements Step {
     if (c === null || (this.done !== null && c <= this.done)) return [];
     const live = this.periods.end(c) >= Date.now() - (this.p.options.horizon + 1) * (this.p.period === 'week' ? 7 * DAY : DAY);
     // A bounded input (a test, a backfill) has ended like a drain: event time reached Infinity.
-    if (!live && !this.ended && this.maxEventTime !== Infinity) return [];
+    if ((this.drain || !live) && !this.ended && this.maxEventTime !== Infinity) return [];
     this.done = c;
     return this.forecastAll(c);
   }

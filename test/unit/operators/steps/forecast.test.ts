@@ -30,8 +30,9 @@ const input: StreamInfo = {
 const DAY = 86_400_000;
 const today = Math.floor(Date.now() / DAY) * DAY; // UTC midnight
 
-function make(cfg: Record<string, unknown>, timeZone = 'UTC'): Step {
-  return step(forecastStep, { series: ['product_name'], target: 'sum(quantity_sold)', ...cfg }, input, runContext({ timeZone })).step;
+function make(cfg: Record<string, unknown>, timeZone = 'UTC', drain = false): Step {
+  return step(forecastStep, { series: ['product_name'], target: 'sum(quantity_sold)', ...cfg }, input, runContext({ timeZone, drain }))
+    .step;
 }
 
 const sale = (product: string, at: number, qty: number): Row => ({
@@ -135,6 +136,20 @@ test('auto on a live stream equals forecastSeries on the closed history; late re
   assert.match(dead[0].reason, /already closed/);
 });
 
+test('a drain run forecasts once at the end of its input, even when its last days close in epochs before', () => {
+  const s = make({ method: 'moving_average', horizon: 3 }, 'UTC', true);
+  for (let n = 10; n >= 2; n--) {
+    feed(s, [sale('A', today - n * DAY + 1000, 4)]);
+    assert.deepEqual(s.flush!(), [], `no forecast at the epoch reaching ${n} days ago`);
+  }
+  s.inputEnded!();
+  const out = s.flush!();
+  assert.deepEqual(
+    out.map((r) => r.trained_through),
+    new Array(3).fill(new Date(today - DAY).toISOString().slice(0, 10)),
+  );
+});
+
 test('replaying old history forecasts nothing per day, and once at the end of the drain, through yesterday', () => {
   const s = make({ method: 'seasonal_naive', horizon: 2 });
   const old = Date.parse('2025-01-01T00:00:00Z');
@@ -158,7 +173,7 @@ test('null targets count nothing; a decimal target is summed as its value', () =
     forecastStep,
     { series: ['product_name'], target: 'sum(quantity_sold * price_per_unit)', method: 'moving_average', horizon: 1 },
     input,
-    runContext(),
+    runContext({ drain: false }),
   ).step;
   feed(s, [sale('A', today - 3 * DAY, 2), { ...sale('A', today - 3 * DAY, 1), quantity_sold: null }]);
   feed(s, [sale('A', today - DAY, 1)]);
