@@ -27,10 +27,11 @@ kafka_alive() {
 }
 sudo_maybe() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-wait_port() { # host port seconds name
+wait_port() { # host port seconds name [pid: give up at once if it exits]
   local i
   for ((i = 0; i < $3 * 5; i++)); do
     if (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; then return 0; fi
+    if [ -n "${5:-}" ] && ! kill -0 "$5" 2>/dev/null; then log "$4 exited before opening $1:$2"; return 1; fi
     sleep 0.2
   done
   log "$4 did not open $1:$2 within $3 s"; return 1
@@ -167,8 +168,14 @@ PROPS
   # setsid: the broker outlives the shell that started it.
   setsid nohup java -Xms256m -Xmx768m -Dlog4j2.level=WARN -cp "$cp" kafka.Kafka "$state/kafka.properties" \
     > "$state/kafka.log" 2>&1 &
-  echo $! > "$state/kafka.pid"
-  wait_port 127.0.0.1 9092 90 Kafka || { tail -30 "$state/kafka.log"; return 1; }
+  local pid=$!
+  echo $pid > "$state/kafka.pid"
+  # A broker recovering many partitions after an unclean stop (the machine
+  # stopped with it running) takes minutes before it listens; it is waited
+  # for as long as it is alive, up to 5 minutes. npm test deletes the
+  # topics earlier runs left (test/support/prune-topics.ts), which keeps
+  # that recovery short.
+  wait_port 127.0.0.1 9092 300 Kafka $pid || { tail -30 "$state/kafka.log"; return 1; }
   wait_port 127.0.0.1 9094 30 "Kafka SASL_SSL" || { tail -30 "$state/kafka.log"; return 1; }
   kafka_scram
   log "Kafka $kafka_version up on 127.0.0.1:9092, SASL_SSL (SCRAM-SHA-256/512, PLAIN; CA $state/tls/ca.pem) on 127.0.0.1:9094 (log: $state/kafka.log)"
