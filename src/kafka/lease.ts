@@ -70,7 +70,18 @@ export class Lease {
       let first: (assigned: boolean) => void;
       const joined = new Promise<boolean>((r) => (first = r));
       let joins = 0;
+      // Holding the lease reads nothing. A consumer restarted after a crash (e.g. the group's
+      // coordinator still loading on a new cluster) forgets its paused topics and has no group
+      // until it rejoins: it is paused again at each join.
+      const pause = () => {
+        try {
+          consumer.pause([{ topic }]);
+        } catch {
+          // Restarting: paused at its next join.
+        }
+      };
       consumer.on(consumer.events.GROUP_JOIN, (e) => {
+        pause();
         const assigned = (e.payload.memberAssignment[topic] ?? []).includes(0);
         if (joins++ === 0) return first(assigned);
         if (this.held && !assigned) {
@@ -91,7 +102,7 @@ export class Lease {
         3000,
       );
       await consumer.run({ autoCommit: false, eachBatch: async () => undefined });
-      consumer.pause([{ topic }]);
+      pause();
       const assigned = await Promise.race([
         joined,
         new Promise<'aborted'>((r) => signal.addEventListener('abort', () => r('aborted'), { once: true })),
