@@ -54,12 +54,13 @@ test('every module of src/ is in a layer, and imports only its own layer or the 
   assert.ok(files.length > 40);
 });
 
-test("unit tests are named after the module they test: test/unit/<path>.test.ts tests src/<path>.ts (or its folder's index.ts)", () => {
+test("unit tests are named after the module they test: test/unit/<path>.test.ts tests src/<path>.ts (or its folder's index.ts), test/unit/support/<name> test/support/<name>.ts", () => {
   const wrong: string[] = [];
   for (const file of sources('test/unit')) {
     const rel = file.slice('test/unit/'.length).replace(/\.test\.ts$/, '');
     if (rel === 'tree') continue; // this file: the whole tree
-    const candidates = [`src/${rel}.ts`, `src/${rel}/index.ts`];
+    // test/unit/support/x tests the test support module test/support/x.
+    const candidates = rel.startsWith('support/') ? [`test/${rel}.ts`] : [`src/${rel}.ts`, `src/${rel}/index.ts`];
     if (!candidates.some((c) => fs.existsSync(path.join(ROOT, c)))) wrong.push(`${file}: no ${candidates.join(' or ')}`);
   }
   assert.deepEqual(wrong, [], `unit tests without a module of that name:\n${wrong.join('\n')}`);
