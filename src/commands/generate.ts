@@ -4,6 +4,7 @@ import type { Logger } from '../core/log.js';
 import { generate } from '../gen/generate.js';
 import { parseDuration, parseTimestamp } from '../core/time.js';
 import { UsageError } from './common.js';
+import { HISTORY_CUSTOMERS, insertHistory, writeHistoryParquet } from '../gen/history.js';
 
 export interface GenerateFlags {
   db: string;
@@ -26,15 +27,29 @@ export interface GenerateFlags {
 
 const DAY = 86_400_000;
 
+/** A run of generate that inserts no sales (tables and reference data only). */
+const referenceOnly = (o: GenerateFlags) => ({
+  url: o.db,
+  count: 0,
+  rate: 0,
+  writers: 1,
+  batch: 1,
+  seed: o.seed,
+  createTables: o.createTables,
+});
+
 export default async function generateCommand(o: GenerateFlags, io: IO, log: Logger): Promise<number> {
   if (o.history !== undefined) {
     const span = parseDuration(o.history);
     if (span === undefined || span < DAY || span % DAY !== 0)
       throw new UsageError(`--history: a whole number of days, e.g. 730d (got "${o.history}")`);
-    const h = { seed: o.seed, days: span / DAY, end: Math.floor(Date.now() / DAY) * DAY };
-    const { writeHistoryParquet, insertHistory } = await import('../gen/history.js');
+    // Buyers are customers 1..n; --reference-data also writes their customer_data rows.
+    const people = o.referenceData === true ? HISTORY_CUSTOMERS : o.referenceData;
+    const h = { seed: o.seed, days: span / DAY, end: Math.floor(Date.now() / DAY) * DAY, customers: people };
+    // The buyers' customer_data rows (region, segment), for the recommendations' regional popularity.
+    if (people) await generate({ ...referenceOnly(o), referenceData: people }, log, io.signal);
     if (o.parquet !== undefined) await writeHistoryParquet(o.parquet, h, log);
-    else await insertHistory(o.db, { ...h, batch: Math.max(o.batch, 500), createTables: o.createTables }, log, io.signal);
+    else await insertHistory(o.db, { ...h, batch: Math.max(o.batch, 500), createTables: o.createTables && !people }, log, io.signal);
     return 0;
   }
   if (o.parquet !== undefined) throw new UsageError('--parquet goes with --history');

@@ -252,7 +252,11 @@ export async function generate(
   try {
     if (opts.createTables) await createTables(db, dialect);
     if (opts.workedExample) await insertWorkedExample(db, dialect);
-    if (opts.referenceData) await insertReferenceData(db, opts.referenceData, opts.seed);
+    if (opts.referenceData) {
+      await insertReferenceData(db, opts.referenceData, opts.seed);
+      log.info(`customers 1..${opts.referenceData} and the catalog's inventory rows are in customer_data and inventory`);
+    }
+    if (!opts.count) return { inserted, rolledBack };
     let next = 0;
     let restocks = 0;
     const started = Date.now();

@@ -12,7 +12,9 @@
  *   long tail of 40 accessories sells a unit every few days or weeks
  *   (intermittent demand). Some products launch inside the range.
  * - Units are split into sales of 1-3 units at random times of the day;
- *   prices vary around the list price as in live generation.
+ *   prices vary around the list price as in live generation. A tenth of
+ *   the sales are anonymous; the buyer of the others is drawn by taste
+ *   (tastes.ts) among customers 1..n (customer_data's, same seed).
  * - Deterministic for a seed, a range and the day it ends on (days are UTC).
  */
 import fs from 'node:fs';
@@ -21,6 +23,7 @@ import { CATALOG, Product, rng, sqlTimestamp, SaleRow, createTables, priceText }
 import { openKnex } from '../connections/sql.js';
 import { ColumnType, Row, Schema, parseType } from '../core/types.js';
 import type { Logger } from '../core/log.js';
+import { buyerSampler, customerTastes } from './tastes.js';
 
 const DAY = 86_400_000;
 
@@ -131,15 +134,22 @@ export interface HistorySale extends SaleRow {
   transaction_id: number;
 }
 
+/**
+ * Buyers of a history by default: about five purchases per customer and
+ * year, so that a customer seldom owns most of the catalogue.
+ */
+export const HISTORY_CUSTOMERS = 20_000;
+
 /** Sales of `days` days ending at `end` (exclusive, a UTC midnight), in time order, with ids from `firstId`. */
-export function* historySales(seed: number, days: number, end: number, firstId = 1, customers = 500): Generator<HistorySale> {
+export function* historySales(seed: number, days: number, end: number, firstId = 1, customers = HISTORY_CUSTOMERS): Generator<HistorySale> {
   const catalog = historyCatalog(seed, days);
   const rand = rng(seed * 7 + 1);
+  const buyer = buyerSampler(customerTastes(catalog, customers, seed), catalog, seed);
   const from = end - days * DAY;
   let id = firstId;
   for (let d = 0; d < days; d++) {
     const day: HistorySale[] = [];
-    for (const p of catalog) {
+    for (const [pi, p] of catalog.entries()) {
       let units = poisson(rand, Math.max(0, expectedUnits(p, d, from)));
       while (units > 0) {
         const r = rand();
@@ -154,7 +164,8 @@ export function* historySales(seed: number, days: number, end: number, firstId =
           quantity_sold: q,
           price_per_unit: priceText(cents),
           transaction_date: sqlTimestamp(from + d * DAY + Math.floor(rand() * DAY)),
-          customer_id: rand() < 0.9 ? 1 + Math.floor(rand() * customers) : null,
+          // The draws of the original uniform pick stay, so that the sales (and the forecasts' figures) are as before.
+          customer_id: rand() < 0.9 && rand() >= 0 ? 1 + buyer(pi) : null,
           product_id: p.id,
         });
       }
@@ -186,6 +197,8 @@ export interface HistoryOptions {
   days: number;
   /** Exclusive end (a UTC midnight): the history ends the day before. */
   end: number;
+  /** Buyers are customers 1..n (default HISTORY_CUSTOMERS). */
+  customers?: number;
 }
 
 /**
@@ -208,7 +221,7 @@ export async function writeHistoryParquet(dir: string, o: HistoryOptions, log: L
     fs.renameSync(tmp, file);
     day = [];
   };
-  for (const s of historySales(o.seed, o.days, o.end)) {
+  for (const s of historySales(o.seed, o.days, o.end, 1, o.customers)) {
     const d = s.transaction_date.slice(0, 10);
     if (d !== date) {
       flush();
@@ -246,7 +259,7 @@ export async function insertHistory(
       n += rows.length;
       rows = [];
     };
-    for (const s of historySales(o.seed, o.days, o.end, Number(m ?? 0) + 1)) {
+    for (const s of historySales(o.seed, o.days, o.end, Number(m ?? 0) + 1, o.customers)) {
       if (signal?.aborted) break;
       rows.push(s);
       if (rows.length >= o.batch) await write();
