@@ -5,11 +5,14 @@
  * - A record is a plain object from column name to value.
  * - `int` and `float` are JS numbers; `decimal(p,s)` is a scaled integer held
  *   in a JS number (value * 10^s, always a safe integer), so money adds up
- *   exactly; `timestamp` is epoch milliseconds; `string` and `bool` are native.
+ *   exactly; `timestamp` is epoch milliseconds; `string` and `bool` are native;
+ *   `json` (made by steps, e.g. a list of recommendations; not declared in
+ *   specs) is the JSON text of a nested value, embedded as JSON by the
+ *   sinks that write JSON and stored as text by the others.
  * - `null` is allowed only where the type is nullable.
  */
 
-export type Kind = 'int' | 'float' | 'decimal' | 'string' | 'bool' | 'timestamp';
+export type Kind = 'int' | 'float' | 'decimal' | 'string' | 'bool' | 'timestamp' | 'json';
 
 export interface ColumnType {
   kind: Kind;

@@ -5,7 +5,8 @@
  * written with their exact digits (100000.50, never 100000.49999): as JSON
  * numbers by default, or as strings (`decimals: 'string'`) for consumers
  * that would read a number into a double, which keeps about 15 significant
- * digits. Timestamps are ISO-8601 UTC text, BigInt integers numbers.
+ * digits. Timestamps are ISO-8601 UTC text, BigInt integers numbers, a
+ * `json` column its JSON as is (nested, not a string).
  * Keys are the key columns' text, timestamps and decimals written as in
  * values.
  */
@@ -28,6 +29,7 @@ export function makeJsonEncoder(schema: Schema, opts: JsonOptions = {}): (row: R
       enc = quote ? (v) => '"' + formatDecimal(v as number | bigint, s) + '"' : (v) => formatDecimal(v as number | bigint, s);
     } else if (t.kind === 'timestamp') enc = (v) => '"' + formatTimestamp(v as number) + '"';
     else if (t.kind === 'string') enc = (v) => JSON.stringify(v);
+    else if (t.kind === 'json') enc = (v) => v as string;
     else if (t.kind === 'float') enc = (v) => (Number.isFinite(v as number) ? String(v) : 'null');
     else enc = (v) => String(v);
     return { name: f.name, prefix, enc };

@@ -76,6 +76,8 @@ function fieldDecoder(t: ColumnType, zone: string, maxLen: number, numericText: 
         if (v.includes('\u0000')) return new Fail('string contains a NUL character');
         return v;
       };
+    case 'json':
+      return (v) => (v === undefined ? new Fail('expected a JSON value') : JSON.stringify(v));
     case 'bool':
       return (v) =>
         typeof v === 'boolean' ? v : numericText && (v === 0 || v === 1) ? v === 1 : new Fail(`expected bool, got ${describe(v)}`);

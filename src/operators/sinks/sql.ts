@@ -99,6 +99,8 @@ export function columnDdl(t: ColumnType, dialect: Dialect, isKey: boolean): stri
       return dialect === 'sqlite' ? 'text' : `decimal(${Math.max(t.precision ?? 18, 18)},${t.scale ?? 0})`;
     case 'string':
       return isKey || dialect === 'mysql' ? 'varchar(255)' : 'text';
+    case 'json':
+      return dialect === 'mysql' ? 'longtext' : 'text';
     case 'bool':
       return 'boolean';
     case 'timestamp':

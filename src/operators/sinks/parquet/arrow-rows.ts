@@ -77,6 +77,11 @@ function column(rows: Row[], name: string, t: Schema[number]['type']): arrow.Vec
       for (const r of rows) b.append(r[name] as boolean | null);
       return b.finish().toVector();
     }
+    case 'json': {
+      const b = arrow.makeBuilder({ type: new arrow.Utf8(), nullValues: [null, undefined] });
+      for (const r of rows) b.append(r[name] as string | null);
+      return b.finish().toVector();
+    }
     case 'string': {
       const b = arrow.makeBuilder({ type: new arrow.Dictionary(new arrow.Utf8(), new arrow.Int32()), nullValues: [null, undefined] });
       for (const r of rows) b.append(r[name] as string | null);
