@@ -22,12 +22,10 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import os from 'node:os';
 import type { Plan, FlowPlan } from '../plan/plan.js';
 import type { Logger } from '../core/log.js';
-import type { DeadLetter, Step } from '../operators/operator.js';
-import type { Row, Value } from '../core/types.js';
-import { flowContext } from '../runtime/flow.js';
+import type { Value } from '../core/types.js';
+import { readThrough } from './read.js';
 import { Forecast, Periods } from '../operators/steps/forecast.js';
 import { CANDIDATES, Candidate, Evaluation, evaluate } from '../forecast/select.js';
 
@@ -80,30 +78,10 @@ export async function backtestForecast(plan: Plan, o: BacktestOptions): Promise<
   const flows = forecastFlows(plan);
   const flow = o.flow ? flows.find((f) => f.name === o.flow) : flows[0];
   if (!flow) throw new Error(o.flow ? `flow "${o.flow}" has no forecast step` : 'no flow of this spec has a forecast step');
-  const stateDir = fs.mkdtempSync(path.join(os.tmpdir(), 'salespipe-backtest-'));
-  const ctx = flowContext(plan, flow, { stateDir, drain: true, log: o.log, signal: o.signal });
-  const fi = flow.steps.findIndex((s) => s.key === 'forecast');
-  const steps: Step[] = flow.steps.slice(0, fi + 1).map((s) => s.def.create(s.planned, ctx));
-  const fc = steps[fi] as Forecast;
-  const source = flow.source.def.create(flow.source.planned, ctx);
-  let read = 0;
-  try {
-    for (const s of steps) await s.open?.();
-    await source.open(undefined);
-    for (;;) {
-      const batch = await source.next();
-      if (batch === null) break;
-      read += batch.rows.length;
-      let rows: Row[] = batch.rows;
-      const dead: DeadLetter[] = [];
-      for (const s of steps) rows = s.process(rows, dead);
-      fc.advance(undefined);
-    }
-  } finally {
-    await source.close();
-    for (const s of steps) await s.close?.();
-    fs.rmSync(stateDir, { recursive: true, force: true });
-  }
+  const { step: fc, read } = await readThrough<Forecast>(plan, flow, 'forecast', o, (rows, fc) => {
+    fc.process(rows, []);
+    fc.advance(undefined);
+  });
   fc.advance(Infinity);
   const { options, series, periods } = fc.settings();
   const hist = fc.histories();
