@@ -367,7 +367,7 @@ function generateCommand(program: Command, { io, log, act }: CommandContext): vo
     .option('--worked-example', 'also insert the worked example (transactions 3001-3003)')
     .option(
       '--reference-data [customers]',
-      'also insert customers (default 500, with segment and region) and an inventory row per product, where missing',
+      'also insert customers (default 500, with --history 20000: the buyers of the history; with segment and region) and an inventory row per product, where missing',
       intArg('--reference-data'),
     )
     .option('--restock-every <duration>', 'restock a random product this often while inserting, e.g. 10s')
@@ -379,6 +379,11 @@ function generateCommand(program: Command, { io, log, act }: CommandContext): vo
       '--parquet <dir>',
       'with --history: write it as a Parquet dataset partitioned by sale_date (as the archive flow does), not into the database',
     )
+    .option(
+      '--products <n>',
+      "with --history: products in the catalogue: the catalog's 70, then numbered models of the same brands and categories (a long tail)",
+      intArg('--products'),
+    )
     .addHelpText(
       'after',
       examples([
@@ -386,6 +391,7 @@ function generateCommand(program: Command, { io, log, act }: CommandContext): vo
         'salespipe generate --db sqlite:demo/sales.db --count 5000 --from 2026-01-01 --to 2026-01-08 --ordered',
         'salespipe generate --reference-data --count 20000 --rate 200 --restock-every 20s   a live feed, a progress line every 10 s',
         'salespipe generate --history 730d --parquet out/sales_history   two years of history for pipelines/forecast.yaml',
+        'salespipe generate --history 730d --parquet out/sales_history --reference-data   ... and its 20,000 customers, for pipelines/recommendations.yaml',
       ]),
     )
     .action(

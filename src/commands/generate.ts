@@ -23,6 +23,7 @@ export interface GenerateFlags {
   restockEvery?: string;
   history?: string;
   parquet?: string;
+  products?: number;
 }
 
 const DAY = 86_400_000;
@@ -45,7 +46,8 @@ export default async function generateCommand(o: GenerateFlags, io: IO, log: Log
       throw new UsageError(`--history: a whole number of days, e.g. 730d (got "${o.history}")`);
     // Buyers are customers 1..n; --reference-data also writes their customer_data rows.
     const people = o.referenceData === true ? HISTORY_CUSTOMERS : o.referenceData;
-    const h = { seed: o.seed, days: span / DAY, end: Math.floor(Date.now() / DAY) * DAY, customers: people };
+    if (o.products !== undefined && o.products < 70) throw new UsageError(`--products: at least the catalog's 70 (got ${o.products})`);
+    const h = { seed: o.seed, days: span / DAY, end: Math.floor(Date.now() / DAY) * DAY, customers: people, products: o.products };
     // The buyers' customer_data rows (region, segment), for the recommendations' regional popularity.
     if (people) await generate({ ...referenceOnly(o), referenceData: people }, log, io.signal);
     if (o.parquet !== undefined) await writeHistoryParquet(o.parquet, h, log);
@@ -53,6 +55,7 @@ export default async function generateCommand(o: GenerateFlags, io: IO, log: Log
     return 0;
   }
   if (o.parquet !== undefined) throw new UsageError('--parquet goes with --history');
+  if (o.products !== undefined) throw new UsageError('--products goes with --history');
   const restockEvery = o.restockEvery === undefined ? undefined : parseDuration(o.restockEvery);
   if (restockEvery === undefined && o.restockEvery !== undefined)
     throw new UsageError(`--restock-every: invalid duration "${o.restockEvery}"`);

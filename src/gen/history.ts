@@ -62,8 +62,24 @@ const ACCESSORIES = [
 ];
 const BRANDS = ['Dell', 'Apple', 'Lenovo', 'HP', 'Samsung'];
 
-/** The products of a history of `days` days, with their demand structure. */
-export function historyCatalog(seed: number, days: number): HistoryProduct[] {
+/** Share of each category among the products a larger catalogue adds, and a typical list price. */
+const MORE: [string, number, number][] = [
+  ['Laptop', 0.14, 80000],
+  ['Smartphone', 0.14, 60000],
+  ['Tablet', 0.1, 45000],
+  ['Wearable', 0.1, 30000],
+  ['Audio', 0.14, 15000],
+  ['Monitor', 0.1, 35000],
+  ['Accessory', 0.28, 3000],
+];
+
+/**
+ * The products of a history of `days` days, with their demand structure:
+ * the 70 of the catalog, then (for `products` > 70) numbered models of the
+ * same brands and categories, a long tail that mostly sells a unit every
+ * few days (drawn apart: the first 70 are the same for any size).
+ */
+export function historyCatalog(seed: number, days: number, products = 70): HistoryProduct[] {
   const rand = rng(seed * 104_729 + 3);
   const promosFor = (launch: number) => {
     const promos = new Map<number, number>();
@@ -101,6 +117,27 @@ export function historyCatalog(seed: number, days: number): HistoryProduct[] {
         weekly: PROFILES.Accessory,
         promos: new Map(),
       });
+  const more = rng(seed * 15_485_863 + 7);
+  for (let k = 0; out.length < products; k++) {
+    let u = more(),
+      c = 0;
+    while (c < MORE.length - 1 && u >= MORE[c][1]) u -= MORE[c++][1];
+    const [category, , price] = MORE[c];
+    const brand = BRANDS[Math.floor(more() * BRANDS.length)];
+    const launch = more() < 0.2 ? Math.floor(days * (0.2 + more() * 0.7)) : 0;
+    out.push({
+      name: `${brand} ${category} ${k + 1}`,
+      category,
+      brand,
+      price: Math.round(price * Math.exp(0.4 * (more() * 2 - 1))),
+      id: id++,
+      base: 0.03 + 2.5 * more() ** 3,
+      trend: more() * 0.8 - 0.3,
+      launch,
+      weekly: PROFILES[category],
+      promos: new Map(),
+    });
+  }
   return out;
 }
 
@@ -141,8 +178,15 @@ export interface HistorySale extends SaleRow {
 export const HISTORY_CUSTOMERS = 20_000;
 
 /** Sales of `days` days ending at `end` (exclusive, a UTC midnight), in time order, with ids from `firstId`. */
-export function* historySales(seed: number, days: number, end: number, firstId = 1, customers = HISTORY_CUSTOMERS): Generator<HistorySale> {
-  const catalog = historyCatalog(seed, days);
+export function* historySales(
+  seed: number,
+  days: number,
+  end: number,
+  firstId = 1,
+  customers = HISTORY_CUSTOMERS,
+  products = 70,
+): Generator<HistorySale> {
+  const catalog = historyCatalog(seed, days, products);
   const rand = rng(seed * 7 + 1);
   const buyer = buyerSampler(customerTastes(catalog, customers, seed), catalog, seed);
   const from = end - days * DAY;
@@ -199,6 +243,8 @@ export interface HistoryOptions {
   end: number;
   /** Buyers are customers 1..n (default HISTORY_CUSTOMERS). */
   customers?: number;
+  /** Products in the catalogue (default 70, the catalog's). */
+  products?: number;
 }
 
 /**
@@ -221,7 +267,7 @@ export async function writeHistoryParquet(dir: string, o: HistoryOptions, log: L
     fs.renameSync(tmp, file);
     day = [];
   };
-  for (const s of historySales(o.seed, o.days, o.end, 1, o.customers)) {
+  for (const s of historySales(o.seed, o.days, o.end, 1, o.customers, o.products)) {
     const d = s.transaction_date.slice(0, 10);
     if (d !== date) {
       flush();
@@ -259,7 +305,7 @@ export async function insertHistory(
       n += rows.length;
       rows = [];
     };
-    for (const s of historySales(o.seed, o.days, o.end, Number(m ?? 0) + 1, o.customers)) {
+    for (const s of historySales(o.seed, o.days, o.end, Number(m ?? 0) + 1, o.customers, o.products)) {
       if (signal?.aborted) break;
       rows.push(s);
       if (rows.length >= o.batch) await write();

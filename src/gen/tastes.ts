@@ -35,39 +35,68 @@ export const DURABLE = new Set(['Laptop', 'Smartphone', 'Tablet', 'Monitor', 'We
 
 export interface Tastes {
   customers: Customer[];
-  /** Weights, customers x products (row-major). */
-  weight: Float64Array;
   products: number;
+  /** Customer u's weight for product i (before any purchase). */
+  weight(u: number, i: number): number;
+  /** Its factors: per customer (brands B, categories C), per product, per region. */
+  parts: {
+    B: number;
+    C: number;
+    brandOf: number[];
+    categoryOf: number[];
+    /** Standardized log price. */
+    z: number[];
+    brandW: Float64Array;
+    categoryW: Float64Array;
+    lean: Float64Array;
+    region: Int32Array;
+    activity: Float64Array;
+    regionBrand: number[][];
+  };
 }
 
-/** Every customer's weight for every product. */
+/** Every customer's taste: per customer a few numbers, a weight for any product computed from them. */
 export function customerTastes(products: TasteProduct[], n: number, seed: number, people = customers(n, seed, 0)): Tastes {
   const rand = rng(seed * 2_654_435 + 11);
   const brands = [...new Set(products.map((p) => p.brand))].sort();
   const categories = [...new Set(products.map((p) => p.category))].sort();
   const regions = [...new Set(people.map((c) => c.region).filter((r): r is string => r !== null))].sort();
+  const B = brands.length,
+    C = categories.length;
   // Each region favours a couple of brands.
   const regionBrand = regions.map(() => brands.map(() => (rand() < 0.35 ? 2.5 : 1)));
   const logPrice = products.map((p) => Math.log(Math.max(p.price, 1)));
   const mid = logPrice.reduce((a, b) => a + b, 0) / Math.max(products.length, 1);
   const spread = Math.sqrt(logPrice.reduce((a, b) => a + (b - mid) ** 2, 0) / Math.max(products.length, 1)) || 1;
+  const z = logPrice.map((l) => (l - mid) / spread);
   const brandOf = products.map((p) => brands.indexOf(p.brand));
   const categoryOf = products.map((p) => categories.indexOf(p.category));
-  const weight = new Float64Array(n * products.length);
+  const brandW = new Float64Array(n * B),
+    categoryW = new Float64Array(n * C),
+    lean = new Float64Array(n),
+    region = new Int32Array(n),
+    activity = new Float64Array(n);
   for (let u = 0; u < n; u++) {
     const c = people[u];
-    const b = brands.map(() => rand() ** 4 + 0.005);
-    const k = categories.map(() => rand() ** 2 + 0.05);
-    const lean = c.customer_segment === 'Premium' ? 1.2 : c.customer_segment === 'Budget' ? -1.2 : 0;
-    const r = c.region === null ? -1 : regions.indexOf(c.region);
+    for (let b = 0; b < B; b++) brandW[u * B + b] = rand() ** 4 + 0.005;
+    for (let k = 0; k < C; k++) categoryW[u * C + k] = rand() ** 2 + 0.05;
+    lean[u] = c.customer_segment === 'Premium' ? 1.2 : c.customer_segment === 'Budget' ? -1.2 : 0;
+    region[u] = c.region === null ? -1 : regions.indexOf(c.region);
     // Activity: log-normal, median 1.
-    const activity = Math.exp(0.8 * Math.sqrt(-2 * Math.log(Math.max(rand(), 1e-12))) * Math.cos(2 * Math.PI * rand()));
-    for (let i = 0; i < products.length; i++) {
-      const fit = Math.exp(lean * ((logPrice[i] - mid) / spread));
-      weight[u * products.length + i] = activity * b[brandOf[i]] * k[categoryOf[i]] * fit * (r < 0 ? 1 : regionBrand[r][brandOf[i]]);
-    }
+    activity[u] = Math.exp(0.8 * Math.sqrt(-2 * Math.log(Math.max(rand(), 1e-12))) * Math.cos(2 * Math.PI * rand()));
   }
-  return { customers: people, weight, products: products.length };
+  return {
+    customers: people,
+    products: products.length,
+    parts: { B, C, brandOf, categoryOf, z, brandW, categoryW, lean, region, activity, regionBrand },
+    weight: (u, i) => {
+      const b = brandOf[i],
+        r = region[u];
+      return (
+        activity[u] * brandW[u * B + b] * categoryW[u * C + categoryOf[i]] * Math.exp(lean[u] * z[i]) * (r < 0 ? 1 : regionBrand[r][b])
+      );
+    },
+  };
 }
 
 /** Once a customer owns a durable product, their weight for it is multiplied by this. */
@@ -76,13 +105,15 @@ const OWNED = 0.03;
 /**
  * Draws buyers: `pick(product)` returns a customer index in proportion to
  * the weights; a customer's weight for a durable product they bought
- * drops to OWNED of it (in t, which the sampler changes). Per product a Fenwick tree over the customers'
+ * drops to OWNED of it. Per product a Fenwick tree over the customers'
  * weights (built when first needed): a draw and an update are O(log n).
  */
 export function buyerSampler(t: Tastes, products: TasteProduct[], seed: number): (product: number) => number {
   const rand = rng(seed * 40_503 + 5);
   const n = t.customers.length;
   const trees: (Float64Array | undefined)[] = new Array(t.products);
+  // (customer, durable product) pairs bought: their weight is OWNED^k of the taste's.
+  const owned = new Map<number, number>();
   let top = 1;
   while (top * 2 <= n) top *= 2;
   const tree = (i: number) => {
@@ -90,7 +121,7 @@ export function buyerSampler(t: Tastes, products: TasteProduct[], seed: number):
     if (!f) {
       f = trees[i] = new Float64Array(n + 1);
       for (let u = 1; u <= n; u++) {
-        f[u] += t.weight[(u - 1) * t.products + i];
+        f[u] += t.weight(u - 1, i);
         const up = u + (u & -u);
         if (up <= n) f[up] += f[u];
       }
@@ -111,11 +142,76 @@ export function buyerSampler(t: Tastes, products: TasteProduct[], seed: number):
       }
     const u = Math.min(pos, n - 1);
     if (DURABLE.has(products[i].category)) {
-      const w = t.weight[u * t.products + i];
-      const delta = w * (OWNED - 1);
-      t.weight[u * t.products + i] = w * OWNED;
+      const key = u * t.products + i;
+      const factor = owned.get(key) ?? 1;
+      const delta = t.weight(u, i) * factor * (OWNED - 1);
+      owned.set(key, factor * OWNED);
       for (let q = u + 1; q <= n; q += q & -q) f[q] += delta;
     }
     return u;
+  };
+}
+
+/**
+ * Draws purchases customer first, for catalogues too large for a tree per
+ * product (the recommendation benchmark): a customer by activity, then a
+ * product with probability proportional to popularity[i] x the customer's
+ * weight for it, through the products' brand x category cells (the price
+ * lean takes one value per segment, so each segment's cell totals are
+ * computed once). Repeat purchases are not discouraged here.
+ */
+export function purchaseSampler(t: Tastes, popularity: ArrayLike<number>, seed: number): () => [number, number] {
+  const rand = rng(seed * 7_368_787 + 13);
+  const { B, C, brandOf, categoryOf, z, brandW, categoryW, lean, region, activity, regionBrand } = t.parts;
+  const P = t.products,
+    cells = B * C;
+  const cum = (w: ArrayLike<number>) => {
+    const c = new Float64Array(w.length);
+    let s = 0;
+    for (let i = 0; i < w.length; i++) c[i] = s += w[i];
+    return c;
+  };
+  const pick = (c: Float64Array, from = 0, to = c.length) => {
+    const base = from > 0 ? c[from - 1] : 0;
+    const x = base + rand() * (c[to - 1] - base);
+    let lo = from,
+      hi = to - 1;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (c[mid] > x) hi = mid;
+      else lo = mid + 1;
+    }
+    return lo;
+  };
+  const customer = cum(activity);
+  // Products ordered by cell; per segment lean, cumulative weights within that order and each cell's total.
+  const order = Array.from({ length: P }, (_, i) => i).sort(
+    (a, b) => brandOf[a] * C + categoryOf[a] - (brandOf[b] * C + categoryOf[b]) || a - b,
+  );
+  const cellStart = new Int32Array(cells + 1);
+  for (const i of order) cellStart[brandOf[i] * C + categoryOf[i] + 1]++;
+  for (let c = 0; c < cells; c++) cellStart[c + 1] += cellStart[c];
+  const leans = [...new Set(lean)];
+  const bySegment = new Map(
+    leans.map((l) => {
+      const within = cum(order.map((i) => popularity[i] * Math.exp(l * z[i])));
+      const total = new Float64Array(cells);
+      for (let c = 0; c < cells; c++)
+        total[c] = cellStart[c + 1] > cellStart[c] ? within[cellStart[c + 1] - 1] - (cellStart[c] ? within[cellStart[c] - 1] : 0) : 0;
+      return [l, { within, total }];
+    }),
+  );
+  const cellW = new Float64Array(cells);
+  return () => {
+    const u = pick(customer);
+    const seg = bySegment.get(lean[u])!;
+    const r = region[u];
+    let s = 0;
+    for (let b = 0; b < B; b++) {
+      const wb = brandW[u * B + b] * (r < 0 ? 1 : regionBrand[r][b]);
+      for (let c = 0; c < C; c++) cellW[b * C + c] = s += wb * categoryW[u * C + c] * seg.total[b * C + c];
+    }
+    const cell = pick(cellW);
+    return [u, order[pick(seg.within, cellStart[cell], cellStart[cell + 1])]];
   };
 }

@@ -79,5 +79,5 @@ test('durable products are seldom bought twice by one customer; tastes are a pre
   assert.ok(repeats / durable < 0.1, `repeat share ${repeats / durable}`);
   const small = customerTastes(catalog, 100, 7),
     large = customerTastes(catalog, 1000, 7);
-  assert.deepEqual(small.weight, large.weight.subarray(0, small.weight.length));
+  for (let u = 0; u < 100; u++) for (let i = 0; i < catalog.length; i++) assert.equal(small.weight(u, i), large.weight(u, i));
 });
