@@ -157,11 +157,12 @@ function backtestCommand(program: Command, { io, log, act }: CommandContext): vo
   program
     .command('backtest')
     .description(
-      "score the forecast step's methods and auto on the flow's own history: RMSSE, MASE, interval coverage, WAPE and bias per brand/category and week",
+      "score a flow on its own history: the forecast step's methods and auto (RMSSE, MASE, interval coverage, WAPE and bias per brand/category and week), or the recommend step against popularity, regional popularity and item-item cosine (precision@5, recall@10, NDCG@10, coverage) on the last weeks",
     )
-    .argument('<file>', 'spec file with a forecast step')
-    .option('--flow <name>', 'the flow to backtest (default: the first with a forecast step)')
-    .option('--origins <n>', 'evaluation origins: the last n windows of the horizon', intArg('--origins'), 3)
+    .argument('<file>', 'spec file with a forecast or a recommend step')
+    .option('--flow <name>', 'the flow to backtest (default: the first with a forecast or a recommend step)')
+    .option('--origins <n>', 'forecasts: evaluation origins, the last n windows of the horizon', intArg('--origins'), 3)
+    .option('--test-days <n>', 'recommendations: the holdout, the last n days of the history', intArg('--test-days'), 28)
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
     .option('--plot <dir>', 'write SVG charts of actual vs forecast with the interval for the top series')
     .option('--top <n>', 'series charted by --plot (by units sold)', intArg('--top'), 6)
@@ -170,6 +171,7 @@ function backtestCommand(program: Command, { io, log, act }: CommandContext): vo
       examples([
         'salespipe backtest pipelines/forecast.yaml',
         'salespipe backtest pipelines/forecast.yaml --origins 6 --plot out/backtest --format json',
+        'salespipe backtest pipelines/recommendations.yaml --test-days 28',
       ]),
     )
     .action(

@@ -19,6 +19,7 @@ import { balanceStep } from './steps/balance.js';
 import { thresholdStep } from './steps/threshold.js';
 import { forecastStep } from './steps/forecast.js';
 import { stockoutStep } from './steps/stockout.js';
+import { recommendStep } from './steps/recommend.js';
 import { kafkaSink } from './sinks/kafka.js';
 import { parquetSink } from './sinks/parquet/index.js';
 import { fileSink } from './sinks/file.js';
@@ -48,6 +49,7 @@ export const STEPS: Record<string, StepDef> = {
   threshold: anyStep(thresholdStep),
   forecast: anyStep(forecastStep),
   stockout: anyStep(stockoutStep),
+  recommend: anyStep(recommendStep),
 };
 
 export const SINKS: Record<string, SinkDef> = {

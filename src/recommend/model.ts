@@ -63,6 +63,8 @@ export class Recommender {
   private readonly popular: Float64Array[];
   /** YtY + reg I, for fold-ins. */
   private ytyReg: Float64Array;
+  /** Scores of the customer being recommended for (reused). */
+  private scores: Float64Array;
 
   private constructor(
     readonly model: AlsModel,
@@ -73,6 +75,7 @@ export class Recommender {
   ) {
     this.k = model.k;
     this.popular = popular;
+    this.scores = new Float64Array(items);
     this.ytyReg = gram(model.items, items, this.k);
     for (let a = 0; a < this.k; a++) this.ytyReg[a * this.k + a] += o.als.regularization;
   }
@@ -121,21 +124,27 @@ export class Recommender {
     const g = region >= 0 && region < this.regions ? region : this.regions;
     const pop = this.popular[g];
     const w = x && bought > 0 ? bought / (bought + this.o.blend) : 0;
-    const personal = new Float64Array(this.items);
-    const scores = new Float64Array(this.items);
+    const scores = this.scores;
     const y = this.model.items,
       k = this.k;
-    for (let i = 0; i < this.items; i++) {
+    const personal = (i: number) => {
       let s = 0;
-      if (w > 0) for (let a = 0; a < k; a++) s += x![a] * y[i * k + a];
-      personal[i] = w * s;
-      scores[i] = w * s + (1 - w) * pop[i];
-    }
+      for (let a = 0, o = i * k; a < k; a++) s += x![a] * y[o + a];
+      return w * s;
+    };
+    const v = 1 - w;
+    if (w > 0)
+      for (let i = 0, o = 0; i < this.items; i++, o += k) {
+        let s = 0;
+        for (let a = 0; a < k; a++) s += x![a] * y[o + a];
+        scores[i] = w * s + v * pop[i];
+      }
+    else scores.set(pop);
     const why: Reason = g === this.regions ? 'popular' : 'regional';
     return topK(scores, count, excluded).map((item) => ({
       item,
       score: scores[item],
-      reason: w > 0 && personal[item] >= (1 - w) * pop[item] ? 'personal' : why,
+      reason: w > 0 && personal(item) >= (1 - w) * pop[item] ? 'personal' : why,
     }));
   }
 }
