@@ -17,9 +17,12 @@
  *    wall time beside a bare `node`.
  * 6. Forecasting (forecast.ts): BENCH_FORECAST_SERIES (default 10,000)
  *    series x 730 days, auto over 3 origins: time and peak RSS.
+ * 7. Recommendations (recommend.ts): BENCH_RECOMMEND customers,products,
+ *    purchases (default 100000,5000,2000000): training, every customer's
+ *    top 5, fold-ins per second, peak RSS.
  * The last line printed is JSON: the aggregate's figures at the top level
  * (as before), every pipeline's under `pipelines`, start-up under `startup`,
- * forecasting under `forecast`.
+ * forecasting under `forecast`, recommendations under `recommend`.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -33,6 +36,7 @@ import { PACKAGE_ROOT } from '../src/core/paths.js';
 import { startupTimes } from './startup.js';
 import { latency } from './latency.js';
 import { forecastBench } from './forecast.js';
+import { recommendBench } from './recommend.js';
 
 const ROOT = PACKAGE_ROOT;
 const N = Number(process.argv[2] ?? process.env.BENCH_RECORDS ?? 1_000_000);
@@ -177,6 +181,11 @@ log(
 );
 const fc = forecastBench(Number(process.env.BENCH_FORECAST_SERIES ?? 10_000));
 log(`forecast: ${fc.series} series x ${fc.days} days (auto, 3 origins) in ${fc.seconds} s, peak RSS ${fc.peak_rss_mb} MB`);
+const [rc, rp, rn] = (process.env.BENCH_RECOMMEND ?? '100000,5000,2000000').split(',').map(Number);
+const rec = recommendBench(rc, rp, rn);
+log(
+  `recommend: ${rec.customers} customers x ${rec.products} products x ${rec.purchases} purchases: trained in ${rec.train_seconds} s, top 5 for all in ${rec.recommend_all_seconds} s, ${rec.fold_ins_per_s} fold-ins/s, peak RSS ${rec.peak_rss_mb} MB`,
+);
 const a = results.aggregate;
 console.log(
   JSON.stringify({
@@ -190,5 +199,6 @@ console.log(
     pipelines: results,
     startup,
     forecast: fc,
+    recommend: rec,
   }),
 );

@@ -158,7 +158,13 @@ test('npm run bench twice in a row on one broker', async (t) => {
     const { spawnSync } = await import('node:child_process');
     const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/bench/bench.js'), '3000'], {
       encoding: 'utf8',
-      env: { ...process.env, KAFKA_BROKERS: BROKERS, BENCH_LATENCY_SECS: '3', BENCH_FORECAST_SERIES: '100' },
+      env: {
+        ...process.env,
+        KAFKA_BROKERS: BROKERS,
+        BENCH_LATENCY_SECS: '3',
+        BENCH_FORECAST_SERIES: '100',
+        BENCH_RECOMMEND: '2000,300,20000',
+      },
     });
     assert.equal(r.status, 0, `run ${i + 1}:\n${r.stderr.slice(-3000)}`);
     const last = JSON.parse(r.stdout.trim().split('\n').pop()!);
@@ -167,6 +173,11 @@ test('npm run bench twice in a row on one broker', async (t) => {
     assert.equal(last.forecast.series, 100);
     assert.equal(last.forecast.days, 730);
     assert.ok(last.forecast.seconds > 0 && last.forecast.peak_rss_mb > 0, `forecast figures: ${JSON.stringify(last.forecast)}`);
+    assert.deepEqual([last.recommend.customers, last.recommend.products, last.recommend.purchases], [2000, 300, 20000]);
+    assert.ok(
+      last.recommend.train_seconds > 0 && last.recommend.fold_ins_per_s > 0,
+      `recommend figures: ${JSON.stringify(last.recommend)}`,
+    );
   }
 });
 
