@@ -142,20 +142,19 @@ export function backtestRecommendations(purchases: Purchase[], o: RecommendBackt
       const relevant = protocol === 'new' ? new Set([...test[u]].filter((i) => !owned.has(i))) : test[u];
       if (!relevant.size) continue;
       scored++;
-      const excluded = protocol === 'new' ? (i: number) => owned.has(i) : undefined;
+      const excluded = protocol === 'new' ? had : undefined;
+      const skip = excluded ? (i: number) => owned.has(i) : undefined;
       for (const model of models) {
         const recs =
-          model === 'salespipe' || model === 'als' || model === 'regional'
-            ? (model === 'salespipe' ? rec : pureAls)
-                .recommend(
-                  model === 'regional' ? null : (model === 'salespipe' ? rec : pureAls).factors(u),
-                  had.length,
-                  region[u],
-                  10,
-                  excluded,
-                )
-                .map((r) => r.item)
-            : topK(model === 'popularity' ? pop : cosine(had), 10, excluded);
+          model === 'popularity'
+            ? topK(pop, 10, skip)
+            : model === 'item-cosine'
+              ? topK(cosine(had), 10, skip)
+              : model === 'regional'
+                ? rec.recommend(null, 0, region[u], 10, excluded).map((r) => r.item)
+                : (model === 'salespipe' ? rec : pureAls)
+                    .recommend((model === 'salespipe' ? rec : pureAls).factors(u), had.length, region[u], 10, excluded)
+                    .map((r) => r.item);
         lists.get(model)!.push(recs.slice(0, 5));
         const s = sums.get(model)!;
         s[0] += precisionAt(recs, relevant, 5);

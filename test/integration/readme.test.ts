@@ -8,6 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { ROOT, needServices, parseExact, readTopicSettled, runCli } from '../support/helpers.js';
 import { sqlRows } from '../support/sql.js';
@@ -145,5 +146,56 @@ test(
       .map((v) => `${v.product_name}|${v.brand}`);
     assert.deepEqual(alerts.sort(), expected.sort());
     assert.ok(expected.length > 0, 'some product runs short');
+  },
+);
+
+test(
+  "the README's recommendations walkthrough: a list of 5 for every customer of the history, and the backtest's models",
+  { timeout: 600_000 },
+  async (t) => {
+    if (!(await needServices(t, mariadbAndKafka))) return;
+    const lines = readmeBlock('To try it on a year of generated history of 1,000 products');
+    const { db, prefix, env } = await freshRun();
+    const commands = lines.filter((l) => l.startsWith('bin/salespipe.js '));
+    assert.deepEqual(
+      commands.map((l) => l.split(/\s+/).slice(1, 3).join(' ')),
+      ['generate --create-tables', 'run pipelines/recommendations.yaml', 'backtest pipelines/recommendations.yaml'],
+      lines.join('\n'),
+    );
+    let backtest = '';
+    for (const line of commands) {
+      const args = line
+        .split(/\s+/)
+        .slice(1)
+        .map((a) => a.replace(/^out\//, `${env.SALES_OUTPUT_DIR}/`));
+      const r = await runCli(args, env);
+      assert.equal(r.code, 0, `${line}\n${r.stderr.slice(-3000)}`);
+      if (args[0] === 'backtest') backtest = r.stdout;
+    }
+    assert.ok(lines.some((l) => l.startsWith('kcat ') && l.includes('-t product_recommendations')));
+    const [{ n }] = await sqlRows(db, 'SELECT COUNT(*) AS n FROM customer_data');
+    assert.equal(Number(n), 20_000);
+    // The customers of the history, by pyarrow.
+    const py = spawnSync(
+      'python3',
+      [
+        '-c',
+        `import sys, pyarrow.dataset as ds, pyarrow.compute as pc
+t = ds.dataset(sys.argv[1], format='parquet', partitioning='hive').to_table(columns=['customer_id'])
+print(len(pc.unique(t['customer_id'].drop_null())))`,
+        path.join(env.SALES_OUTPUT_DIR!, 'sales_history'),
+      ],
+      { encoding: 'utf8' },
+    );
+    assert.equal(py.status, 0, py.stderr);
+    const lists = await readTopicSettled(`${prefix}product_recommendations`);
+    assert.equal(lists.length, Number(py.stdout.trim()), 'a list per customer who bought');
+    for (const m of lists) {
+      const v = JSON.parse(m.value);
+      assert.equal(m.key, String(v.customer_id));
+      assert.equal(v.recommendations.length, 5);
+    }
+    for (const model of ['salespipe', 'als', 'popularity', 'regional', 'item-cosine'])
+      assert.match(backtest, new RegExp(`^${model} `, 'm'));
   },
 );

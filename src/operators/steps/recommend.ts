@@ -330,8 +330,8 @@ export class Recommend implements Step {
     const out: Row[] = [];
     for (let u = 0; u < custIds.length; u++) {
       const bought = m.indices.subarray(m.indptr[u], m.indptr[u + 1]);
-      const owned = exclude === 'bought' ? new Set(Array.from(bought).filter((i) => !keep[i])) : null;
-      const list = rec.recommend(rec.factors(u), bought.length, region[u], top, owned ? (i) => owned.has(i) : undefined);
+      const owned = exclude === 'bought' ? bought.filter((i) => !keep[i]) : undefined;
+      const list = rec.recommend(rec.factors(u), bought.length, region[u], top, owned);
       const recs = list.map((r) => {
         const o: Record<string, unknown> = {};
         item.forEach((c, k) => (o[c] = itemRows[r.item].keys[k]));

@@ -58,7 +58,7 @@ test('exclusions: a customer whose only purchases are excluded gets other items;
   const users = [[0, 1], [0, 1], [0, 2], [1, 2], [0]];
   const rec = Recommender.train(matrix(users, 5), new Int32Array(5).fill(-1), 0, small);
   const x = rec.factors(4);
-  const got = rec.recommend(x, 1, -1, 5, (i) => i === 0);
+  const got = rec.recommend(x, 1, -1, 5, [0]);
   assert.equal(got.length, 4);
   assert.ok(!got.some((r) => r.item === 0));
   // Items 3 and 4 have no buyers: they score alike (0 popularity, ~0 personal) and follow in index order.
@@ -66,7 +66,7 @@ test('exclusions: a customer whose only purchases are excluded gets other items;
     got.slice(2).map((r) => r.item),
     [3, 4],
   );
-  const again = rec.recommend(x, 1, -1, 5, (i) => i === 0);
+  const again = rec.recommend(x, 1, -1, 5, [0]);
   assert.deepEqual(again, got);
 });
 
@@ -80,7 +80,7 @@ test('reasons: personal where the customer’s own taste outweighs popularity', 
     als: { ...small.als, regularization: 5 },
   });
   const me = users.length - 1;
-  const got = rec.recommend(rec.factors(me), 2, -1, 1, (i) => i === 3 || i === 4);
+  const got = rec.recommend(rec.factors(me), 2, -1, 1, [3, 4]);
   assert.equal(got[0].item, 5);
   assert.equal(got[0].reason, 'personal');
   // Without purchases the same customer gets popularity.
