@@ -192,7 +192,8 @@ export function backtestRecommendations(purchases: Purchase[], o: RecommendBackt
 
 /** The flows of a plan that have a recommend step. */
 export function recommendFlows(plan: Plan): FlowPlan[] {
-  return plan.flows.filter((f) => f.steps.some((s) => s.key === 'recommend'));
+  // A fold-in step trains nothing: its pipeline's training is what a backtest scores.
+  return plan.flows.filter((f) => f.steps.some((s) => s.key === 'recommend' && !(s.planned as { foldIn?: boolean }).foldIn));
 }
 
 export interface RecommendFlowReport extends RecommendBacktest {
@@ -221,7 +222,12 @@ export async function backtestRecommendFlow(
 ): Promise<RecommendFlowReport> {
   const flows = recommendFlows(plan);
   const flow = o.flow ? flows.find((f) => f.name === o.flow) : flows[0];
-  if (!flow) throw new Error(o.flow ? `flow "${o.flow}" has no recommend step` : 'no flow of this spec has a recommend step');
+  if (!flow)
+    throw new Error(
+      o.flow
+        ? `flow "${o.flow}" has no recommend step that trains (a foldIn step uses the model its training pipeline writes: backtest that one)`
+        : 'no flow of this spec has a recommend step that trains (a foldIn step uses the model its training pipeline writes: backtest that one)',
+    );
   const purchases: Purchase[] = [];
   const regions = new Map<string, string | null>();
   let untimed = 0;

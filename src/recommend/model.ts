@@ -46,6 +46,16 @@ export const RECOMMENDER_DEFAULTS: RecommenderOptions = {
 
 export type Reason = 'personal' | 'regional' | 'popular';
 
+export interface SavedRecommender {
+  k: number;
+  items: number;
+  regions: number;
+  options: RecommenderOptions;
+  /** Item factors, items x k. */
+  factors: number[];
+  popular: number[][];
+}
+
 export interface Recommendation {
   item: number;
   score: number;
@@ -108,6 +118,30 @@ export class Recommender {
       return top > 0 ? share.map((s) => s / top) : share;
     });
     return new Recommender(model, m.cols, regions, o, popular);
+  }
+
+  /** What a saved model holds (the users' factors are not kept: a fold-in solves them again). */
+  save(): SavedRecommender {
+    return {
+      k: this.k,
+      items: this.items,
+      regions: this.regions,
+      options: this.o,
+      factors: Array.from(this.model.items),
+      popular: this.popular.map((p) => Array.from(p)),
+    };
+  }
+
+  /** A model saved by save(): recommends for factors a fold-in gives. */
+  static load(s: SavedRecommender): Recommender {
+    const model: AlsModel = { k: s.k, users: new Float64Array(0), items: Float64Array.from(s.factors), losses: [] };
+    return new Recommender(
+      model,
+      s.items,
+      s.regions,
+      s.options,
+      s.popular.map((p) => Float64Array.from(p)),
+    );
   }
 
   /** The user's factors from their purchases alone (columns, entries alpha x r): one exact solve. */

@@ -12,10 +12,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { runCli, startCli, finished, readTopic, readParquet, needServices, ROOT } from '../support/helpers.js';
+import { runCli, startCli, finished, readTopic, readParquet, needServices, until, ROOT } from '../support/helpers.js';
+import { createTopic, produceRaw } from '../support/kafka.js';
 import { freshRun, mariadbAndKafka } from '../support/runs.js';
 
 const SPEC = path.join(ROOT, 'pipelines/recommendations.yaml');
+const LIVE = path.join(ROOT, 'pipelines/recommendations-live.yaml');
 
 /** Per customer (pyarrow over the history): the products they bought, as `name|brand|category`. */
 function boughtByCustomer(dir: string): Map<number, Set<string>> {
@@ -166,4 +168,90 @@ test('salespipe backtest pipelines/recommendations.yaml: the model and its basel
   assert.match(text.stdout, /tested on \d+ from \d{4}-\d{2}-\d{2} to \d{4}-\d{2}-\d{2} \(14 days\)/);
   assert.match(text.stdout, /new items \(not bought before the cut-off\): \d+ customers scored/);
   assert.match(text.stdout, /salespipe's NDCG@10 is [\d.]+ x popularity's/);
+});
+
+test("recommendations-live.yaml: a purchase gives its customer a new list on the topic, nobody else; a new customer gets one; kill -9 and restart: each purchase's list once", async (t) => {
+  if (!(await needServices(t, mariadbAndKafka))) return;
+  const { prefix, env, bought } = await generated(60, 2000, 3);
+  let run = await runCli(['run', SPEC, '--drain', '--no-progress'], env);
+  assert.equal(run.code, 0, run.stderr);
+  const lists = () => readTopic(`${prefix}product_recommendations`).map((m) => JSON.parse(m.value) as List);
+  const trained = lists();
+  assert.equal(trained.length, bought.size);
+  const version = trained[0].model_version;
+  const before = new Map(trained.map((l) => [l.customer_id, l.recommendations]));
+
+  const topic = `${prefix}product_sales`;
+  await createTopic(topic, 3);
+  const live = { ...env, CHECKPOINT_INTERVAL: '200ms' };
+  // Ready (/readyz) once the flow has opened its source: a first run reads from the end of the topic then on.
+  const start = async () => {
+    const c = startCli(['run', LIVE, '--no-progress', '--metrics-port', '0'], live);
+    await until(() => /metrics at (http:\S+)\/metrics/.test(c.out.stderr), 60_000, `the metrics address:\n${c.out.stderr}`);
+    const base = /metrics at (http:\S+)\/metrics/.exec(c.out.stderr)![1];
+    await until(
+      async () => (await fetch(`${base}/readyz`).catch(() => null))?.status === 200,
+      60_000,
+      `the live flow ready:\n${c.out.stderr}`,
+    );
+    return c;
+  };
+  let child = await start();
+  assert.match(child.out.stderr, new RegExp(`model ${version} read from`));
+  const customers = [...bought.keys()].sort((a, b) => a - b);
+  let id = 10_000_000;
+  const sale = (customer: number, product: string, brand: string, category: string) =>
+    JSON.stringify({
+      transaction_id: id++,
+      product_name: product,
+      product_category: category,
+      brand,
+      quantity_sold: 1,
+      price_per_unit: 999.99,
+      transaction_date: new Date().toISOString(),
+      customer_id: customer,
+      product_id: 1,
+    });
+  const a = customers[0];
+  await produceRaw(topic, [sale(a, 'Apple MacBook Pro 14', 'Apple', 'Laptop'), sale(9_999_999, 'Dell XPS 13', 'Dell', 'Laptop')], (i) =>
+    String(i),
+  );
+  await until(() => lists().length >= trained.length + 2, 60_000, `two new lists:\n${child.out.stderr.slice(-3000)}`);
+  const fresh = lists().slice(trained.length);
+  assert.deepEqual(
+    fresh.map((l) => l.customer_id).sort((x, y) => x - y),
+    [a, 9_999_999],
+  );
+  for (const l of fresh) {
+    assert.equal(l.model_version, version);
+    assert.equal(l.recommendations.length, 5);
+  }
+  const mine = fresh.find((l) => l.customer_id === a)!;
+  assert.ok(!mine.recommendations.some((r) => r.product_name === 'Apple MacBook Pro 14'), 'what they just bought is left out');
+  assert.notDeepEqual(mine.recommendations, before.get(a));
+  assert.ok(!fresh.find((l) => l.customer_id === 9_999_999)!.recommendations.some((r) => r.product_name === 'Dell XPS 13'));
+
+  // Ten more customers buy once each; the service is killed right after and started again.
+  const ten = customers.slice(1, 11);
+  await produceRaw(
+    topic,
+    ten.map((c) => sale(c, 'Samsung Galaxy S23', 'Samsung', 'Smartphone')),
+    (i) => String(i),
+  );
+  await new Promise((r) => setTimeout(r, 300));
+  child.kill('SIGKILL');
+  await finished(child);
+  child = await start();
+  const want = trained.length + 2 + ten.length;
+  await until(() => lists().length >= want, 90_000, `ten more lists after the restart:\n${child.out.stderr.slice(-3000)}`);
+  await new Promise((r) => setTimeout(r, 2000));
+  const after = lists().slice(trained.length + 2);
+  assert.deepEqual(
+    after.map((l) => l.customer_id).sort((x, y) => x - y),
+    ten,
+    'each buying customer once (read_committed), nobody else',
+  );
+  child.kill('SIGTERM');
+  run = await finished(child);
+  assert.equal(run.code, 0, run.stderr.slice(-3000));
 });

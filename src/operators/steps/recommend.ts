@@ -25,6 +25,10 @@
  *   `exclude: none` keeps them.
  * - The output is keyed by the customer: a compacted topic keeps each
  *   customer's latest list.
+ * - `model: FILE` keeps the trained model (item factors, regional
+ *   popularity, each customer's purchases); a step with `foldIn: true` in a
+ *   flow reading the live sales (class FoldIn below) re-solves each buying
+ *   customer against it at every epoch.
  *
  * @example
  *   - recommend:
@@ -35,12 +39,21 @@
  *       category: product_category
  *       repurchasable: [Accessory]
  */
-import type { ConfigOf, PlanContext, Step, StepDef, StreamInfo } from '../operator.js';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { ConfigOf, PlanContext, RunContext, Step, StepDef, StreamInfo } from '../operator.js';
 import { Row, Schema, Value, fieldOf, isNumeric, typeName } from '../../core/types.js';
 import { formatTimestamp } from '../../core/time.js';
 import { entryId } from '../keyed-state.js';
 import { csr } from '../../recommend/als.js';
-import { confidence, Recommender, RecommenderOptions, RECOMMENDER_DEFAULTS } from '../../recommend/model.js';
+import {
+  confidence,
+  Recommendation,
+  Recommender,
+  RecommenderOptions,
+  RECOMMENDER_DEFAULTS,
+  SavedRecommender,
+} from '../../recommend/model.js';
 
 const D = RECOMMENDER_DEFAULTS;
 
@@ -93,6 +106,17 @@ const config = {
       description: "Pseudo-buyers of global popularity added to each region's counts.",
     },
     seed: { type: 'integer', default: D.als.seed, description: 'Seed of the initial factors (a training is repeatable).' },
+    model: {
+      type: 'string',
+      description:
+        'A file (relative to the spec) for the trained model: a training writes it (atomically); with foldIn the step reads it, and reads it again when a training replaces it.',
+    },
+    foldIn: {
+      type: 'boolean',
+      default: false,
+      description:
+        "Live updates (a flow reading the sales stream): no training; at every epoch each customer who bought in it gets a new list, their factors re-solved from all their purchases (the model's and the stream's since) against the model's item factors.",
+    },
   },
 } as const;
 
@@ -114,16 +138,23 @@ interface Planned {
   options: RecommenderOptions;
   confidence: 'log1p' | 'raw';
   on?: string;
+  model?: string;
+  foldIn: boolean;
 }
 
 export const recommendStep: StepDef<typeof config, Planned> = {
   key: 'recommend',
-  doc: "Recommends the top products per customer from their purchases (implicit ALS, conjugate gradient) blended with their region's popularity; trained when the input ends (a drain run, e.g. from cron); one row per customer with the list as JSON.",
+  doc: "Recommends the top products per customer from their purchases (implicit ALS, conjugate gradient) blended with their region's popularity; trained when the input ends (a drain run, e.g. from cron), one row per customer with the list as JSON; with foldIn, a live flow's buying customers re-solved against the trained model at every epoch.",
   config,
   plan: planRecommend,
   describe: (c) =>
-    `recommend the top ${c.top ?? 5} (${c.item.join(', ')}) per ${c.customer}: implicit ALS, ${c.factors ?? D.als.factors} factors`,
-  create: (p) => new Recommend(p),
+    c.foldIn
+      ? `recommend the top ${c.top ?? 5} (${c.item.join(', ')}) per buying ${c.customer}: fold-in against the model in ${c.model}`
+      : `recommend the top ${c.top ?? 5} (${c.item.join(', ')}) per ${c.customer}: implicit ALS, ${c.factors ?? D.als.factors} factors${c.model ? `, model kept in ${c.model}` : ''}`,
+  create: (p, ctx) => {
+    const model = p.model === undefined ? undefined : path.resolve(ctx.specDir, p.model);
+    return p.foldIn ? new FoldIn(p, model!, ctx.log) : new Recommend(p, model);
+  },
 };
 
 function planRecommend(cfg: Config, input: StreamInfo, ctx: PlanContext) {
@@ -151,6 +182,10 @@ function planRecommend(cfg: Config, input: StreamInfo, ctx: PlanContext) {
   if (input.mode !== 'append') {
     ok = false;
     ctx.error([], `recommend needs an append stream of purchases as input, got ${input.mode}`, 'mode.invalid');
+  }
+  if (cfg.foldIn && !cfg.model) {
+    ok = false;
+    ctx.error(['foldIn'], 'foldIn folds purchases into a trained model: set model, the file a training writes', 'option.requires');
   }
   const schema: Schema = [
     { name: cfg.customer, type: { ...(customer?.type ?? { kind: 'int' }), nullable: false } },
@@ -183,6 +218,8 @@ function planRecommend(cfg: Config, input: StreamInfo, ctx: PlanContext) {
     },
     confidence: cfg.confidence,
     on: input.eventTime,
+    model: cfg.model,
+    foldIn: cfg.foldIn,
   };
   return { out, planned: ok ? planned : (undefined as never) };
 }
@@ -222,6 +259,61 @@ interface Meta {
   emitted: string | null;
 }
 
+/** What a row says, or null for an anonymous row or one without units; a new item joins `items`. */
+function readPurchase(p: Planned, r: Row, keyBuf: Value[], items: Map<string, Item>): PurchaseRow | null {
+  const { customer, item, quantity, region, category, on } = p;
+  const c = r[customer];
+  if (c === null || c === undefined) return null;
+  const units = quantity ? Number(r[quantity] ?? 0) / p.divisor : 1;
+  if (!(units > 0)) return null;
+  for (let k = 0; k < item.length; k++) keyBuf[k] = r[item[k]];
+  const id = entryId(keyBuf);
+  if (!items.has(id)) items.set(id, { keys: keyBuf.slice(), category: category ? ((r[category] as string | null) ?? null) : null });
+  const t = on ? (r[on] as number | null) : null;
+  return { key: c, customer: entryId(c), item: id, units, at: t, region: region ? ((r[region] as string | null) ?? null) : undefined };
+}
+
+/** A customer's output row. */
+function listRow(p: Planned, key: Value, list: Recommendation[], itemRows: Item[], version: string, now: number): Row {
+  const recs = list.map((r) => {
+    const o: Record<string, unknown> = {};
+    p.item.forEach((c, k) => (o[c] = itemRows[r.item].keys[k]));
+    o.score = Math.round(r.score * 1e4) / 1e4;
+    o.reason = r.reason;
+    return o;
+  });
+  return {
+    [p.customer]: key,
+    [RECOMMENDATIONS]: JSON.stringify(recs, (_k, v) => (typeof v === 'bigint' ? Number(v) : v)),
+    model_version: version,
+    generated_at: now,
+  };
+}
+
+/** The file a training writes (`model:`) and a fold-in step reads. */
+interface ModelFile {
+  version: string;
+  /** The last purchase's event time: the stream's purchases up to it are in the model. */
+  trainedThrough: number | null;
+  /** Per item index: id, key values, category. */
+  items: [string, Value[], string | null][];
+  regions: string[];
+  recommender: SavedRecommender;
+  /** Per customer: id, key, region, [item index, units][]. */
+  customers: [string, Value, string | null, [number, number][]][];
+}
+
+/** Writes `file` whole or not at all (a temporary file renamed over it). */
+function writeModel(file: string, m: ModelFile): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(
+    tmp,
+    JSON.stringify(m, (_k, v) => (typeof v === 'bigint' ? `${v}` : v)),
+  );
+  fs.renameSync(tmp, file);
+}
+
 export class Recommend implements Step {
   private customers = new Map<string, Customer>();
   private items = new Map<string, Item>();
@@ -234,23 +326,17 @@ export class Recommend implements Step {
   private trained = 0;
   private keyBuf: Value[];
 
-  constructor(private p: Planned) {
+  constructor(
+    private p: Planned,
+    /** Where the trained model goes (none: not kept). */
+    private modelFile?: string,
+  ) {
     this.keyBuf = new Array(p.item.length);
   }
 
   /** What a row says, or null for an anonymous row or one without units. */
   read(r: Row): PurchaseRow | null {
-    const { customer, item, quantity, region, category, on } = this.p;
-    const c = r[customer];
-    if (c === null || c === undefined) return null;
-    const units = quantity ? Number(r[quantity] ?? 0) / this.p.divisor : 1;
-    if (!(units > 0)) return null;
-    for (let k = 0; k < item.length; k++) this.keyBuf[k] = r[item[k]];
-    const item_ = entryId(this.keyBuf);
-    if (!this.items.has(item_))
-      this.items.set(item_, { keys: this.keyBuf.slice(), category: category ? ((r[category] as string | null) ?? null) : null });
-    const t = on ? (r[on] as number | null) : null;
-    return { key: c, customer: entryId(c), item: item_, units, at: t, region: region ? ((r[region] as string | null) ?? null) : undefined };
+    return readPurchase(this.p, r, this.keyBuf, this.items);
   }
 
   process(rows: Row[]): Row[] {
@@ -304,7 +390,7 @@ export class Recommend implements Step {
 
   /** Trains on the state and recommends for every customer. */
   recommendAll(version: string, now = Date.now()): Row[] {
-    const { options, top, exclude, repurchasable, item, customer } = this.p;
+    const { options, top, exclude, repurchasable } = this.p;
     const itemIds = [...this.items.keys()].sort();
     const itemIndex = new Map(itemIds.map((id, i) => [id, i]));
     const custIds = [...this.customers.keys()].sort();
@@ -331,21 +417,31 @@ export class Recommend implements Step {
     for (let u = 0; u < custIds.length; u++) {
       const bought = m.indices.subarray(m.indptr[u], m.indptr[u + 1]);
       const owned = exclude === 'bought' ? bought.filter((i) => !keep[i]) : undefined;
-      const list = rec.recommend(rec.factors(u), bought.length, region[u], top, owned);
-      const recs = list.map((r) => {
-        const o: Record<string, unknown> = {};
-        item.forEach((c, k) => (o[c] = itemRows[r.item].keys[k]));
-        o.score = Math.round(r.score * 1e4) / 1e4;
-        o.reason = r.reason;
-        return o;
-      });
-      out.push({
-        [customer]: this.customers.get(custIds[u])!.key,
-        [RECOMMENDATIONS]: JSON.stringify(recs, (_k, v) => (typeof v === 'bigint' ? Number(v) : v)),
-        model_version: version,
-        generated_at: now,
-      });
+      out.push(
+        listRow(
+          this.p,
+          this.customers.get(custIds[u])!.key,
+          rec.recommend(rec.factors(u), bought.length, region[u], top, owned),
+          itemRows,
+          version,
+          now,
+        ),
+      );
     }
+    if (this.modelFile)
+      writeModel(this.modelFile, {
+        version,
+        trainedThrough: Number.isFinite(this.lastEventTime) ? this.lastEventTime : null,
+        items: itemIds.map((id, i) => [id, itemRows[i].keys, itemRows[i].category]),
+        regions,
+        recommender: rec.save(),
+        customers: custIds.map((cid, u) => {
+          const c = this.customers.get(cid)!;
+          const pairs: [number, number][] = [];
+          for (const [iid, units] of c.units) pairs.push([itemIndex.get(iid)!, units]);
+          return [cid, c.key, c.region, pairs];
+        }),
+      });
     return out;
   }
 
@@ -410,5 +506,183 @@ export class Recommend implements Step {
       const [key, region, units] = v as [Value, string | null, [string, number][]];
       this.customers.set(id, { key, region, units: new Map(units) });
     }
+  }
+}
+
+/** A fold-in step's state per customer: what they bought since the model. */
+interface Recent {
+  key: Value;
+  /** The latest region their rows gave (undefined: the step has no region column). */
+  region?: string | null;
+  purchases: [string, number, number | null][];
+}
+
+interface LoadedModel {
+  version: string;
+  trainedThrough: number | null;
+  rec: Recommender;
+  itemIndex: Map<string, number>;
+  itemRows: Item[];
+  keep: boolean[];
+  regionIndex: Map<string, number>;
+  customers: Map<string, { region: string | null; pairs: [number, number][] }>;
+  mtimeMs: number;
+}
+
+/**
+ * The live half of `recommend` (`foldIn: true`): the model a training wrote
+ * to `model`, and each buying customer's list re-solved at the epoch end.
+ *
+ * Rules:
+ * - A customer's factors are solved exactly (one k x k system) from all
+ *   their purchases: the model's and those the stream brought since, on the
+ *   model's item factors. A new customer gets their region's popularity
+ *   blended in as in a training (n / (n + blend) personal).
+ * - Only the customers who bought in the epoch get a row, all of the
+ *   epoch's purchases counted; their rows carry the model's version.
+ * - The model file is read at start and again at an epoch end when a
+ *   training replaced it: purchases up to its trainedThrough are then in
+ *   the model and leave the state.
+ * - Products the model does not know (launched since) are neither learnt
+ *   nor recommended until the next training.
+ */
+export class FoldIn implements Step {
+  private recent = new Map<string, Recent>();
+  private touched = new Set<string>();
+  private changed = new Set<string>();
+  private items = new Map<string, Item>();
+  private keyBuf: Value[];
+  private model?: LoadedModel;
+  private updates = 0;
+  private warned = false;
+
+  constructor(
+    private p: Planned,
+    private file: string,
+    private log: RunContext['log'],
+  ) {
+    this.keyBuf = new Array(p.item.length);
+  }
+
+  async open(): Promise<void> {
+    this.reload();
+  }
+
+  /** Reads the model file if it is new or changed since it was read; prunes what it now holds. */
+  private reload(): void {
+    let st: fs.Stats;
+    try {
+      st = fs.statSync(this.file);
+    } catch {
+      if (!this.warned) this.log.warn(`no model at ${this.file} yet: lists follow purchases once a training has written it`);
+      this.warned = true;
+      return;
+    }
+    if (this.model && this.model.mtimeMs === st.mtimeMs) return;
+    const m = JSON.parse(fs.readFileSync(this.file, 'utf8')) as ModelFile;
+    if (this.model?.version === m.version) {
+      this.model.mtimeMs = st.mtimeMs;
+      return;
+    }
+    const itemRows = m.items.map(([, keys, category]) => ({ keys, category }));
+    this.model = {
+      version: m.version,
+      trainedThrough: m.trainedThrough,
+      rec: Recommender.load(m.recommender),
+      itemIndex: new Map(m.items.map(([id], i) => [id, i])),
+      itemRows,
+      keep: itemRows.map((it) => it.category !== null && this.p.repurchasable.has(it.category)),
+      regionIndex: new Map(m.regions.map((r, i) => [r, i])),
+      customers: new Map(m.customers.map(([id, , region, pairs]) => [id, { region, pairs }])),
+      mtimeMs: st.mtimeMs,
+    };
+    this.warned = false;
+    // What the model learnt from leaves the state.
+    const through = m.trainedThrough ?? -Infinity;
+    for (const [id, c] of this.recent) {
+      const left = c.purchases.filter(([, , at]) => at === null || at > through);
+      if (left.length === c.purchases.length) continue;
+      if (left.length) c.purchases = left;
+      else this.recent.delete(id);
+      this.changed.add(id);
+    }
+    this.log.info(`model ${m.version} read from ${this.file}: ${m.items.length} items, ${m.customers.length} customers`);
+  }
+
+  process(rows: Row[]): Row[] {
+    for (const r of rows) {
+      const p = readPurchase(this.p, r, this.keyBuf, this.items);
+      if (!p) continue;
+      let c = this.recent.get(p.customer);
+      if (!c) this.recent.set(p.customer, (c = { key: p.key, purchases: [] }));
+      if (p.region !== undefined) c.region = p.region;
+      c.purchases.push([p.item, p.units, p.at]);
+      this.touched.add(p.customer);
+      this.changed.add(p.customer);
+    }
+    return [];
+  }
+
+  flush(): Row[] {
+    this.reload();
+    const m = this.model;
+    if (!m || !this.touched.size) {
+      this.touched.clear();
+      return [];
+    }
+    const { options, top, exclude } = this.p;
+    const now = Date.now();
+    const out: Row[] = [];
+    for (const id of [...this.touched].sort()) {
+      const c = this.recent.get(id);
+      if (!c) continue;
+      const units = new Map<number, number>(m.customers.get(id)?.pairs ?? []);
+      for (const [item, u] of c.purchases) {
+        const i = m.itemIndex.get(item);
+        if (i !== undefined) units.set(i, (units.get(i) ?? 0) + u);
+      }
+      const cols = [...units.keys()].sort((a, b) => a - b);
+      const data = cols.map((i) => confidence(units.get(i)!, options.als.alpha, this.p.confidence));
+      const x = cols.length ? m.rec.foldIn(cols, data) : null;
+      const region = c.region !== undefined ? c.region : (m.customers.get(id)?.region ?? null);
+      const owned = exclude === 'bought' ? cols.filter((i) => !m.keep[i]) : undefined;
+      const list = m.rec.recommend(x, cols.length, region === null ? -1 : (m.regionIndex.get(region) ?? -1), top, owned);
+      out.push(listRow(this.p, c.key, list, m.itemRows, m.version, now));
+    }
+    this.updates += out.length;
+    this.touched.clear();
+    return out;
+  }
+
+  counters(): Record<string, number> {
+    return { customers: this.recent.size, updates: this.updates };
+  }
+
+  snapshot(): unknown {
+    return { recent: [...this.recent] };
+  }
+
+  restore(state: unknown): void {
+    this.recent = new Map((state as { recent: [string, Recent][] }).recent);
+    this.touched.clear();
+    this.changed.clear();
+  }
+
+  stateChanges(all: boolean): [string, unknown][] {
+    const out: [string, unknown][] = [];
+    for (const id of all ? new Set([...this.recent.keys(), ...this.changed]) : this.changed) out.push([id, this.recent.get(id) ?? null]);
+    this.changed.clear();
+    return out;
+  }
+
+  stateMeta(): unknown {
+    return {};
+  }
+
+  loadState(_meta: unknown, entries: Map<string, unknown>): void {
+    this.recent = new Map();
+    for (const [id, v] of entries) if (v) this.recent.set(id, v as Recent);
+    this.touched.clear();
+    this.changed.clear();
   }
 }

@@ -5,6 +5,9 @@
  * changelog) to the same recommendations.
  */
 import { test } from 'node:test';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import assert from 'node:assert/strict';
 import { recommendStep } from '../../../../src/operators/steps/recommend.js';
 import type { Step, StreamInfo } from '../../../../src/operators/operator.js';
@@ -184,4 +187,63 @@ test('repeatable, and state restored from a snapshot or a changelog recommends t
     c.stateChanges!(false).map(([id]) => id),
     ['7'],
   );
+});
+
+test('fold-in: a purchase gives its customer a new list at the epoch end, nobody else; a new customer gets one; a new training prunes what it learnt', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'salespipe-recommend-'));
+  const model = path.join(dir, 'model.json');
+  const train = make({ model });
+  train.process(history(), []);
+  train.inputEnded?.();
+  const trained = lists(train.flush!());
+  const version = JSON.parse(fs.readFileSync(model, 'utf8')).version;
+  const live = () => step(recommendStep, { ...CFG, model, foldIn: true }, input, runContext()).step;
+  const s = live();
+  s.open?.();
+  // Customer 2 (a Dell buyer) buys an Apple laptop; customer 500 is new, in the South.
+  s.process([sale(2, 1, Date.UTC(2026, 5, 1)), sale(500, 3, Date.UTC(2026, 5, 1), 'South')], []);
+  const rows = s.flush!();
+  assert.deepEqual(
+    rows.map((r) => r.customer_id),
+    [2, 500],
+  );
+  assert.ok(rows.every((r) => r.model_version === version));
+  const mine = lists(rows).get(2)!;
+  assert.ok(!mine.some((r) => r.product_name === 'Laptop B'), 'what they just bought is left out');
+  assert.notDeepEqual(mine, trained.get(2));
+  const newcomer = lists(rows).get(500)!;
+  assert.equal(newcomer.length, 5);
+  assert.ok(!newcomer.some((r) => r.product_name === 'Phone B'));
+  // Nothing bought since: nothing emitted.
+  assert.deepEqual(s.flush!(), []);
+  // The same state restored (changelog) folds in alike.
+  const again = live();
+  again.loadState!(JSON.parse(JSON.stringify(s.stateMeta!())), new Map(JSON.parse(JSON.stringify(s.stateChanges!(true)))));
+  again.open?.();
+  again.process([sale(2, 5, Date.UTC(2026, 5, 2))], []);
+  s.process([sale(2, 5, Date.UTC(2026, 5, 2))], []);
+  assert.deepEqual(
+    again.flush!().map(({ generated_at: _g, ...r }) => r),
+    s.flush!().map(({ generated_at: _g, ...r }) => r),
+  );
+  // A training on everything through June 1 replaces the model: the purchases of June 1 leave the state, June 2's stay.
+  const retrain = make({ model });
+  retrain.process([...history(), sale(2, 1, Date.UTC(2026, 5, 1)), sale(500, 3, Date.UTC(2026, 5, 1), 'South')], []);
+  retrain.inputEnded?.();
+  retrain.flush!();
+  fs.utimesSync(model, new Date(), new Date(Date.now() + 5000));
+  s.process([sale(7, 0, Date.UTC(2026, 5, 3))], []);
+  const next = s.flush!();
+  assert.equal(next[0].model_version, JSON.parse(fs.readFileSync(model, 'utf8')).version);
+  assert.notEqual(next[0].model_version, version);
+  const left = new Map(s.stateChanges!(true) as [string, { purchases: unknown[] } | null][]);
+  assert.equal(left.get('500'), null, 'customer 500 is all in the model now (a tombstone)');
+  assert.equal(left.get('2')!.purchases.length, 1);
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+test('fold-in needs a model file', () => {
+  const errors: string[] = [];
+  plan(recommendStep, { ...CFG, foldIn: true }, input, planContext({ error: (p, m) => errors.push(`${p.join('.')}: ${m}`) }));
+  assert.deepEqual(errors, ['foldIn: foldIn folds purchases into a trained model: set model, the file a training writes']);
 });
