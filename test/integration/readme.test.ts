@@ -27,6 +27,30 @@ function readmeBlock(marker: string): string[] {
     .filter((l) => l && !l.startsWith('#'));
 }
 
+/**
+ * Runs a README block's `bin/salespipe.js` commands as written, after checking they are the
+ * `expected` ones (command and first argument); out/ becomes this run's output directory.
+ * Returns each command's standard output.
+ */
+async function runWalkthrough(lines: string[], expected: string[], env: NodeJS.ProcessEnv): Promise<string[]> {
+  const commands = lines.filter((l) => l.startsWith('bin/salespipe.js '));
+  assert.deepEqual(
+    commands.map((l) => l.split(/\s+/).slice(1, 3).join(' ')),
+    expected,
+    lines.join('\n'),
+  );
+  const out: string[] = [];
+  for (const line of commands) {
+    const args = line
+      .split(/\s+/)
+      .slice(1)
+      .map((a) => a.replace(/^out\//, `${env.SALES_OUTPUT_DIR}/`));
+    const r = await runCli(args, env);
+    assert.equal(r.code, 0, `${line}\n${r.stderr.slice(-3000)}`);
+    out.push(r.stdout);
+  }
+  return out;
+}
 test(
   "the README's history replay: every hour and day before the last is final in windowed_product_sales, equal to SQL",
   { timeout: 600_000 },
@@ -88,9 +112,8 @@ test(
     if (!(await needServices(t, mariadbAndKafka))) return;
     const lines = readmeBlock('To try it on two years of generated history');
     const { db, prefix, env } = await freshRun();
-    const commands = lines.filter((l) => l.startsWith('bin/salespipe.js '));
-    assert.deepEqual(
-      commands.map((l) => l.split(/\s+/).slice(1, 3).join(' ')),
+    await runWalkthrough(
+      lines,
       [
         'generate --create-tables',
         'run pipelines/sales.yaml',
@@ -99,17 +122,8 @@ test(
         'run pipelines/forecast.yaml',
         'backtest pipelines/forecast.yaml',
       ],
-      lines.join('\n'),
+      env,
     );
-    for (const line of commands) {
-      // out/ is the output directory the specs write by default: this run's own.
-      const args = line
-        .split(/\s+/)
-        .slice(1)
-        .map((a) => a.replace(/^out\//, `${env.SALES_OUTPUT_DIR}/`));
-      const r = await runCli(args, env);
-      assert.equal(r.code, 0, `${line}\n${r.stderr.slice(-3000)}`);
-    }
     assert.ok(lines.some((l) => l.startsWith('kcat ') && l.includes('-t low_stock_alerts')));
     const day = 86_400_000,
       today = Math.floor(Date.now() / day) * day;
@@ -156,22 +170,11 @@ test(
     if (!(await needServices(t, mariadbAndKafka))) return;
     const lines = readmeBlock('To try it on a year of generated history of 1,000 products');
     const { db, prefix, env } = await freshRun();
-    const commands = lines.filter((l) => l.startsWith('bin/salespipe.js '));
-    assert.deepEqual(
-      commands.map((l) => l.split(/\s+/).slice(1, 3).join(' ')),
+    const [, , backtest] = await runWalkthrough(
+      lines,
       ['generate --create-tables', 'run pipelines/recommendations.yaml', 'backtest pipelines/recommendations.yaml'],
-      lines.join('\n'),
+      env,
     );
-    let backtest = '';
-    for (const line of commands) {
-      const args = line
-        .split(/\s+/)
-        .slice(1)
-        .map((a) => a.replace(/^out\//, `${env.SALES_OUTPUT_DIR}/`));
-      const r = await runCli(args, env);
-      assert.equal(r.code, 0, `${line}\n${r.stderr.slice(-3000)}`);
-      if (args[0] === 'backtest') backtest = r.stdout;
-    }
     assert.ok(lines.some((l) => l.startsWith('kcat ') && l.includes('-t product_recommendations')));
     const [{ n }] = await sqlRows(db, 'SELECT COUNT(*) AS n FROM customer_data');
     assert.equal(Number(n), 20_000);

@@ -358,8 +358,8 @@ export class Recommend implements Step {
   }
 
   /** What the step was planned with (backtests). */
-  settings(): { options: RecommenderOptions; confidence: 'log1p' | 'raw'; top: number } {
-    return { options: this.p.options, confidence: this.p.confidence, top: this.p.top };
+  settings(): { options: RecommenderOptions; confidence: 'log1p' | 'raw' } {
+    return { options: this.p.options, confidence: this.p.confidence };
   }
 
   advance(progress: number | null | undefined): void {
