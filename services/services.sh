@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs (if missing) and starts, or stops, the services salespipe's
 # integration tests and shipped pipelines talk to, all on 127.0.0.1:
-#   MariaDB 3306, PostgreSQL 5432, Kafka (KRaft, one node) 9092.
+#   MariaDB 3306, PostgreSQL 5432, Kafka (KRaft, one node) 9092,
+#   S3 (s3proxy) 9000, HDFS (MiniDFSCluster: NameNode 8020, WebHDFS 9870).
 # Idempotent: `up` twice leaves one of each running.
 # Usage: services/services.sh up|down|status
 #        services/services.sh cluster up|down|kill N|start N   (a 3-node Kafka cluster on 19092/19192/19292,
@@ -63,7 +64,85 @@ install_oracles() {
     python3 -m pip install --quiet --disable-pip-version-check pyarrow 2>/dev/null ||
       python3 -m pip install --quiet --disable-pip-version-check --break-system-packages pyarrow
   fi
+  # fsspec: pyarrow reads HDFS through its WebHDFS filesystem (pyarrow's own needs libhdfs).
+  if ! python3 -c 'import fsspec' 2>/dev/null; then
+    log "installing fsspec (PyPI), pyarrow's WebHDFS client in the tests"
+    python3 -m pip install --quiet --disable-pip-version-check fsspec 2>/dev/null ||
+      python3 -m pip install --quiet --disable-pip-version-check --break-system-packages fsspec
+  fi
 }
+
+storage_home="$state/storage"
+install_storage() { # s3|hdfs
+  if [ ! -f "$storage_home/$1/.complete" ]; then
+    log "fetching the $1 server from Maven Central (cached in ~/.m2)"
+    mkdir -p "$storage_home/$1"
+    mvn -q -B -f "$here/pom-storage.xml" -P "$1" dependency:copy-dependencies -DoutputDirectory="$storage_home/$1"
+    touch "$storage_home/$1/.complete"
+  fi
+}
+
+pid_alive() { # pidfile pattern
+  [ -f "$1" ] || return 1
+  local pid; pid=$(cat "$1")
+  kill -0 "$pid" 2>/dev/null && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "$2"
+}
+
+stop_pid() { # pidfile pattern name
+  if pid_alive "$1" "$2"; then
+    local pid; pid=$(cat "$1"); kill "$pid"
+    local i; for ((i = 0; i < 100; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+    kill -9 "$pid" 2>/dev/null || true
+    log "$3 stopped"
+  fi
+  rm -f "$1"
+}
+
+# s3proxy: a real S3 server (SigV4, multipart uploads, conditional writes) storing objects under $state/s3-data.
+s3_up() {
+  if pid_alive "$state/s3.pid" s3proxy; then log "S3 already running"; return 0; fi
+  install_storage s3
+  mkdir -p "$state/s3-data"
+  # Buckets the tests made in earlier runs (each test makes its own): gone after two hours.
+  find "$state/s3-data" -mindepth 1 -maxdepth 1 -type d -mmin +120 -exec rm -rf {} + 2>/dev/null || true
+  cat > "$state/s3.properties" <<PROPS
+s3proxy.authorization=aws-v2-or-v4
+s3proxy.identity=salespipe
+s3proxy.credential=salespipe-secret
+s3proxy.endpoint=http://127.0.0.1:9000
+jclouds.provider=filesystem-nio2
+jclouds.filesystem.basedir=$state/s3-data
+PROPS
+  setsid nohup java -Xmx384m -jar "$storage_home"/s3/s3proxy-*-jar-with-dependencies.jar --properties "$state/s3.properties" \
+    > "$state/s3.log" 2>&1 &
+  local pid=$!
+  echo $pid > "$state/s3.pid"
+  wait_port 127.0.0.1 9000 60 S3 $pid || { tail -30 "$state/s3.log"; return 1; }
+  log "S3 (s3proxy) up on http://127.0.0.1:9000 (access key salespipe, secret salespipe-secret; log: $state/s3.log)"
+}
+s3_down() { stop_pid "$state/s3.pid" s3proxy S3; }
+
+# HDFS: Hadoop's MiniDFSCluster (one NameNode, one DataNode), formatted afresh at each start.
+hdfs_up() {
+  if pid_alive "$state/hdfs.pid" MiniDFSClusterManager; then log "HDFS already running"; return 0; fi
+  install_storage hdfs
+  rm -rf "$state/hdfs-data" "$state/hdfs-ready.json"
+  setsid nohup java -Xmx768m -cp "$storage_home/hdfs/*" -Dtest.build.data="$state/hdfs-data" \
+    org.apache.hadoop.test.MiniDFSClusterManager -format -nnport 8020 -httpport 9870 \
+    -writeDetails "$state/hdfs-ready.json" -D dfs.permissions.enabled=false > "$state/hdfs.log" 2>&1 &
+  local pid=$!
+  echo $pid > "$state/hdfs.pid"
+  local i
+  for ((i = 0; i < 600; i++)); do
+    [ -s "$state/hdfs-ready.json" ] && break
+    kill -0 "$pid" 2>/dev/null || { log "HDFS exited while starting"; tail -30 "$state/hdfs.log"; return 1; }
+    sleep 0.2
+  done
+  [ -s "$state/hdfs-ready.json" ] || { log "HDFS did not start within 120 s"; tail -30 "$state/hdfs.log"; return 1; }
+  wait_port 127.0.0.1 9870 30 "HDFS WebHDFS" $pid
+  log "HDFS up: NameNode 127.0.0.1:8020, WebHDFS http://127.0.0.1:9870 (log: $state/hdfs.log)"
+}
+hdfs_down() { stop_pid "$state/hdfs.pid" MiniDFSClusterManager HDFS; }
 
 install_kafka() {
   if [ ! -f "$kafka_home/.complete" ]; then
@@ -266,14 +345,14 @@ postgres_down() {
 case "${1:-}" in
   up)
     install_packages; install_oracles; install_kafka
-    mariadb_up; postgres_up; kafka_up
+    mariadb_up; postgres_up; kafka_up; s3_up; hdfs_up
     ;;
   down)
-    kafka_down; mariadb_down; postgres_down
+    kafka_down; mariadb_down; postgres_down; s3_down; hdfs_down
     for n in 1 2 3; do cluster_node_down "$n"; done
     ;;
-  stop|start) # one service, for the fault tests: stop|start mariadb|postgres|kafka
-    case "${2:-}" in mariadb|postgres|kafka) ;; *) echo "usage: $0 $1 mariadb|postgres|kafka" >&2; exit 2 ;; esac
+  stop|start) # one service, for the fault tests: stop|start mariadb|postgres|kafka|s3|hdfs
+    case "${2:-}" in mariadb|postgres|kafka|s3|hdfs) ;; *) echo "usage: $0 $1 mariadb|postgres|kafka|s3|hdfs" >&2; exit 2 ;; esac
     if [ "$1" = stop ]; then "${2}_down"; else "${2}_up"; fi
     ;;
   cluster) # the three-node cluster: cluster up|down|reset | cluster kill|stop|start NODE
@@ -299,6 +378,8 @@ case "${1:-}" in
     mariadb-admin ping 2>/dev/null || echo "MariaDB down"
     pg_lsclusters 2>/dev/null || true
     if kafka_alive; then echo "Kafka running"; else echo "Kafka down"; fi
+    if pid_alive "$state/s3.pid" s3proxy; then echo "S3 running"; else echo "S3 down"; fi
+    if pid_alive "$state/hdfs.pid" MiniDFSClusterManager; then echo "HDFS running"; else echo "HDFS down"; fi
     ;;
   *) echo "usage: $0 up|down|status|reset-kafka|stop SERVICE|start SERVICE|cluster ..." >&2; exit 2 ;;
 esac
