@@ -86,6 +86,7 @@ Examples:
   salespipe explain pipelines/sales.yaml          operators, edges, schemas, modes (--format mermaid|dot for a diagram)
   salespipe status pipelines/sales.yaml           each flow's checkpoint, positions, lag and counts, without running it
   salespipe backfill pipelines/sales.yaml --from 2026-01-01 --to 2026-01-08   rewrite those days' history partitions
+  salespipe compact pipelines/sales.yaml --older-than 1d                      merge the small Parquet files of past epochs
   salespipe generate --count 50000 --writers 8    insert sales into SALES_DB_URL
   salespipe demo                                  the embedded quick start (SQLite, no servers)
 
@@ -319,7 +320,11 @@ function backfillCommand(program: Command, { io, log, act }: CommandContext): vo
     .option('--to-kafka', 'also re-emit the recomputed final rows (append outputs no other flow reads) to their Kafka topics')
     .option(
       '--history <dir>',
-      'Parquet dataset of source records (e.g. out/sales_history) for flows reading a topic no flow of the spec writes',
+      'Parquet dataset of source records (e.g. out/sales_history, or s3://bucket/sales_history) for flows reading a topic no flow of the spec writes',
+    )
+    .option(
+      '--history-connection <name>',
+      "the spec's s3 or hdfs connection reaching an s3:// or hdfs:// --history (default: its only one)",
     )
     .option('--timeout <duration>', 'give up after this long (e.g. 30m), exit 1')
     .option('--state-dir <dir>', 'where the lock lives (as for run)')
@@ -333,11 +338,32 @@ function backfillCommand(program: Command, { io, log, act }: CommandContext): vo
     .action(
       act(
         () => import('./commands/backfill.js'),
-        (
-          fn,
-          file: string,
-          o: { from: string; to: string; dryRun?: boolean; toKafka?: boolean; history?: string; stateDir?: string; timeout?: string },
-        ) => fn(file, o, io, log),
+        (fn, file: string, o: import('./commands/backfill.js').BackfillFlags) => fn(file, o, io, log),
+      ),
+    );
+}
+
+function compactCommand(program: Command, { io, log, act }: CommandContext): void {
+  program
+    .command('compact')
+    .description(
+      "merge the small per-epoch files of the spec's append Parquet datasets (local, S3, HDFS) into one per partition, while the pipeline appends (cron-safe)",
+    )
+    .argument('<file>', 'spec file')
+    .option('--output <path>', 'only the Parquet output with this path, or this last folder name (e.g. sales_history)')
+    .option('--older-than <duration>', 'merge files written longer ago than this (default 1h), e.g. 1d', '1h')
+    .option('--dry-run', 'list what would be merged; write nothing')
+    .addHelpText(
+      'after',
+      examples([
+        'salespipe compact pipelines/sales.yaml --older-than 1d',
+        'salespipe compact pipelines/sales.yaml --output sales_history --dry-run',
+      ]),
+    )
+    .action(
+      act(
+        () => import('./commands/compact.js'),
+        (fn, file: string, o: import('./commands/compact.js').CompactFlags) => fn(file, o, io, log),
       ),
     );
 }
@@ -430,6 +456,7 @@ const COMMANDS: ((program: Command, ctx: CommandContext) => void)[] = [
   statusCommand,
   resetCommand,
   backfillCommand,
+  compactCommand,
   generateCommand,
   backtestCommand,
   demoCommand,

@@ -38,6 +38,8 @@ import { makeJsonEncoder } from '../operators/json-row.js';
 import { WINDOW_START, WINDOW_END } from '../operators/steps/aggregate/index.js';
 import { readDataset } from '../operators/sinks/parquet/index.js';
 import type { Row } from '../core/types.js';
+import type { OutputContext } from '../operators/operator.js';
+import { locate, openStore, schemeOf, type Location } from '../storage/store.js';
 import { formatTimestamp } from '../core/time.js';
 
 export interface BackfillOptions {
@@ -45,6 +47,8 @@ export interface BackfillOptions {
   to: number;
   /** A Parquet dataset of source records (e.g. out/sales_history) for flows that read a topic no flow of the spec writes. */
   history?: string;
+  /** The spec's s3/hdfs connection of an s3:// or hdfs:// history (default: its only one of that kind). */
+  historyConnection?: string;
   dryRun: boolean;
   toKafka: boolean;
   stateDir: string;
@@ -70,7 +74,14 @@ export async function backfill(plan: Plan, opts: BackfillOptions): Promise<Backf
   const release = opts.dryRun ? () => undefined : lock(opts.stateDir, plan.pipeline, opts);
   try {
     const specDir = path.dirname(path.resolve(plan.file));
-    if (!opts.dryRun) for (const f of plan.flows) for (const s of f.sinks) await s.def.recover?.(s.planned, specDir, log);
+    const octx: OutputContext = {
+      specDir,
+      log,
+      connections: plan.connections,
+      connectionLabels: plan.connectionLabels,
+      signal: opts.signal ?? new AbortController().signal,
+    };
+    if (!opts.dryRun) for (const f of plan.flows) for (const s of f.sinks) await s.def.recover?.(s.planned, octx);
 
     const range = `[${formatTimestamp(opts.from)}, ${formatTimestamp(opts.to)})`;
     const records: Record<string, Record<string, unknown>[]> = {};
@@ -82,7 +93,7 @@ export async function backfill(plan: Plan, opts: BackfillOptions): Promise<Backf
         rowsRead += records[f.name].length;
         log.info(`${f.name}: ${records[f.name].length} row(s) of ${src.cfg.table ?? src.type} with ${src.out.eventTime} in ${range}`);
       } else if (!f.upstream.length && opts.history) {
-        records[f.name] = await readHistory(opts.history, f, opts);
+        records[f.name] = await readHistory(plan, opts.history, f, opts, octx);
         rowsRead += records[f.name].length;
         log.info(`${f.name}: ${records[f.name].length} record(s) of ${opts.history} with ${src.out.eventTime} in ${range}`);
       } else if (!f.upstream.length) {
@@ -117,10 +128,9 @@ export async function backfill(plan: Plan, opts: BackfillOptions): Promise<Backf
           const n = await s.def.backfill(s.planned, {
             rows,
             range: { from: opts.from, to: opts.to },
-            specDir,
+            ...octx,
             timeZone: plan.timeZone,
             dryRun: opts.dryRun,
-            log,
             flow: f.name,
           });
           partitions += n;
@@ -193,20 +203,59 @@ function alive(pid: number): boolean {
 }
 
 /** Records of a Parquet history in the range, as JSON objects (what the flow's Kafka source would have read). */
-async function readHistory(dir: string, f: FlowPlan, opts: BackfillOptions): Promise<Record<string, unknown>[]> {
+async function readHistory(
+  plan: Plan,
+  where: string,
+  f: FlowPlan,
+  opts: BackfillOptions,
+  ctx: OutputContext,
+): Promise<Record<string, unknown>[]> {
   const et = f.source.out.eventTime;
   if (!et) throw new BackfillRefused(`flow ${f.name}: a backfill reads a range of event time, so its source needs eventTime`);
-  if (!fs.existsSync(dir)) throw new BackfillRefused(`--history ${dir}: no such dataset`);
+  const loc = historyLocation(plan, where, opts.historyConnection);
+  if (loc.kind === 'local' && !fs.existsSync(loc.dir)) throw new BackfillRefused(`--history ${where}: no such dataset`);
+  const store = await openStore(loc, ctx);
   const schema = f.source.out.schema;
   const encode = makeJsonEncoder(schema);
   const out: Record<string, unknown>[] = [];
-  for (const r of (await readDataset(dir, schema)) as Row[]) {
-    const t = r[et] as number | null;
-    if (t !== null && t >= opts.from && t < opts.to) out.push(JSON.parse(encode(r)));
+  let rows: Row[];
+  try {
+    rows = await readDataset(store, schema, undefined, (r) => {
+      const t = r[et] as number | null;
+      return t !== null && t >= opts.from && t < opts.to;
+    });
+  } finally {
+    await store.close();
   }
+  for (const r of rows) out.push(JSON.parse(encode(r)));
   // The order a replay of the topic would have: by event time, ties by the first column (an id).
   const first = schema[0].name;
   return out.sort((a, b) => Date.parse(a[et] as string) - Date.parse(b[et] as string) || (a[first] as number) - (b[first] as number));
+}
+
+/**
+ * Where `--history` is: a local path (relative to the working directory), or
+ * an s3:// / hdfs:// location reached through `--history-connection`, or the
+ * spec's only connection of that kind, or (none) the environment (store.ts).
+ */
+export function historyLocation(plan: Plan, where: string, connection?: string): Location {
+  const scheme = schemeOf(where);
+  let conn = connection;
+  if (scheme !== 'local' && conn === undefined) {
+    const fit = Object.entries(plan.connections).filter(([, c]) => c.type === scheme);
+    if (fit.length > 1)
+      throw new BackfillRefused(
+        `--history ${where}: the spec has ${fit.length} ${scheme} connections (${fit.map(([n]) => n).join(', ')}); name one with --history-connection`,
+      );
+    conn = fit[0]?.[0];
+  }
+  if (conn !== undefined && plan.connections[conn]?.type !== scheme)
+    throw new BackfillRefused(
+      `--history-connection ${conn}: ${plan.connections[conn] ? `a ${plan.connections[conn].type} connection, not ${scheme}` : 'no such connection in the spec'}`,
+    );
+  const loc = locate(where, scheme === 'local' ? undefined : conn, process.cwd());
+  if (typeof loc === 'string') throw new BackfillRefused(`--history ${where}: ${loc}`);
+  return loc;
 }
 
 /** `--to-kafka`: the recomputed final rows, through the flow's real Kafka sink. */

@@ -5,6 +5,7 @@ import type { Logger } from '../core/log.js';
 import { backfill } from '../backfill/backfill.js';
 import { parseTimestamp } from '../core/time.js';
 import { waiting } from '../connections/retry.js';
+import { schemeOf } from '../storage/store.js';
 import { durationArg, planOrPrint, oneSpec, stateDir, UsageError } from './common.js';
 
 export interface BackfillFlags {
@@ -13,6 +14,7 @@ export interface BackfillFlags {
   dryRun?: boolean;
   toKafka?: boolean;
   history?: string;
+  historyConnection?: string;
   stateDir?: string;
   timeout?: string;
 }
@@ -34,7 +36,8 @@ export default async function backfillCommand(file: string, o: BackfillFlags, io
     to,
     dryRun: !!o.dryRun,
     toKafka: !!o.toKafka,
-    history: o.history && path.resolve(o.history),
+    history: o.history && (schemeOf(o.history) === 'local' ? path.resolve(o.history) : o.history),
+    historyConnection: o.historyConnection,
     stateDir: stateDir(o.stateDir, spec, io.env),
     log,
     signal: stop.signal,

@@ -15,7 +15,12 @@ export const connectionsConfig = {
   additionalProperties: {
     type: 'object',
     required: ['type'],
-    properties: { type: { enum: ['sql', 'kafka'], description: 'sql (MySQL/MariaDB, PostgreSQL, SQLite) or kafka.' } },
+    properties: {
+      type: {
+        enum: ['sql', 'kafka', 's3', 'hdfs'],
+        description: 'sql (MySQL/MariaDB, PostgreSQL, SQLite), kafka, s3 (an S3 object store) or hdfs (HDFS over WebHDFS).',
+      },
+    },
     allOf: [
       {
         if: { properties: { type: { const: 'sql' } } },
@@ -83,6 +88,53 @@ export const connectionsConfig = {
           additionalProperties: false,
         },
       },
+      {
+        if: { properties: { type: { const: 's3' } } },
+        then: {
+          properties: {
+            type: true,
+            endpoint: {
+              type: 'string',
+              pattern: '^https?://',
+              description: 'The S3 endpoint, e.g. http://127.0.0.1:9000 for a server of your own (default: AWS for the region).',
+            },
+            region: { type: 'string', description: 'Region (default AWS_REGION, else us-east-1).' },
+            pathStyle: {
+              type: 'boolean',
+              description:
+                'Address buckets as endpoint/bucket rather than bucket.endpoint (most servers other than AWS need it; default false).',
+            },
+            accessKeyId: {
+              type: 'string',
+              description:
+                'Access key id; without it the AWS default chain is used (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, ~/.aws, instance roles).',
+            },
+            secretAccessKey: { type: 'string', description: 'Always ${VAR}: a secret written in the spec is an error.' },
+            sessionToken: { type: 'string', description: 'Temporary credentials: the session token (${VAR}).' },
+          },
+          dependentRequired: { accessKeyId: ['secretAccessKey'], secretAccessKey: ['accessKeyId'] },
+          additionalProperties: false,
+        },
+      },
+      {
+        if: { properties: { type: { const: 'hdfs' } } },
+        then: {
+          properties: {
+            type: true,
+            url: {
+              type: 'string',
+              pattern: '^https?://',
+              description: "The NameNode's WebHDFS address, e.g. http://namenode:9870.",
+            },
+            user: {
+              type: 'string',
+              description: 'The HDFS user (simple authentication; default HADOOP_USER_NAME, else USER). Kerberos is not supported.',
+            },
+          },
+          required: ['url'],
+          additionalProperties: false,
+        },
+      },
     ],
   },
 } as const;
@@ -95,7 +147,7 @@ export function checkConnection(
   ctx: { connections: Connections; error(path: (string | number)[], message: string, code?: string): void },
   path: (string | number)[],
   name: string,
-  type: 'sql' | 'kafka',
+  type: 'sql' | 'kafka' | 's3' | 'hdfs',
 ): void {
   const c = ctx.connections[name];
   if (!c) {
@@ -105,7 +157,8 @@ export function checkConnection(
       `unknown connection "${name}"${known.length ? `; defined: ${known.join(', ')}` : ' (no connections are defined)'}`,
       'ref.connection',
     );
-  } else if (c.type !== type) ctx.error(path, `connection "${name}" is a ${c.type} connection, expected ${type}`, 'ref.connection');
+  } else if (c.type !== type)
+    ctx.error(path, `connection "${name}" is ${c.type === 'kafka' ? 'a' : 'an'} ${c.type} connection, expected ${type}`, 'ref.connection');
 }
 
 export type Dialect = 'mysql' | 'postgres' | 'sqlite';

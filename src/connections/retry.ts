@@ -32,8 +32,24 @@ const TRANSIENT_CODES = new Set([
  * dropped, a deadlock); a missing table or a syntax error will not.
  */
 export function isTransient(e: unknown): boolean {
-  const err = e as { code?: string; errno?: string; message?: string; name?: string; cause?: unknown; retriable?: boolean } | null;
+  const err = e as {
+    code?: string;
+    errno?: string;
+    message?: string;
+    name?: string;
+    cause?: unknown;
+    retriable?: boolean;
+    transient?: boolean;
+    status?: number;
+    $metadata?: { httpStatusCode?: number };
+  } | null;
   if (!err) return false;
+  if (err.transient === false) return false;
+  // An object store or WebHDFS answer: 5xx, throttling and timeouts pass; other answers (403, 404) will not.
+  const status = err.$metadata?.httpStatusCode ?? err.status;
+  if (status !== undefined && status > 0 && !err.code)
+    return status >= 500 || status === 429 || status === 408 || /SlowDown|Throttl|RequestTimeout|TimeoutError/.test(err.name ?? '');
+  if (err.name === 'TimeoutError') return true;
   if (
     err.name === 'KafkaJSSASLAuthenticationError' ||
     /authentication failed|access denied|password authentication/i.test(err.message ?? '')

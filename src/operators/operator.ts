@@ -248,13 +248,20 @@ export interface StepDef<S extends ConfigSchema = any, P = any> {
 }
 
 /** What a backfill asks of a sink that can rewrite a range of its output. */
-export interface BackfillRequest {
+/** What an output needs outside a run (backfills, their recovery, compaction): where the spec is, its connections. */
+export interface OutputContext {
+  specDir: string;
+  log: Logger;
+  connections: Connections;
+  connectionLabels?: Record<string, string>;
+  signal: AbortSignal;
+}
+
+export interface BackfillRequest extends OutputContext {
   rows: Row[];
   range: TimeRange;
-  specDir: string;
   timeZone: string;
   dryRun: boolean;
-  log: Logger;
   /** Names the flow in messages. */
   flow: string;
 }
@@ -303,7 +310,7 @@ export interface SinkDef<S extends ConfigSchema = any, P = any> {
    */
   backfill?(planned: P, req: BackfillRequest): Promise<number>;
   /** Backfills: finishes or discards what an interrupted backfill of this output left. */
-  recover?(planned: P, specDir: string, log: Logger): Promise<void>;
+  recover?(planned: P, ctx: OutputContext): Promise<void>;
   create(planned: P, ctx: RunContext): Sink;
 }
 

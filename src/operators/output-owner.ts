@@ -11,20 +11,24 @@
  *   saying where its checkpoint was looked for.
  * - File names written by a flow carry its owner tag (a hash of pipeline and
  *   flow), so one flow never overwrites or cleans up another's files.
- * - A filesystem error names the output, the path and the real cause: a
- *   recursive mkdir on a read-only filesystem reports ENOENT, so the
- *   nearest existing ancestor is probed for the errno that applies there.
+ * - In any store (a local folder, S3, HDFS), the markers are
+ *   `_salespipe/<pipeline>.<flow>.json`, each written whole by one put
+ *   (StoreMarkers).
  */
 import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
+import { fsyncDir } from '../core/durable.js';
+import type { Store } from '../storage/store.js';
+
+export { fsCall, fsyncDir, explainFsError } from '../core/durable.js';
 
 export interface Owner {
   pipeline: string;
   flow: string;
 }
 
-interface Marker extends Owner {
+export interface Marker extends Owner {
   epoch: number;
   at: string;
   /** A file's length before the flow first wrote to it, until the flow's first checkpoint records one. */
@@ -75,17 +79,7 @@ export class OutputMarkers {
    * owner published here; with `exclusive`, also if another flow writes here.
    */
   check(epoch: number, checkpointWhere: string, exclusive: boolean): void {
-    const all = this.all();
-    const mine = this.mine();
-    if (mine && mine.epoch > epoch) {
-      throw new Error(
-        `${this.what} holds output of flow ${this.owner.flow} up to epoch ${mine.epoch} (${mine.at}), but ${epoch ? `the checkpoint found is of epoch ${epoch}` : 'no checkpoint of the flow was found'} (${checkpointWhere}): ` +
-          'a run without that checkpoint would write the same records again. Run it with its checkpoint (the same --state-dir, or the Kafka cluster that holds it), or move the output away to start over',
-      );
-    }
-    const other = exclusive ? all.find((m) => m.pipeline !== this.owner.pipeline || m.flow !== this.owner.flow) : undefined;
-    if (other)
-      throw new Error(`${this.what} is written by flow ${other.flow} of pipeline ${other.pipeline} as well; it can have one writer only`);
+    checkMarkers(this.all(), this.owner, this.what, epoch, checkpointWhere, exclusive);
   }
 
   /** Records, durably, that `epoch`'s output is published (with `base`: what the output held before this owner wrote to it). */
@@ -107,53 +101,48 @@ export class OutputMarkers {
   }
 }
 
-/** Makes a directory's entries (renames, new files) durable. */
-export function fsyncDir(dir: string): void {
-  let fd = -1;
-  try {
-    fd = fs.openSync(dir, 'r');
-    fs.fsyncSync(fd);
-  } catch {
-    // Not every filesystem allows fsync on a directory; the rename is still atomic.
-  } finally {
-    if (fd >= 0) fs.closeSync(fd);
+/** OutputMarkers.check over markers read from anywhere (a local folder, an object store). */
+export function checkMarkers(all: Marker[], owner: Owner, what: string, epoch: number, checkpointWhere: string, exclusive: boolean): void {
+  const mine = all.find((m) => m.pipeline === owner.pipeline && m.flow === owner.flow);
+  if (mine && mine.epoch > epoch) {
+    throw new Error(
+      `${what} holds output of flow ${owner.flow} up to epoch ${mine.epoch} (${mine.at}), but ${epoch ? `the checkpoint found is of epoch ${epoch}` : 'no checkpoint of the flow was found'} (${checkpointWhere}): ` +
+        'a run without that checkpoint would write the same records again. Run it with its checkpoint (the same --state-dir, or the Kafka cluster that holds it), or move the output away to start over',
+    );
   }
+  const other = exclusive ? all.find((m) => m.pipeline !== owner.pipeline || m.flow !== owner.flow) : undefined;
+  if (other) throw new Error(`${what} is written by flow ${other.flow} of pipeline ${other.pipeline} as well; it can have one writer only`);
 }
 
-/** Runs a filesystem call; a failure says which output, which path, and why. */
-export function fsCall<T>(what: string, target: string, fn: () => T): T {
-  try {
-    return fn();
-  } catch (e) {
-    throw explainFsError(e, what, target);
-  }
-}
+const DIR = '_salespipe';
 
-export function explainFsError(e: unknown, what: string, target: string): Error {
-  const err = e as NodeJS.ErrnoException;
-  if (!err?.code) return err;
-  let code = err.code;
-  let at = err.path ?? target;
-  if (code === 'ENOENT') {
-    // mkdir -p on a read-only or unwritable parent says ENOENT: ask the nearest existing directory.
-    let dir = path.resolve(target);
-    while (!fs.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
-    try {
-      fs.rmdirSync(fs.mkdtempSync(path.join(dir, '.salespipe-probe-')));
-    } catch (probe) {
-      code = (probe as NodeJS.ErrnoException).code ?? code;
-      at = dir;
+/** The markers of a dataset in any store (the rules above). */
+export class StoreMarkers {
+  constructor(
+    private store: Store,
+    private owner: Owner,
+    private what: string,
+  ) {}
+
+  private async all(): Promise<Marker[]> {
+    const out: Marker[] = [];
+    for (const e of await this.store.list(DIR)) {
+      if (!e.key.endsWith('.json') || e.key.split('/').pop()!.startsWith('.')) continue;
+      try {
+        out.push(JSON.parse(Buffer.from(await this.store.read(e.key)).toString('utf8')));
+      } catch {
+        /* a foreign or vanished file */
+      }
     }
+    return out;
   }
-  const why: Record<string, string> = {
-    EROFS: 'the filesystem is mounted read-only',
-    EACCES: 'permission denied',
-    EPERM: 'operation not permitted',
-    ENOSPC: 'no space left on the device',
-    EDQUOT: 'disk quota exceeded',
-    ENOTDIR: 'a part of the path is a file, not a directory',
-    EISDIR: 'the path is a directory',
-    ENOENT: 'no such file or directory',
-  };
-  return new Error(`${what}: cannot write ${at}: ${why[code] ?? err.message} (${code})`);
+
+  async check(epoch: number, checkpointWhere: string, exclusive: boolean): Promise<void> {
+    checkMarkers(await this.all(), this.owner, this.what, epoch, checkpointWhere, exclusive);
+  }
+
+  async write(epoch: number): Promise<void> {
+    const m: Marker = { ...this.owner, epoch, at: new Date().toISOString() };
+    await this.store.put(`${DIR}/${this.owner.pipeline}.${this.owner.flow}.json`, Buffer.from(JSON.stringify(m)));
+  }
 }

@@ -19,6 +19,8 @@ import { validator, SpecKind } from './validators.js';
 import { distance } from '../expr/compile.js';
 import { addSecret } from '../core/log.js';
 
+/** Keys whose values are secrets: given only as ${VAR}. */
+const SECRETS = new Set(['password', 'secretAccessKey', 'sessionToken']);
 export type Path = (string | number)[];
 
 export interface LoadedSpec {
@@ -146,12 +148,12 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
   const loaded: LoadedSpec = { file, spec: undefined, problems, invalidPaths: [], locate, problem, varsAt };
   if (doc.errors.length) return loaded;
 
-  // Passwords come from the environment, never from the spec's text.
+  // Passwords and secret keys come from the environment, never from the spec's text.
   visit(doc, {
     Pair(_k, pair) {
       if (
         isScalar(pair.key) &&
-        pair.key.value === 'password' &&
+        SECRETS.has(pair.key.value as string) &&
         isScalar(pair.value) &&
         typeof pair.value.value === 'string' &&
         !pair.value.value.includes('${')
@@ -161,7 +163,9 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
           ...span(pair.value.range?.[0] ?? 0, pair.value.range?.[1] ?? 0),
           code: 'secret.literal',
           message:
-            'a password written in the spec ends up in version control: take it from the environment, e.g. password: ${KAFKA_PASSWORD}',
+            pair.key.value === 'password'
+              ? 'a password written in the spec ends up in version control: take it from the environment, e.g. password: ${KAFKA_PASSWORD}'
+              : `a secret written in the spec ends up in version control: take it from the environment, e.g. ${pair.key.value}: \${AWS_${String(pair.key.value) === 'sessionToken' ? 'SESSION_TOKEN' : 'SECRET_ACCESS_KEY'}}`,
           severity: 'error',
         });
       }

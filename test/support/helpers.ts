@@ -64,19 +64,47 @@ export async function until(pred: () => boolean | Promise<boolean>, ms: number, 
   throw new Error(`timed out after ${ms} ms waiting for ${what}`);
 }
 
-/** Reads Parquet with pyarrow (an independent reader); decimals come back as exact strings. */
+/**
+ * Reads Parquet with pyarrow (an independent reader); decimals come back as exact strings.
+ * `dir` is a local folder, s3://bucket/prefix (the test S3 server, pyarrow's S3FileSystem)
+ * or webhdfs://host:port/path (HDFS through fsspec's WebHDFS client).
+ */
 export function readParquet(dir: string): Record<string, unknown>[] {
   const script = `
-import json, sys, decimal, datetime
+import json, sys, decimal, datetime, os
 import pyarrow.dataset as ds
-t = ds.dataset(sys.argv[1], format='parquet', partitioning='hive').to_table()
+where = sys.argv[1]
+if where.startswith('s3://'):
+    from pyarrow import fs
+    f = fs.S3FileSystem(access_key=os.environ['S3_KEY'], secret_key=os.environ['S3_SECRET'], endpoint_override=os.environ['S3_ENDPOINT'], scheme='http')
+    t = ds.dataset(where[5:], filesystem=f, format='parquet', partitioning='hive').to_table()
+elif where.startswith('webhdfs://'):
+    # fsspec's WebHDFS client copies the dataset to a local folder, pyarrow reads that: pyarrow's own
+    # thread pool calling back into a Python filesystem aborts the process now and then.
+    import fsspec, tempfile
+    hostport, _, p = where[10:].partition('/')
+    host, _, port = hostport.partition(':')
+    h = fsspec.filesystem('webhdfs', host=host, port=int(port), user='salespipe')
+    local = tempfile.mkdtemp()
+    for f in h.find('/' + p):
+        rel = f[len('/' + p):].lstrip('/')
+        os.makedirs(os.path.join(local, os.path.dirname(rel)), exist_ok=True)
+        with h.open(f, 'rb') as src, open(os.path.join(local, rel), 'wb') as dst: dst.write(src.read())
+    t = ds.dataset(local, format='parquet', partitioning='hive').to_table()
+    import shutil; shutil.rmtree(local)
+else:
+    t = ds.dataset(where, format='parquet', partitioning='hive').to_table()
 def conv(v):
     if isinstance(v, decimal.Decimal): return str(v)
     if isinstance(v, datetime.datetime): return v.isoformat()
     return v
 print(json.dumps([{k: conv(v) for k, v in r.items()} for r in t.to_pylist()]))
 `;
-  const r = spawnSync('python3', ['-c', script, dir], { encoding: 'utf8', maxBuffer: 1 << 30 });
+  const r = spawnSync('python3', ['-c', script, dir], {
+    encoding: 'utf8',
+    maxBuffer: 1 << 30,
+    env: { ...process.env, S3_KEY: 'salespipe', S3_SECRET: 'salespipe-secret', S3_ENDPOINT: '127.0.0.1:9000' },
+  });
   if (r.status !== 0) throw new Error(`pyarrow could not read ${dir}: ${r.stderr}`);
   return JSON.parse(r.stdout);
 }

@@ -14,7 +14,7 @@ import { ROOT } from '../support/helpers.js';
 export const LAYERS: [string, string[]][] = [
   ['core', ['src/core/']],
   ['models', ['src/forecast/', 'src/recommend/']],
-  ['expressions and connections', ['src/expr/', 'src/connections/']],
+  ['expressions, connections and storage', ['src/expr/', 'src/connections/', 'src/storage/']],
   ['metrics', ['src/metrics/']],
   ['kafka', ['src/kafka/']],
   ['operators', ['src/operators/']],

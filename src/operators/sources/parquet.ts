@@ -30,13 +30,22 @@
  *   naming the file and the column.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
+import crypto from 'node:crypto';
 import type { SourceDef, Source, SourceBatch, StreamInfo, RunContext, ConfigOf, DeadLetter } from '../operator.js';
 import { schemaConfig, planSchema, makeDecoder, setSource, RawRowRef } from '../record-schema.js';
 import { decimalFromWords, fieldOf, formatDecimal, type ColumnType } from '../../core/types.js';
 import { unPartValue } from '../sinks/parquet/dataset.js';
 import { parseDuration, parseTimestamp, formatTimestamp } from '../../core/time.js';
 import { sleep } from '../../connections/retry.js';
+import { locate, openStore, visible, type Location, type Store } from '../../storage/store.js';
+import { checkLocation } from '../sinks/parquet/index.js';
+import { LocalStore } from '../../storage/local.js';
+import { hideMerged, readManifests, readRanges, mergedRows, type Manifest } from '../sinks/parquet/compact.js';
+
+/** Rows in a set of ranges (they do not overlap). */
+const covered = (ranges: [number, number][]) => ranges.reduce((n, [a, b]) => n + b - a, 0);
 
 const config = {
   type: 'object',
@@ -44,7 +53,17 @@ const config = {
   required: ['type', 'path', 'schema'],
   properties: {
     type: { const: 'parquet' },
-    path: { type: 'string', minLength: 1, description: 'Dataset folder, or one .parquet file (relative to the spec file).' },
+    path: {
+      type: 'string',
+      minLength: 1,
+      description:
+        'Dataset folder, or one .parquet file (relative to the spec file); or s3://bucket/prefix or hdfs://namenode/path (with connection).',
+    },
+    connection: {
+      type: 'string',
+      description:
+        'For s3:// and hdfs:// paths: the s3 or hdfs connection that reaches it (without one: s3:// through the AWS environment, webhdfs://host:port/path as HADOOP_USER_NAME).',
+    },
     schema: schemaConfig,
     eventTime: { type: 'string', description: 'Timestamp column carrying event time.' },
     from: { type: 'string', description: 'Keep rows with event time at or after this timestamp (e.g. 2026-01-01).' },
@@ -82,6 +101,8 @@ interface Position {
   file?: string;
   rowGroup?: number;
   row?: number;
+  /** The rows of `file` handed over (from its start), so a merge of it (compaction) can go on from there. */
+  at?: number;
 }
 
 export const parquetSource: SourceDef<typeof config, Planned> = {
@@ -91,7 +112,7 @@ export const parquetSource: SourceDef<typeof config, Planned> = {
   records: 'json',
   plan(cfg, ctx) {
     const schema = planSchema(cfg.schema, ctx, ['schema']);
-    let ok = true;
+    let ok = checkLocation(cfg, ctx);
     if (cfg.eventTime) {
       const et = fieldOf(schema, cfg.eventTime);
       if (!et || et.type.kind !== 'timestamp') {
@@ -136,14 +157,32 @@ export const parquetSource: SourceDef<typeof config, Planned> = {
   },
   async status(p, position, ctx) {
     const pos = position as Position | undefined;
-    const root = path.resolve(ctx.specDir, p.cfg.path);
-    const files = datasetFiles(root, p.cfg.partitions);
+    const loc = sourceLocation(p, ctx.specDir);
     const done = new Set(pos?.done ?? []);
+    let files: string[] = [],
+      error: string | undefined;
+    if (loc.kind === 'local') {
+      files = datasetFiles(loc.dir, p.cfg.partitions);
+      if (!fs.existsSync(loc.dir)) error = `${loc.dir} does not exist`;
+    } else {
+      const store = await openStore(loc, { ...ctx, signal: AbortSignal.timeout(30_000) });
+      try {
+        files = selectFiles(
+          (await store.list()).map((e) => e.key),
+          p.cfg.partitions,
+        );
+      } catch (e) {
+        error = (e as Error).message;
+      } finally {
+        await store.close();
+      }
+    }
+    const root = loc.kind === 'local' ? loc.dir : p.cfg.path;
     return {
       detail: { type: 'parquet', path: root, files: files.length, read: done.size, current: pos?.file ?? null },
       text: `source dataset ${root}: ${done.size} of ${files.length} file(s) read${pos?.file ? `, reading ${pos.file}` : ''}`,
       lag: null,
-      ...(fs.existsSync(root) ? {} : { error: `${root} does not exist` }),
+      ...(error ? { error } : {}),
     };
   },
   create(p, ctx) {
@@ -151,35 +190,52 @@ export const parquetSource: SourceDef<typeof config, Planned> = {
   },
 };
 
-/** Files of the dataset in path order (relative paths), partition folders outside `partitions` left out. */
-export function datasetFiles(root: string, partitions?: Record<string, { from?: string; to?: string }>): string[] {
+/** Files of a local dataset in path order (relative paths), partition folders outside `partitions` left out; [''] for one file. */
+export function datasetFiles(root: string, partitions?: Partitions): string[] {
   if (!fs.existsSync(root)) return [];
   if (fs.statSync(root).isFile()) return [''];
-  const out: string[] = [];
+  const keys: string[] = [];
   const walk = (dir: string, rel: string) => {
-    const entries = fs.readdirSync(dir, { withFileTypes: true }).sort((a, b) => compareNames(a.name, b.name));
-    for (const e of entries) {
+    for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
       if (/^[._]/.test(e.name)) continue;
       const r = rel ? `${rel}/${e.name}` : e.name;
-      if (e.isDirectory()) {
-        const eq = e.name.indexOf('=');
-        if (eq > 0 && partitions) {
-          const range = partitions[e.name.slice(0, eq)];
-          const v = unPartValue(e.name.slice(eq + 1));
-          if (
-            range &&
-            (v === null ||
-              (range.from !== undefined && compareValues(v, range.from) < 0) ||
-              (range.to !== undefined && compareValues(v, range.to) >= 0))
-          )
-            continue;
-        }
-        walk(path.join(dir, e.name), r);
-      } else if (e.name.endsWith('.parquet')) out.push(r);
+      if (e.isDirectory()) walk(path.join(dir, e.name), r);
+      else keys.push(r);
     }
   };
   walk(root, '');
-  return out;
+  return selectFiles(keys, partitions);
+}
+
+type Partitions = Record<string, { from?: string; to?: string }>;
+
+/** The dataset's files among `keys` (any store's), in path order, partition folders outside `partitions` left out. */
+export function selectFiles(keys: string[], partitions?: Partitions): string[] {
+  const inRange = (seg: string) => {
+    const eq = seg.indexOf('=');
+    if (eq <= 0 || !partitions) return true;
+    const range = partitions[seg.slice(0, eq)];
+    if (!range) return true;
+    const v = unPartValue(seg.slice(eq + 1));
+    return !(
+      v === null ||
+      (range.from !== undefined && compareValues(v, range.from) < 0) ||
+      (range.to !== undefined && compareValues(v, range.to) >= 0)
+    );
+  };
+  const picked = keys
+    .filter((k) => k.endsWith('.parquet') && visible(k))
+    .map((k) => k.split('/'))
+    .filter((segs) => segs.slice(0, -1).every(inRange));
+  picked.sort((a, b) => {
+    for (let i = 0; i < Math.min(a.length, b.length); i++) {
+      if (a[i] === b[i]) continue;
+      // A folder's files come before its subfolders only as the names sort; files and folders compare by name.
+      return compareNames(a[i], b[i]);
+    }
+    return a.length - b.length;
+  });
+  return picked.map((segs) => segs.join('/'));
 }
 
 /** Partition values compare as numbers when both are numbers, else as text (ISO dates sort as text). */
@@ -196,6 +252,12 @@ function compareNames(a: string, b: string): number {
     eb = b.indexOf('=');
   if (ea > 0 && eb > 0 && a.slice(0, ea) === b.slice(0, eb)) return compareValues(a.slice(ea + 1), b.slice(eb + 1));
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function sourceLocation(p: Planned, specDir: string): Location {
+  const loc = locate(p.cfg.path, p.cfg.connection, specDir);
+  if (typeof loc === 'string') throw new Error(`parquet source ${p.cfg.path}: ${loc}`);
+  return loc;
 }
 
 type Convert = (v: unknown) => unknown;
@@ -252,10 +314,18 @@ function converter(arrowType: any, declared: ColumnType, Type: any): Convert | s
 
 class ParquetSource implements Source {
   private root: string;
+  private loc: Location;
+  /** s3/hdfs: the store; each file is copied to a local temporary file while it is read. */
+  private store?: Store;
+  private spool?: string;
   private files: string[] = [];
   private done = new Set<string>();
   /** The file being read: its handle, where each row group starts, the next row group and the rows of it handed over. */
-  private current?: { rel: string; file: any; starts: number[]; group: number; row: number };
+  private current?: { rel: string; file: any; starts: number[]; group: number; row: number; skip: [number, number][] };
+  /** Compaction manifests (compact.ts): which merged file holds which files' rows. */
+  private manifests = new Map<string, Manifest>();
+  /** A file the checkpoint was partway through that a compaction has merged since: how far it was read. */
+  private partial?: { key: string; row: number };
   /** The loaded rows of the current row group, from its row `base` on, and how many of them are handed over. */
   private pending: { rows: unknown[][]; base: number; taken: number } | null = null;
   private names: string[];
@@ -267,7 +337,8 @@ class ParquetSource implements Source {
     private p: Planned,
     private ctx: RunContext,
   ) {
-    this.root = path.resolve(ctx.specDir, p.cfg.path);
+    this.loc = sourceLocation(p, ctx.specDir);
+    this.root = this.loc.kind === 'local' ? this.loc.dir : p.cfg.path.replace(/\/+$/, '');
     this.names = p.out.schema.map((f) => f.name);
     this.decode = makeDecoder(p.out.schema, { timeZone: ctx.timeZone, numericText: true, maxStringLength: 1 << 20 });
     this.log = ctx.log.child(`parquet:${p.cfg.path}`);
@@ -276,26 +347,68 @@ class ParquetSource implements Source {
   async open(position: unknown) {
     const [arrow, pw] = await Promise.all([import('apache-arrow'), import('parquet-wasm')]);
     this.lib = { arrow, ParquetFile: (pw as any).ParquetFile };
-    if (!fs.existsSync(this.root)) throw new Error(`parquet source: ${this.root} does not exist`);
+    if (this.loc.kind === 'local') {
+      if (!fs.existsSync(this.root)) throw new Error(`parquet source: ${this.root} does not exist`);
+      if (fs.statSync(this.root).isDirectory()) this.store = new LocalStore(this.root);
+    } else this.store = await openStore(this.loc, this.ctx);
     const pos = position as Position | undefined;
     this.done = new Set(pos?.done ?? []);
-    this.files = datasetFiles(this.root, this.p.cfg.partitions);
+    this.files = await this.listFiles();
     if (pos?.file !== undefined && !this.done.has(pos.file)) {
-      if (!this.files.includes(pos.file))
-        throw new Error(`parquet source: the checkpoint was reading ${path.join(this.root, pos.file)}, which is no longer in the dataset`);
-      await this.openFile(pos.file, pos.rowGroup ?? 0, pos.row ?? 0);
+      const merged = [...this.manifests.values()].some((m) => m.inputs.some((i) => i.key === pos.file));
+      if (this.files.includes(pos.file)) await this.openFile(pos.file, pos.rowGroup ?? 0, pos.row ?? 0);
+      else if (merged && pos.at !== undefined) this.partial = { key: pos.file, row: pos.at };
+      else throw new Error(`parquet source: the checkpoint was reading ${this.at(pos.file)}, which is no longer in the dataset`);
     }
     const before = this.files.filter((f) => this.done.has(f)).length;
     this.log.info(`${this.files.length} file(s) in ${this.root}${before ? `, ${before} read before` : ''}`);
   }
 
-  private async openFile(rel: string, group: number, row: number) {
-    const full = rel ? path.join(this.root, rel) : this.root;
+  /** A file of the dataset as messages and dead letters name it. */
+  private at(rel: string): string {
+    if (!rel) return this.root;
+    return this.store ? `${this.root}/${rel}` : path.join(this.root, rel);
+  }
+
+  private async listFiles(): Promise<string[]> {
+    if (!this.store) return datasetFiles(this.root, this.p.cfg.partitions);
+    const entries = await this.store.list();
+    this.manifests = await readManifests(this.store, entries);
+    const files = selectFiles(
+      hideMerged(
+        entries.map((e) => e.key),
+        this.manifests,
+      ),
+      this.p.cfg.partitions,
+    );
+    // A merged file whose rows were all read (as its inputs, before the merge) is read.
+    for (const f of files) {
+      const m = this.manifests.get(f);
+      if (m && !this.done.has(f) && covered(readRanges(f, this.done, this.manifests, this.partial)) >= mergedRows(m)) this.done.add(f);
+    }
+    return files;
+  }
+
+  /** Opens a file of the dataset; false if it is gone (merged by a compaction since it was listed). */
+  private async openFile(rel: string, group: number, row: number): Promise<boolean> {
+    let full = rel ? path.join(this.root, rel) : this.root;
+    if (this.store && this.loc.kind !== 'local') {
+      this.unspool();
+      this.spool = full = path.join(os.tmpdir(), `salespipe-${process.pid}-${crypto.randomBytes(4).toString('hex')}.parquet`);
+      try {
+        await this.store.download(rel, full);
+      } catch (e) {
+        if (!(await this.store.exists(rel))) return false;
+        throw e;
+      }
+    } else if (rel && !fs.existsSync(full)) return false;
     const file = await this.lib!.ParquetFile.fromFile(await fs.openAsBlob(full));
     const md = file.metadata();
     const starts = [0];
     for (let i = 0; i < md.numRowGroups(); i++) starts.push(starts[i] + md.rowGroup(i).numRows());
-    this.current = { rel, file, starts, group, row };
+    const skip = this.manifests.has(rel) ? readRanges(rel, this.done, this.manifests, this.partial) : [];
+    this.current = { rel, file, starts, group, row, skip };
+    return true;
   }
 
   /** Partition values from the folders above a file. */
@@ -315,7 +428,7 @@ class ParquetSource implements Source {
     const wasm = await c.file.read({ rowGroups: [c.group] });
     const table = arrow.tableFromIPC(wasm.intoIPCStream());
     const parts = this.partsOf(c.rel);
-    const where = c.rel ? path.join(this.root, c.rel) : this.root;
+    const where = this.at(c.rel);
     const cols: ((i: number) => unknown)[] = [];
     for (const f of this.p.out.schema) {
       const col = table.getChild(f.name);
@@ -352,6 +465,7 @@ class ParquetSource implements Source {
         this.done.add(c.rel);
         c.file.free?.();
         this.current = undefined;
+        this.unspool();
         continue;
       }
       if (c) {
@@ -360,12 +474,12 @@ class ParquetSource implements Source {
       }
       const nextFile = this.files.find((f) => !this.done.has(f));
       if (nextFile !== undefined) {
-        await this.openFile(nextFile, 0, 0);
+        if (!(await this.openFile(nextFile, 0, 0))) this.files = await this.listFiles();
         continue;
       }
       if (this.ctx.drain) return null;
       await sleep(this.p.pollMs, this.ctx.signal);
-      this.files = datasetFiles(this.root, this.p.cfg.partitions);
+      this.files = await this.listFiles();
       return { rows: [], dead: [] };
     }
   }
@@ -382,7 +496,9 @@ class ParquetSource implements Source {
       const vals = pend.rows[i];
       const raw: Record<string, unknown> = {};
       for (let j = 0; j < this.names.length; j++) raw[this.names[j]] = vals[j];
-      const origin = `${c.rel ? path.join(this.root, c.rel) : this.root}@row ${c.starts[c.group] + pend.base + i}`;
+      const g = c.starts[c.group] + pend.base + i;
+      if (c.skip.length && c.skip.some(([a, b]) => g >= a && g < b)) continue; // read before, as a file this one merged
+      const origin = `${this.at(c.rel)}@row ${g}`;
       const r = this.decode(raw);
       if (typeof r === 'string') {
         out.dead.push({ reason: r, payload: jsonText(raw), encoding: 'json', origin } satisfies DeadLetter);
@@ -402,15 +518,22 @@ class ParquetSource implements Source {
 
   position(): Position {
     const c = this.current;
-    return { done: [...this.done], ...(c ? { file: c.rel, rowGroup: c.group, row: c.row } : {}) };
+    return { done: [...this.done], ...(c ? { file: c.rel, rowGroup: c.group, row: c.row, at: c.starts[c.group] + c.row } : {}) };
   }
 
   async commit() {}
+
+  private unspool() {
+    if (this.spool) fs.rmSync(this.spool, { force: true });
+    this.spool = undefined;
+  }
 
   async close() {
     this.current?.file?.free?.();
     this.current = undefined;
     this.pending = null;
+    this.unspool();
+    await this.store?.close();
   }
 }
 

@@ -336,3 +336,25 @@ test('an unused connection is a warning; a nullable upsert key is an error; --fo
     ],
   );
 });
+
+test('s3 and hdfs connections are checked offline: a secret key written in the spec, fields, and the kind against the path', async () => {
+  const r = await problems(`pipeline: p
+connections:
+  archive: { type: s3, endpoint: "http://127.0.0.1:9000", accessKeyId: AKIAEXAMPLE, secretAccessKey: Wj4lrXUtn }
+  lake: { type: hdfs, url: "http://nn:9870", kerberos: true }
+flows:
+  f:
+    source: { type: parquet, path: "s3://sales-archive/history", connection: lake, schema: { a: int } }
+    sinks:
+      - { type: parquet, path: "hdfs://nn:8020/out", connection: archive }
+`);
+  assert.equal(r.code, 2);
+  assert.match(
+    r.lines.join('\n'),
+    /^3:\d+: a secret written in the spec ends up in version control: take it from the environment, e\.g\. secretAccessKey: \$\{AWS_SECRET_ACCESS_KEY\} \[secret\.literal\]$/m,
+  );
+  assert.match(r.lines.join('\n'), /^4:\d+: .*kerberos/m);
+  assert.match(r.lines.join('\n'), /^7:\d+: connection "lake" is an hdfs connection, expected s3 \[ref\.connection\]$/m);
+  assert.match(r.lines.join('\n'), /^9:\d+: connection "archive" is an s3 connection, expected hdfs \[ref\.connection\]$/m);
+  assert.ok(!r.stderr.includes('Wj4lrXUtn'), 'the secret is not shown');
+});

@@ -39,3 +39,13 @@ export function* walk(dir: string): Generator<string> {
     } else yield p;
   }
 }
+
+/** Partition values from the folders of a key (`brand=Dell/x.parquet` -> { brand: 'Dell' }). */
+export function partValuesOf(key: string): Record<string, string | null> {
+  const parts: Record<string, string | null> = {};
+  for (const seg of key.split('/').slice(0, -1)) {
+    const i = seg.indexOf('=');
+    if (i > 0) parts[seg.slice(0, i)] = unPartValue(seg.slice(i + 1));
+  }
+  return parts;
+}

@@ -27,6 +27,8 @@
  */
 import type { SinkDef, StreamInfo, ConfigOf } from '../../operator.js';
 import { fieldOf, Row, Schema } from '../../../core/types.js';
+import { locate, schemeOf, visible, type Location, type Store } from '../../../storage/store.js';
+import { checkConnection, type Connections } from '../../../connections/config.js';
 
 const config = {
   type: 'object',
@@ -34,7 +36,17 @@ const config = {
   required: ['type', 'path'],
   properties: {
     type: { const: 'parquet' },
-    path: { type: 'string', minLength: 1, description: 'Dataset directory (relative to the spec file).' },
+    path: {
+      type: 'string',
+      minLength: 1,
+      description:
+        'Dataset folder: a local path (relative to the spec file), s3://bucket/prefix or hdfs://namenode/path (with connection).',
+    },
+    connection: {
+      type: 'string',
+      description:
+        'For s3:// and hdfs:// paths: the s3 or hdfs connection that reaches it (without one: s3:// through the AWS environment, webhdfs://host:port/path as HADOOP_USER_NAME).',
+    },
     partitionBy: {
       type: 'array',
       items: { type: 'string' },
@@ -64,7 +76,7 @@ export const parquetSink: SinkDef<typeof config, Planned> = {
   // A file per partition per epoch: under checkpoint.interval auto, epochs of 5 s.
   autoIntervalMs: 5000,
   plan(cfg, input, ctx) {
-    let ok = true;
+    let ok = checkLocation(cfg, ctx);
     for (const [i, c] of (cfg.partitionBy ?? []).entries()) {
       const f = fieldOf(input.schema, c);
       if (!f) {
@@ -89,8 +101,8 @@ export const parquetSink: SinkDef<typeof config, Planned> = {
   async backfill(p, req) {
     return (await import('./backfill.js')).rewriteRange(p, req);
   },
-  async recover(p, specDir, log) {
-    (await import('./backfill.js')).recoverBackfill(p, specDir, log);
+  async recover(p, req) {
+    await (await import('./backfill.js')).recoverBackfill(p, req);
   },
   create(p, ctx) {
     // The writer, with Arrow and parquet-wasm, is loaded when the sink opens.
@@ -107,29 +119,70 @@ export const parquetSink: SinkDef<typeof config, Planned> = {
   },
 };
 
+/** Where the sink's dataset is (checked at plan time). */
+export function locationOf(p: Planned, specDir: string): Location {
+  const loc = locate(p.cfg.path, p.cfg.connection, specDir);
+  if (typeof loc === 'string') throw new Error(`parquet sink ${p.cfg.path}: ${loc}`);
+  return loc;
+}
+
+/** Plan-time checks of a dataset location: the scheme and its connection agree. */
+export function checkLocation(
+  cfg: { path: string; connection?: string },
+  ctx: { connections: Connections; error(path: (string | number)[], message: string, code?: string): void },
+): boolean {
+  const loc = locate(cfg.path, cfg.connection, '.');
+  if (typeof loc === 'string') {
+    ctx.error([cfg.connection !== undefined && schemeOf(cfg.path) === 'local' ? 'connection' : 'path'], loc, 'value.location');
+    return false;
+  }
+  if (loc.kind === 'local' || loc.connection === undefined) return true;
+  let ok = true;
+  checkConnection({ ...ctx, error: (p, m, c) => ((ok = false), ctx.error(p, m, c)) }, ['connection'], loc.connection, loc.kind);
+  return ok;
+}
+
 /**
  * Rows of a Parquet dataset (any writer's: Hive partitions, the partition columns from the directory names), read with `schema`;
  * `keep` may leave out files by their partition values.
  */
-export async function readDataset(dir: string, schema: Schema, keep?: (parts: Record<string, string | null>) => boolean): Promise<Row[]> {
-  const [{ fromParquet }, { walk, unPartValue }, fs, path] = await Promise.all([
+export async function readDataset(
+  store: Store | string,
+  schema: Schema,
+  keep?: (parts: Record<string, string | null>) => boolean,
+  /** Rows to keep (the others are dropped file by file, never all held). */
+  keepRow?: (r: Row) => boolean,
+): Promise<Row[]> {
+  const [{ fromParquet }, { partValuesOf }, { readManifests, hideMerged }] = await Promise.all([
     import('./arrow-rows.js'),
     import('./dataset.js'),
-    import('node:fs'),
-    import('node:path'),
+    import('./compact.js'),
   ]);
-  const out: Row[] = [];
-  for (const file of [...walk(dir)].filter((x) => x.endsWith('.parquet')).sort()) {
-    const parts: Record<string, string | null> = {};
-    for (const seg of path.relative(dir, path.dirname(file)).split(path.sep).filter(Boolean)) {
-      const i = seg.indexOf('=');
-      if (i > 0) parts[seg.slice(0, i)] = unPartValue(seg.slice(i + 1));
+  const st = typeof store === 'string' ? new (await import('../../../storage/local.js')).LocalStore(store) : store;
+  // A compaction may delete a listed file before it is read (its rows are in the merged file by then): list again.
+  for (let attempt = 1; ; attempt++) {
+    const entries = await st.list();
+    const manifests = await readManifests(st, entries);
+    const files = hideMerged(
+      entries.filter((e) => visible(e.key) && e.key.endsWith('.parquet')).map((e) => e.key),
+      manifests,
+    );
+    const out: Row[] = [];
+    try {
+      for (const file of files.sort()) {
+        const parts = partValuesOf(file);
+        if (keep && !keep(parts)) continue;
+        const inFile = schema.filter((c) => !(c.name in parts));
+        for (const r of fromParquet(await st.read(file), inFile)) {
+          Object.assign(r, partitionValues(parts, schema));
+          if (!keepRow || keepRow(r)) out.push(r);
+        }
+      }
+      return out;
+    } catch (e) {
+      if (attempt >= 5 || !/ENOENT|NoSuchKey|FileNotFound|404/.test(`${(e as Error).name} ${(e as Error).message}`)) throw e;
     }
-    if (keep && !keep(parts)) continue;
-    const inFile = schema.filter((c) => !(c.name in parts));
-    for (const r of fromParquet(fs.readFileSync(file), inFile)) out.push(Object.assign(r, partitionValues(parts, schema)));
   }
-  return out;
 }
 
 function partitionValues(parts: Record<string, string | null>, schema: Schema): Row {

@@ -2,24 +2,25 @@
  * @module The Parquet sink's writer (loaded when the sink opens, with Arrow
  * and parquet-wasm). The rules are in index.ts.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import crypto from 'node:crypto';
 import type { Sink, RunContext } from '../../operator.js';
 import type { Row, Schema } from '../../../core/types.js';
 import { toParquet, fromParquet } from './arrow-rows.js';
 import { makeKeyEncoder } from '../../json-row.js';
-import { OutputMarkers, fsCall, fsyncDir, ownerTag } from '../../output-owner.js';
-import { partitionDir, unPartValue, walk } from './dataset.js';
-import type { Planned } from './index.js';
+import { ownerTag, StoreMarkers } from '../../output-owner.js';
+import { partitionDir, partValuesOf } from './dataset.js';
+import { openStore, visible, StagedGone, type Staged, type Store } from '../../../storage/store.js';
+import { locationOf, type Planned } from './index.js';
 
-interface Staged {
+/** What checkpoints before stores held: absolute paths on local disk. */
+interface LegacyStaged {
   staged: string;
   final: string;
 }
 
 export class ParquetSink implements Sink {
-  private dir: string;
+  private store!: Store;
   private parts: string[];
   private fileSchema: Schema;
   private keyed: boolean;
@@ -30,33 +31,29 @@ export class ParquetSink implements Sink {
   private rollRows: number;
   private key;
   private kinds: Map<string, string>;
-  private markers: OutputMarkers;
+  private markers!: StoreMarkers;
   private tag: string;
   /** Random per run: file names never repeat across runs. */
   private run = crypto.randomBytes(3).toString('hex');
-  private what: string;
   private cfg: Planned['cfg'];
 
   constructor(
-    p: Planned,
+    private p: Planned,
     private ctx: RunContext,
   ) {
     const { cfg, input } = p;
     this.cfg = cfg;
-    this.dir = path.resolve(ctx.specDir, cfg.path);
     this.parts = [...(cfg.partitionBy ?? [])];
     this.fileSchema = input.schema.filter((f) => !this.parts.includes(f.name));
     this.keyed = input.mode !== 'append';
     this.rollRows = cfg.rollRows;
     this.key = makeKeyEncoder(input.key ?? []);
     this.kinds = new Map(input.schema.map((f) => [f.name, f.type.kind]));
-    this.what = `parquet sink ${cfg.path}`;
-    this.markers = new OutputMarkers(path.join(this.dir, '_salespipe'), { pipeline: ctx.pipeline, flow: ctx.flow }, `dataset ${this.dir}`);
     this.tag = ownerTag({ pipeline: ctx.pipeline, flow: ctx.flow });
   }
 
-  private isMine(staged: string): boolean {
-    return this.keyed || path.basename(staged).includes(`-${this.tag}-`);
+  private isMine(key: string): boolean {
+    return this.keyed || path.posix.basename(key).includes(`-${this.tag}-`);
   }
 
   private partDir(r: Row): string {
@@ -64,31 +61,49 @@ export class ParquetSink implements Sink {
   }
 
   async open(state: unknown, epoch: number) {
-    fsCall(this.what, this.dir, () => fs.mkdirSync(this.dir, { recursive: true }));
-    const published = (state as Staged[] | undefined) ?? [];
+    this.store = await openStore(locationOf(this.p, this.ctx.specDir), this.ctx, `parquet sink ${this.cfg.path}`);
+    await this.store.init();
+    this.markers = new StoreMarkers(this.store, { pipeline: this.ctx.pipeline, flow: this.ctx.flow }, `dataset ${this.store.where}`);
+    const published = this.tickets(state);
+    // The checkpoint names these files: finish publishing them (idempotent). One gone with its final name
+    // (the output moved away meanwhile) cannot be published: said, not fatal, as the markers check below decides.
     for (const s of published) {
-      // The checkpoint names these files: finish publishing them (idempotent).
-      if (fs.existsSync(s.staged)) fsCall(this.what, s.final, () => fs.renameSync(s.staged, s.final));
+      try {
+        await this.store.publish(s);
+      } catch (e) {
+        if (!(e instanceof StagedGone)) throw e;
+        this.ctx.log.warn(`${(e as Error).message}: the checkpoint's epoch ${epoch} file is not in the dataset`);
+      }
     }
-    if (published.length) this.markers.write(epoch);
-    this.markers.check(epoch, this.ctx.checkpointWhere ?? 'the state directory', this.keyed);
-    const files = [...walk(this.dir)];
-    for (const f of files) {
-      if (path.basename(f).startsWith('.') && f.endsWith('.staged') && this.isMine(f)) fs.rmSync(f, { force: true });
-    }
-    if (this.keyed) this.load(files.filter((f) => path.basename(f) === 'data.parquet'));
+    if (published.length) await this.markers.write(epoch);
+    await this.markers.check(epoch, this.ctx.checkpointWhere ?? 'the state directory', this.keyed);
+    // Staged files no checkpoint names (an epoch that never committed) are this writer's to throw away.
+    const keep = new Set(published.map((s) => s.id));
+    for (const s of await this.store.staged()) if (!keep.has(s.id) && this.isMine(s.key)) await this.store.discard(s);
+    if (this.keyed) await this.load();
+  }
+
+  /** The checkpoint's staged files, from either format. */
+  private tickets(state: unknown): Staged[] {
+    const list = (state as (Staged | LegacyStaged)[] | undefined) ?? [];
+    const dir = this.store.localDir ?? '';
+    return list.map((s) =>
+      'staged' in s
+        ? {
+            key: path.relative(dir, s.final).split(path.sep).join('/'),
+            id: path.relative(dir, s.staged).split(path.sep).join('/'),
+            tag: /\.([^.]+)\.staged$/.exec(s.staged)?.[1] ?? '',
+          }
+        : s,
+    );
   }
 
   /** Keyed datasets are their own state: read the latest rows back. */
-  private load(files: string[]) {
-    for (const f of files) {
-      const rel = path.relative(this.dir, path.dirname(f));
-      const partVals: Record<string, string | null> = {};
-      for (const seg of rel ? rel.split(path.sep) : []) {
-        const i = seg.indexOf('=');
-        partVals[seg.slice(0, i)] = unPartValue(seg.slice(i + 1));
-      }
-      for (const r of fromParquet(fs.readFileSync(f), this.fileSchema)) {
+  private async load() {
+    for (const e of await this.store.list()) {
+      if (!visible(e.key) || path.posix.basename(e.key) !== 'data.parquet') continue;
+      const partVals = partValuesOf(e.key);
+      for (const r of fromParquet(await this.store.read(e.key), this.fileSchema)) {
         for (const c of this.parts) {
           const v = partVals[c];
           const kind = this.kinds.get(c);
@@ -122,32 +137,20 @@ export class ParquetSink implements Sink {
 
   async preCommit(epoch: number): Promise<Staged[]> {
     const staged: Staged[] = [];
-    const stage = (partDir: string, name: string, rows: Row[]) => {
-      const dir = path.join(this.dir, partDir);
-      const final = path.join(dir, name);
-      const tmp = path.join(dir, `.${name}.${epoch}.staged`);
-      fsCall(this.what, tmp, () => {
-        fs.mkdirSync(dir, { recursive: true });
-        const fd = fs.openSync(tmp, 'w');
-        try {
-          fs.writeSync(fd, toParquet(this.fileSchema, rows, this.cfg.compression));
-          fs.fsyncSync(fd);
-        } finally {
-          fs.closeSync(fd);
-        }
-      });
-      staged.push({ staged: tmp, final });
+    const stage = async (partDir: string, name: string, rows: Row[]) => {
+      const key = partDir ? `${partDir}/${name}` : name;
+      staged.push(await this.store.stage(key, toParquet(this.fileSchema, rows, this.cfg.compression), `${epoch}`));
     };
     if (this.keyed) {
       if (this.touched.size) {
         const byPart = new Map<string, Row[]>();
         for (const d of this.touched) byPart.set(d, []);
         for (const r of this.table.values()) byPart.get(this.partDir(r))?.push(r);
-        for (const [d, rows] of byPart) stage(d, 'data.parquet', rows);
+        for (const [d, rows] of byPart) await stage(d, 'data.parquet', rows);
         this.touched.clear();
       }
     } else {
-      for (const [d, rows] of this.buffer) stage(d, `part-${String(epoch).padStart(10, '0')}-${this.tag}-${this.run}.parquet`, rows);
+      for (const [d, rows] of this.buffer) await stage(d, `part-${String(epoch).padStart(10, '0')}-${this.tag}-${this.run}.parquet`, rows);
       this.buffer.clear();
       this.waiting = 0;
     }
@@ -157,16 +160,12 @@ export class ParquetSink implements Sink {
   async commit(epoch: number, state: unknown) {
     const staged = state as Staged[];
     if (!staged.length) return;
-    // The renames are durable once the directories holding them are.
-    const dirs = new Set<string>();
-    for (const s of staged) {
-      // A second commit of the epoch finds its files in place already.
-      if (fs.existsSync(s.staged) || !fs.existsSync(s.final)) fsCall(this.what, s.final, () => fs.renameSync(s.staged, s.final));
-      for (let d = path.dirname(s.final); d.startsWith(this.dir) && !dirs.has(d); d = path.dirname(d)) dirs.add(d);
-    }
-    for (const d of dirs) fsyncDir(d);
-    this.markers.write(epoch);
+    // Each publish is durable (local: the folders are fsynced) and idempotent: a second commit of the epoch changes nothing.
+    for (const s of staged) await this.store.publish(s);
+    await this.markers.write(epoch);
   }
 
-  async close() {}
+  async close() {
+    await this.store?.close();
+  }
 }
