@@ -37,6 +37,7 @@ import { startupTimes } from './startup.js';
 import { latency } from './latency.js';
 import { forecastBench } from './forecast.js';
 import { recommendBench } from './recommend.js';
+import { archiveBench } from './archive.js';
 
 const ROOT = PACKAGE_ROOT;
 const N = Number(process.argv[2] ?? process.env.BENCH_RECORDS ?? 1_000_000);
@@ -186,6 +187,10 @@ const rec = recommendBench(rc, rp, rn);
 log(
   `recommend: ${rec.customers} customers x ${rec.products} products x ${rec.purchases} purchases: trained in ${rec.train_seconds} s, top 5 for all in ${rec.recommend_all_seconds} s, ${rec.fold_ins_per_s} fold-ins/s, peak RSS ${rec.peak_rss_mb} MB`,
 );
+const arc = archiveBench(Number(process.env.BENCH_ARCHIVE_ROWS ?? 1_000_000));
+log(
+  `archive: ${arc.rows} rows in ${arc.epochs} epochs: S3 ${arc.s3_rows_per_s} rows/s (${arc.s3_to_local} x local disk's ${arc.local_rows_per_s}, ${arc.s3_to_raw} x plain PUTs of the same files' ${arc.s3_raw_put_rows_per_s})`,
+);
 const a = results.aggregate;
 console.log(
   JSON.stringify({
@@ -200,5 +205,6 @@ console.log(
     startup,
     forecast: fc,
     recommend: rec,
+    archive: arc,
   }),
 );

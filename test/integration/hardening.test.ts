@@ -28,6 +28,7 @@ import { freshDatabase, sqlTotals, sqlRows, MARIADB_ADMIN, insertSales } from '.
 import { BROKERS, pingKafka, produceRaw, createTopic } from '../support/kafka.js';
 import { openKnex } from '../../src/connections/sql.js';
 import { freshRun, mariadbAndKafka } from '../support/runs.js';
+import { pingS3 } from '../support/storage.js';
 
 const SALES = path.join(ROOT, 'pipelines/sales.yaml');
 const WINDOWED = path.join(ROOT, 'pipelines/windowed-sales.yaml');
@@ -153,7 +154,13 @@ test('a checkpoint is never applied to a topic that is not the one it read: recr
 });
 
 test('npm run bench twice in a row on one broker', async (t) => {
-  if (!(await needServices(t, pingKafka))) return;
+  if (
+    !(await needServices(t, async () => {
+      await pingKafka();
+      await pingS3();
+    }))
+  )
+    return;
   for (let i = 0; i < 2; i++) {
     const { spawnSync } = await import('node:child_process');
     const r = spawnSync(process.execPath, [path.join(ROOT, 'dist/bench/bench.js'), '3000'], {
@@ -164,6 +171,7 @@ test('npm run bench twice in a row on one broker', async (t) => {
         BENCH_LATENCY_SECS: '3',
         BENCH_FORECAST_SERIES: '100',
         BENCH_RECOMMEND: '2000,300,20000',
+        BENCH_ARCHIVE_ROWS: '40000',
       },
     });
     assert.equal(r.status, 0, `run ${i + 1}:\n${r.stderr.slice(-3000)}`);
@@ -178,6 +186,8 @@ test('npm run bench twice in a row on one broker', async (t) => {
       last.recommend.train_seconds > 0 && last.recommend.fold_ins_per_s > 0,
       `recommend figures: ${JSON.stringify(last.recommend)}`,
     );
+    assert.equal(last.archive.rows, 40000);
+    assert.ok(last.archive.s3_rows_per_s > 0 && last.archive.s3_to_local > 0, `archive figures: ${JSON.stringify(last.archive)}`);
   }
 });
 
