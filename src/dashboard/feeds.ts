@@ -20,7 +20,6 @@
  *   every 2 s); date partitions older than the model's 60 days are skipped.
  */
 import crypto from 'node:crypto';
-import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import type kafkajs from 'kafkajs';
@@ -32,6 +31,7 @@ import { kafkaClient, kafkaConn, type KafkaConn } from '../connections/kafka.js'
 import { connection, topicName } from '../connections/config.js';
 import { flowContext } from '../runtime/flow.js';
 import { sleep } from '../connections/retry.js';
+import { locate, openStore, visible, type Location, type Store, type StoreContext } from '../storage/store.js';
 import { DATASETS, type Model, type Rec } from './model.js';
 
 const KNOWN = new Set<string>(DATASETS);
@@ -58,9 +58,12 @@ interface KafkaWanted {
 }
 
 interface ParquetWanted {
+  /** Where it is, for messages: a local folder or an s3:// / hdfs:// path. */
   dir: string;
   dataset: string;
   schema: Schema;
+  loc: Location;
+  ctx: StoreContext;
 }
 
 /** The datasets the pipelines of `plans` write (and the sales topic they read), grouped by where they are. */
@@ -85,12 +88,14 @@ export function outputsOf(plans: Plan[], log: Logger): { kafka: KafkaWanted[]; p
         const cfg = s.cfg as { connection?: string; topic?: string; path?: string };
         if (s.type === 'kafka' && cfg.topic && cfg.connection) addTopic(cfg.connection, cfg.topic);
         if (s.type === 'parquet' && cfg.path) {
-          const dir = path.resolve(ctx.specDir, cfg.path);
+          const loc = locate(cfg.path, cfg.connection, ctx.specDir);
+          if (typeof loc === 'string') continue;
+          const dir = loc.kind === 'local' ? loc.dir : cfg.path.replace(/\/+$/, '');
           const dataset = dir
-            .split(path.sep)
+            .split(loc.kind === 'local' ? path.sep : '/')
             .reverse()
             .find((seg) => KNOWN.has(seg));
-          if (dataset) parquet.set(dir, { dir, dataset, schema: s.input.schema });
+          if (dataset) parquet.set(dir, { dir, dataset, schema: s.input.schema, loc, ctx });
         }
       }
     }
@@ -128,6 +133,7 @@ export class ParquetFeed implements Feed {
   private signature = '';
   private error?: string;
   private reading = false;
+  private store?: Store;
 
   constructor(
     private w: ParquetWanted,
@@ -150,12 +156,16 @@ export class ParquetFeed implements Feed {
     if (this.reading) return;
     this.reading = true;
     try {
-      const files = listFiles(this.w.dir);
-      const sig = files.map((f) => `${f.file}:${f.size}:${f.mtime}`).join('\n');
+      const store = (this.store ??= await openStore(this.w.loc, this.w.ctx));
+      const sig = (await store.list())
+        .filter((e) => visible(e.key) && e.key.endsWith('.parquet'))
+        .map((e) => `${e.key}:${e.size}:${e.mtime}`)
+        .sort()
+        .join('\n');
       if (sig === this.signature) return;
       const { readDataset } = await import('../operators/sinks/parquet/index.js');
       const cutoff = this.cutoff();
-      const rows = await readDataset(this.w.dir, this.w.schema, (parts) =>
+      const rows = await readDataset(store, this.w.schema, (parts) =>
         Object.values(parts).every((v) => v === null || !/^\d{4}-\d{2}-\d{2}$/.test(v) || v >= cutoff),
       );
       this.model.replace(
@@ -176,25 +186,8 @@ export class ParquetFeed implements Feed {
 
   async close(): Promise<void> {
     clearTimeout(this.timer);
+    await this.store?.close();
   }
-}
-
-function listFiles(dir: string): { file: string; size: number; mtime: number }[] {
-  const out: { file: string; size: number; mtime: number }[] = [];
-  const walk = (d: string) => {
-    if (!fs.existsSync(d)) return;
-    for (const e of fs.readdirSync(d, { withFileTypes: true })) {
-      const p = path.join(d, e.name);
-      if (e.isDirectory()) {
-        if (!/^[._]/.test(e.name)) walk(p);
-      } else if (e.name.endsWith('.parquet')) {
-        const st = fs.statSync(p, { throwIfNoEntry: false });
-        if (st) out.push({ file: p, size: st.size, mtime: st.mtimeMs });
-      }
-    }
-  };
-  walk(dir);
-  return out.sort((a, b) => a.file.localeCompare(b.file));
 }
 
 /** How far back the sales topic is read. */

@@ -62,6 +62,25 @@ test('the demo: its Parquet datasets, named by folder', () => {
   );
 });
 
+test('datasets on S3 are named by their last folder and read through the store', () => {
+  const { parquet } = outputsOf([plan('demo.yaml', { SALESPIPE_DEMO_DIR: 's3://archive/d' })], quiet);
+  assert.deepEqual(
+    parquet.map((w) => [w.dataset, w.dir, w.loc]),
+    [
+      [
+        'aggregated_product_sales',
+        's3://archive/d/output/aggregated_product_sales',
+        { kind: 's3', bucket: 'archive', prefix: 'd/output/aggregated_product_sales', connection: undefined },
+      ],
+      [
+        'sales_history',
+        's3://archive/d/output/sales_history',
+        { kind: 's3', bucket: 'archive', prefix: 'd/output/sales_history', connection: undefined },
+      ],
+    ],
+  );
+});
+
 test('Parquet rows reach the model as exact text: decimals with their scale, timestamps in ISO, big integers whole', () => {
   const schema = [
     { name: 'r', type: colType('decimal(18,2)') },
