@@ -202,10 +202,14 @@ for (const st of STORES) {
     const untouched = new Map(['2026-01-10', '2026-01-13'].map((d) => [d, parquetDay(where, d)]));
     const before = (await st.files(where)).filter((f) => /sale_date=2026-01-1[03]\//.test(f)).sort();
     const args = ['backfill', SALES, '--from', '2026-01-11', '--to', '2026-01-13'];
-    const child = startCli(args, e);
-    await until(() => /rewriting/.test(child.out.stderr) || child.exitCode !== null, 60_000, 'the backfill to start rewriting');
-    child.kill('SIGKILL');
-    await finished(child);
+    // Killed at three points: as it starts rewriting, while it stages, while it swaps (or publishes and deletes).
+    for (const delay of [0, 150, 400]) {
+      const child = startCli(args, e);
+      await until(() => /rewriting/.test(child.out.stderr) || child.exitCode !== null, 60_000, 'the backfill to start rewriting');
+      await new Promise((res2) => setTimeout(res2, delay));
+      child.kill('SIGKILL');
+      await finished(child);
+    }
     res = await runCli(args, e);
     assert.equal(res.code, 0, res.stderr);
     assert.match(res.stderr, /2 partition\(s\) rewritten in 1 dataset\(s\)/);
@@ -458,3 +462,30 @@ for (const st of STORES) {
     },
   );
 }
+
+test('S3: a listing pages past 1,000 objects (ListObjectsV2 continuation), and so does the list of open uploads', async (t) => {
+  const st = STORES[0];
+  if (!(await needServices(t, st.ping))) return;
+  const { bucket } = splitS3(await st.fresh());
+  const { openStore } = await import('../../src/storage/store.js');
+  const store = await openStore(
+    { kind: 's3', bucket, prefix: 'many', connection: 'archive' },
+    { ...runContext(), connections: STORE_CONNECTIONS },
+  );
+  try {
+    const keys = Array.from({ length: 1100 }, (_, i) => `d=${i % 7}/f${String(i).padStart(4, '0')}.parquet`);
+    for (let i = 0; i < keys.length; i += 50) await Promise.all(keys.slice(i, i + 50).map((k) => store.put(k, Buffer.from(k))));
+    assert.deepEqual((await store.list()).map((e) => e.key).sort(), [...keys].sort());
+    assert.equal((await s3Keys(bucket, 'many/')).length, 1100, 'an independent listing agrees');
+    const staged = [];
+    for (let i = 0; i < 1010; i += 50)
+      staged.push(
+        ...(await Promise.all(Array.from({ length: Math.min(50, 1010 - i) }, (_, j) => store.stage(`u/x${i + j}`, Buffer.from('x'), 't')))),
+      );
+    assert.equal((await store.staged()).length, 1010);
+    for (let i = 0; i < staged.length; i += 50) await Promise.all(staged.slice(i, i + 50).map((s) => store.discard(s)));
+    assert.deepEqual(await openUploads(bucket), []);
+  } finally {
+    await store.close();
+  }
+});
