@@ -18,7 +18,7 @@ import { createLogger } from '../src/core/log.js';
 import { rng, randomSale } from '../src/gen/generate.js';
 import type { RunContext } from '../src/operators/operator.js';
 import type { Row, Schema } from '../src/core/types.js';
-import { parseType, type ColumnType } from '../src/core/types.js';
+import { HISTORY_SCHEMA } from '../src/gen/history.js';
 
 export interface ArchiveBench {
   rows: number;
@@ -41,19 +41,8 @@ const S3 = {
   secretAccessKey: 'salespipe-secret',
 };
 
-const schema: Schema = (
-  [
-    ['transaction_id', 'int'],
-    ['product_name', 'string'],
-    ['product_category', 'string'],
-    ['brand', 'string'],
-    ['quantity_sold', 'int'],
-    ['price_per_unit', 'decimal(12,2)'],
-    ['transaction_date', 'timestamp'],
-    ['revenue', 'decimal(18,2)'],
-    ['sale_date', 'string'],
-  ] as const
-).map(([name, t]) => ({ name, type: parseType(t) as ColumnType }));
+/** The archive flow's dataset (gen/history.ts's columns), with the day it is partitioned by. */
+const schema: Schema = [...HISTORY_SCHEMA, { name: 'sale_date', type: { kind: 'string', nullable: false } }];
 
 function sales(n: number): Row[] {
   const r = rng(7);
@@ -69,6 +58,8 @@ function sales(n: number): Row[] {
       quantity_sold: s.quantity_sold,
       price_per_unit: price,
       transaction_date: Date.parse(String(s.transaction_date).replace(' ', 'T') + 'Z'),
+      customer_id: s.customer_id,
+      product_id: s.product_id,
       revenue: price * s.quantity_sold,
       sale_date: String(s.transaction_date).slice(0, 10),
     } as Row;
@@ -111,7 +102,8 @@ async function viaSink(rows: Row[], p: string, connections: RunContext['connecti
   return rows.length / (Number(process.hrtime.bigint() - t0) / 1e9);
 }
 
-async function rawPuts(rows: Row[], bucket: string): Promise<number> {
+/** The S3 client the bench measures with, on the test server. */
+async function s3Client() {
   process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
   const sdk = await import('@aws-sdk/client-s3');
   const c = new sdk.S3Client({
@@ -120,6 +112,11 @@ async function rawPuts(rows: Row[], bucket: string): Promise<number> {
     forcePathStyle: true,
     credentials: { accessKeyId: S3.accessKeyId, secretAccessKey: S3.secretAccessKey },
   });
+  return { sdk, c };
+}
+
+async function rawPuts(rows: Row[], bucket: string): Promise<number> {
+  const { sdk, c } = await s3Client();
   const fileSchema = schema.filter((f) => f.name !== 'sale_date');
   // The same files the sink writes (one per day per epoch), encoded and put one by one as plain objects.
   const t0 = process.hrtime.bigint();
@@ -139,14 +136,7 @@ export async function runArchiveBench(n: number): Promise<ArchiveBench> {
   const rows = sales(n);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'salespipe-bench-archive-'));
   const bucket = `bench-${Date.now().toString(36)}`;
-  process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= 'true';
-  const sdk = await import('@aws-sdk/client-s3');
-  const c = new sdk.S3Client({
-    endpoint: S3.endpoint,
-    region: 'us-east-1',
-    forcePathStyle: true,
-    credentials: { accessKeyId: S3.accessKeyId, secretAccessKey: S3.secretAccessKey },
-  });
+  const { sdk, c } = await s3Client();
   await c.send(new sdk.CreateBucketCommand({ Bucket: bucket }));
   try {
     const local = await viaSink(rows, path.join(dir, 'sales_history'), {});

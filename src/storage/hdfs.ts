@@ -18,7 +18,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { withRetry } from '../connections/retry.js';
-import { Entry, Staged, StagedGone, Store, StoreContext, StoreError } from './store.js';
+import { Entry, Staged, StagedGone, Store, StoreContext, StoreError, stagedIn, stagedName } from './store.js';
 
 export interface HdfsConnection {
   type: 'hdfs';
@@ -225,8 +225,7 @@ export class HdfsStore implements Store {
   }
 
   async stage(key: string, bytes: Uint8Array, tag: string): Promise<Staged> {
-    const dir = path.posix.dirname(key);
-    const id = `${dir === '.' ? '' : dir + '/'}.${path.posix.basename(key)}.${tag}.staged`;
+    const id = stagedName(key, tag);
     await this.create(id, bytes);
     return { key, id, tag };
   }
@@ -238,12 +237,7 @@ export class HdfsStore implements Store {
   }
 
   async staged(prefix = ''): Promise<Staged[]> {
-    const out: Staged[] = [];
-    for (const e of await this.list(prefix)) {
-      const m = /^(.*?)\.([^/]+)\.([^./]+)\.staged$/.exec(e.key);
-      if (m && (m[1] === '' || m[1].endsWith('/'))) out.push({ key: m[1] + m[2], id: e.key, tag: m[3] });
-    }
-    return out;
+    return stagedIn(await this.list(prefix));
   }
 
   async discard(s: Staged) {

@@ -7,7 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
-import { StagedGone, type Entry, type Staged, type Store } from './store.js';
+import { StagedGone, stagedIn, stagedName, type Entry, type Staged, type Store } from './store.js';
 import { fsCall, fsyncDir } from '../core/durable.js';
 
 export class LocalStore implements Store {
@@ -107,8 +107,7 @@ export class LocalStore implements Store {
   }
 
   async stage(key: string, bytes: Uint8Array, tag: string): Promise<Staged> {
-    const dir = path.posix.dirname(key);
-    const id = `${dir === '.' ? '' : dir + '/'}.${path.posix.basename(key)}.${tag}.staged`;
+    const id = stagedName(key, tag);
     this.writeDurably(this.abs(id), bytes);
     return { key, id, tag };
   }
@@ -127,12 +126,7 @@ export class LocalStore implements Store {
   }
 
   async staged(prefix = ''): Promise<Staged[]> {
-    const out: Staged[] = [];
-    for (const e of await this.list(prefix)) {
-      const m = /^(.*?)\.([^/]+)\.([^./]+)\.staged$/.exec(e.key);
-      if (m && (m[1] === '' || m[1].endsWith('/'))) out.push({ key: m[1] + m[2], id: e.key, tag: m[3] });
-    }
-    return out;
+    return stagedIn(await this.list(prefix));
   }
 
   async discard(s: Staged) {

@@ -156,3 +156,19 @@ export class StoreError extends Error {
 
 /** A publish whose staged object is gone and whose final object is not it (the output was moved or deleted meanwhile). */
 export class StagedGone extends StoreError {}
+
+/** Where a file staged for `key` waits on stores that rename (local disk, HDFS): a hidden name beside it. */
+export function stagedName(key: string, tag: string): string {
+  const i = key.lastIndexOf('/');
+  return `${key.slice(0, i + 1)}.${key.slice(i + 1)}.${tag}.staged`;
+}
+
+/** The staged files among a listing (stagedName's names), as tickets. */
+export function stagedIn(entries: Entry[]): Staged[] {
+  const out: Staged[] = [];
+  for (const e of entries) {
+    const m = /^(.*?)\.([^/]+)\.([^./]+)\.staged$/.exec(e.key);
+    if (m && (m[1] === '' || m[1].endsWith('/'))) out.push({ key: m[1] + m[2], id: e.key, tag: m[3] });
+  }
+  return out;
+}

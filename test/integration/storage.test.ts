@@ -102,6 +102,29 @@ const need = (t: TestContext, st: StoreUnderTest) =>
     await st.ping();
   });
 
+/** What sales.yaml reads from the environment, writing its Parquet outputs to `where`. */
+const salesEnv = (st: StoreUnderTest, db: string, where: string, interval: string) => ({
+  ...st.env,
+  SALES_DB_URL: db,
+  KAFKA_BROKERS: BROKERS,
+  KAFKA_TOPIC_PREFIX: `${uniq()}.`,
+  SALES_OUTPUT_DIR: where,
+  SALESPIPE_STATE_DIR: tmpDir(),
+  CHECKPOINT_INTERVAL: interval,
+});
+
+/** The running totals in `where`/aggregated_product_sales, read by pyarrow, equal SQL's. */
+async function totalsEqualSql(db: string, where: string) {
+  const want = new Map([...(await sqlTotals(db))].map(([k, v]) => [k, { units: v.units, revenue: money(v.revenue) }]));
+  const totals = new Map(
+    readParquet(`${where}/aggregated_product_sales`).map((x) => [
+      `${x.product_name}|${x.brand}|${x.product_category}`,
+      { units: String(x.total_quantity_sold), revenue: money(String(x.total_revenue)) },
+    ]),
+  );
+  assert.deepEqual(totals, want, 'Parquet totals equal SQL');
+}
+
 /** SQL oracle: the sales of one day as `id:revenue` strings. */
 async function sqlDay(db: string, day: string): Promise<string[]> {
   const rows = await sqlRows(
@@ -149,15 +172,7 @@ for (const st of STORES) {
     if (!(await need(t, st))) return;
     const db = await freshDatabase('mysql', `sp_${uniq()}`);
     const where = await st.fresh();
-    const e = {
-      ...st.env,
-      SALES_DB_URL: db,
-      KAFKA_BROKERS: BROKERS,
-      KAFKA_TOPIC_PREFIX: `${uniq()}.`,
-      SALES_OUTPUT_DIR: where,
-      SALESPIPE_STATE_DIR: tmpDir(),
-      CHECKPOINT_INTERVAL: '500ms',
-    };
+    const e = salesEnv(st, db, where, '500ms');
     const r = rng(41);
     await insertSales(
       db,
@@ -166,14 +181,7 @@ for (const st of STORES) {
     let res = await runCli(['run', SALES, '--drain', '--no-progress'], e);
     assert.equal(res.code, 0, res.stderr);
 
-    const want = new Map([...(await sqlTotals(db))].map(([k, v]) => [k, { units: v.units, revenue: money(v.revenue) }]));
-    const totals = new Map(
-      readParquet(`${where}/aggregated_product_sales`).map((x) => [
-        `${x.product_name}|${x.brand}|${x.product_category}`,
-        { units: String(x.total_quantity_sold), revenue: money(String(x.total_revenue)) },
-      ]),
-    );
-    assert.deepEqual(totals, want, 'Parquet totals equal SQL');
+    await totalsEqualSql(db, where);
     const ids = readParquet(`${where}/sales_history`).map((x) => Number(x.transaction_id));
     assert.equal(ids.length, 3000, 'each sale archived once');
     assert.equal(new Set(ids).size, 3000, 'every sale archived');
@@ -261,15 +269,7 @@ test(
     if (!(await need(t, st))) return;
     const db = await freshDatabase('mysql', `sp_${uniq()}`);
     const where = await st.fresh();
-    const e = {
-      ...st.env,
-      SALES_DB_URL: db,
-      KAFKA_BROKERS: BROKERS,
-      KAFKA_TOPIC_PREFIX: `${uniq()}.`,
-      SALES_OUTPUT_DIR: where,
-      SALESPIPE_STATE_DIR: tmpDir(),
-      CHECKPOINT_INTERVAL: '300ms',
-    };
+    const e = salesEnv(st, db, where, '300ms');
     const N = 20_000;
     const gen = startCli(['generate', '--db', db, '--count', String(N), '--writers', '8', '--batch', '20', '--rate', '800'], e);
     let generating = true;
@@ -290,14 +290,7 @@ test(
     const ids = readParquet(`${where}/sales_history`).map((x) => Number(x.transaction_id));
     assert.equal(new Set(ids).size, N, 'every sale archived');
     assert.equal(ids.length, N, 'no sale archived twice');
-    const want = new Map([...(await sqlTotals(db))].map(([k, v]) => [k, { units: v.units, revenue: money(v.revenue) }]));
-    const totals = new Map(
-      readParquet(`${where}/aggregated_product_sales`).map((x) => [
-        `${x.product_name}|${x.brand}|${x.product_category}`,
-        { units: String(x.total_quantity_sold), revenue: money(String(x.total_revenue)) },
-      ]),
-    );
-    assert.deepEqual(totals, want, 'Parquet totals equal SQL');
+    await totalsEqualSql(db, where);
     assert.deepEqual(await openUploads(splitS3(where).bucket), [], 'no multipart upload left open after the final drain');
   },
 );
@@ -310,15 +303,7 @@ test(
     if (!(await need(t, st))) return;
     const db = await freshDatabase('mysql', `sp_${uniq()}`);
     const where = await st.fresh();
-    const e = {
-      ...st.env,
-      SALES_DB_URL: db,
-      KAFKA_BROKERS: BROKERS,
-      KAFKA_TOPIC_PREFIX: `${uniq()}.`,
-      SALES_OUTPUT_DIR: where,
-      SALESPIPE_STATE_DIR: tmpDir(),
-      CHECKPOINT_INTERVAL: '500ms',
-    };
+    const e = salesEnv(st, db, where, '500ms');
     const r = rng(8);
     await insertSales(
       db,
@@ -396,15 +381,7 @@ for (const st of STORES) {
       if (!(await need(t, st))) return;
       const db = await freshDatabase('mysql', `sp_${uniq()}`);
       const where = await st.fresh();
-      const e = {
-        ...st.env,
-        SALES_DB_URL: db,
-        KAFKA_BROKERS: BROKERS,
-        KAFKA_TOPIC_PREFIX: `${uniq()}.`,
-        SALES_OUTPUT_DIR: where,
-        SALESPIPE_STATE_DIR: tmpDir(),
-        CHECKPOINT_INTERVAL: '300ms',
-      };
+      const e = salesEnv(st, db, where, '300ms');
       const from = new Date(D0).toISOString(),
         to = new Date(D0 + 3 * DAY).toISOString();
       const N = 3000;
