@@ -405,7 +405,7 @@ function generateCommand(program: Command, { io, log, act }: CommandContext): vo
     )
     .option(
       '--parquet <dir>',
-      'with --history: write it as a Parquet dataset partitioned by sale_date (as the archive flow does), not into the database',
+      'with --history: write it as a Parquet dataset partitioned by sale_date (as the archive flow does), not into the database; a folder, s3://bucket/prefix (the AWS environment) or webhdfs://host:port/path',
     )
     .option(
       '--products <n>',

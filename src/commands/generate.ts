@@ -50,7 +50,7 @@ export default async function generateCommand(o: GenerateFlags, io: IO, log: Log
     const h = { seed: o.seed, days: span / DAY, end: Math.floor(Date.now() / DAY) * DAY, customers: people, products: o.products };
     // The buyers' customer_data rows (region, segment), for the recommendations' regional popularity.
     if (people) await generate({ ...referenceOnly(o), referenceData: people }, log, io.signal);
-    if (o.parquet !== undefined) await writeHistoryParquet(o.parquet, h, log);
+    if (o.parquet !== undefined) await writeHistoryParquet(o.parquet, h, log, io.signal);
     else await insertHistory(o.db, { ...h, batch: Math.max(o.batch, 500), createTables: o.createTables && !people }, log, io.signal);
     return 0;
   }

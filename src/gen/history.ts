@@ -17,12 +17,11 @@
  *   (tastes.ts) among customers 1..n (customer_data's, same seed).
  * - Deterministic for a seed, a range and the day it ends on (days are UTC).
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import { CATALOG, Product, rng, sqlTimestamp, SaleRow, createTables, priceText } from './generate.js';
 import { openKnex } from '../connections/sql.js';
 import { ColumnType, Row, Schema, parseType } from '../core/types.js';
 import type { Logger } from '../core/log.js';
+import { locate, openStore } from '../storage/store.js';
 import { buyerSampler, customerTastes } from './tastes.js';
 
 const DAY = 86_400_000;
@@ -249,41 +248,45 @@ export interface HistoryOptions {
 
 /**
  * Writes the history as a Parquet dataset partitioned by sale_date (UTC),
- * one file per day, each first written under a hidden name and renamed into
- * place: a rerun with the same options writes the same files again.
+ * one file per day, each staged and published whole (store.ts): a rerun
+ * with the same options writes the same files again. `where` is a local
+ * folder, or s3:// (through the AWS environment) or webhdfs://host:port/path.
  */
-export async function writeHistoryParquet(dir: string, o: HistoryOptions, log: Logger): Promise<number> {
+export async function writeHistoryParquet(where: string, o: HistoryOptions, log: Logger, signal?: AbortSignal): Promise<number> {
   const { toParquet } = await import('../operators/sinks/parquet/arrow-rows.js');
+  const loc = locate(where, undefined, process.cwd());
+  if (typeof loc === 'string') throw new Error(`--parquet ${where}: ${loc}`);
+  const store = await openStore(loc, { connections: {}, specDir: process.cwd(), log, signal: signal ?? new AbortController().signal });
   let n = 0,
     day: Row[] = [],
     date = '';
-  const flush = () => {
+  const flush = async () => {
     if (!day.length) return;
-    const sub = path.join(dir, `sale_date=${date}`);
-    fs.mkdirSync(sub, { recursive: true });
-    const file = path.join(sub, `part-history-${o.seed}.parquet`),
-      tmp = path.join(sub, `.part-history-${o.seed}.parquet.staged`);
-    fs.writeFileSync(tmp, toParquet(HISTORY_SCHEMA, day));
-    fs.renameSync(tmp, file);
+    await store.publish(await store.stage(`sale_date=${date}/part-history-${o.seed}.parquet`, toParquet(HISTORY_SCHEMA, day), `${o.seed}`));
     day = [];
   };
-  for (const s of historySales(o.seed, o.days, o.end, 1, o.customers, o.products)) {
-    const d = s.transaction_date.slice(0, 10);
-    if (d !== date) {
-      flush();
-      date = d;
+  try {
+    await store.init();
+    for (const s of historySales(o.seed, o.days, o.end, 1, o.customers, o.products)) {
+      const d = s.transaction_date.slice(0, 10);
+      if (d !== date) {
+        await flush();
+        date = d;
+      }
+      const price = Math.round(Number(s.price_per_unit) * 100);
+      day.push({
+        ...s,
+        price_per_unit: price,
+        transaction_date: Date.parse(`${s.transaction_date.replace(' ', 'T')}Z`),
+        revenue: price * s.quantity_sold,
+      });
+      n++;
     }
-    const price = Math.round(Number(s.price_per_unit) * 100);
-    day.push({
-      ...s,
-      price_per_unit: price,
-      transaction_date: Date.parse(`${s.transaction_date.replace(' ', 'T')}Z`),
-      revenue: price * s.quantity_sold,
-    });
-    n++;
+    await flush();
+  } finally {
+    await store.close();
   }
-  flush();
-  log.info(`wrote ${n} sale(s) of ${o.days} day(s) to ${dir} (partitioned by sale_date)`);
+  log.info(`wrote ${n} sale(s) of ${o.days} day(s) to ${store.where} (partitioned by sale_date)`);
   return n;
 }
 

@@ -466,3 +466,18 @@ test('S3: a listing pages past 1,000 objects (ListObjectsV2 continuation), and s
     await store.close();
   }
 });
+
+for (const st of STORES) {
+  test(`${st.name}: generate --history --parquet writes the history there, each day a partition, read back whole by pyarrow`, async (t) => {
+    if (!(await needServices(t, st.ping))) return;
+    const where = `${await st.fresh()}/sales_history`;
+    const res = await runCli(['generate', '--history', '5d', '--parquet', where, '--seed', '3'], st.env);
+    assert.equal(res.code, 0, res.stderr);
+    const n = Number(/wrote (\d+) sale\(s\) of 5 day\(s\)/.exec(res.stderr)?.[1]);
+    assert.ok(n > 0, res.stderr);
+    const rows = readParquet(where);
+    assert.equal(rows.length, n);
+    assert.equal(new Set(rows.map((r) => r.sale_date)).size, 5);
+    assert.ok(!(await st.files(where)).some((f) => f.includes('.staged')), 'nothing staged left');
+  });
+}
