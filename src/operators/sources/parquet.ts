@@ -103,6 +103,8 @@ interface Position {
   row?: number;
   /** The rows of `file` handed over (from its start), so a merge of it (compaction) can go on from there. */
   at?: number;
+  /** A file merged by a compaction while it was being read, and the rows of it read: skipped in the merged file. */
+  partial?: { key: string; row: number };
 }
 
 export const parquetSource: SourceDef<typeof config, Planned> = {
@@ -260,6 +262,41 @@ function sourceLocation(p: Planned, specDir: string): Location {
   return loc;
 }
 
+/**
+ * A Blob over a range of an open file descriptor, which parquet-wasm reads
+ * a row group at a time. Unlike fs.openAsBlob (which reads by path, and whose
+ * reads of a deleted file abort inside the WebAssembly module), the rows stay
+ * readable after the file is deleted.
+ */
+class FdBlob extends Blob {
+  constructor(
+    private fd: number,
+    private start: number,
+    private end: number,
+  ) {
+    super([]);
+  }
+
+  override get size(): number {
+    return this.end - this.start;
+  }
+
+  override slice(a = 0, b = this.size): Blob {
+    return new FdBlob(this.fd, this.start + Math.max(0, a), this.start + Math.min(this.size, b));
+  }
+
+  override async arrayBuffer(): Promise<ArrayBuffer> {
+    const buf = Buffer.alloc(this.size);
+    let at = 0;
+    while (at < buf.length) {
+      const n = fs.readSync(this.fd, buf, at, buf.length - at, this.start + at);
+      if (n === 0) break;
+      at += n;
+    }
+    return buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer;
+  }
+}
+
 type Convert = (v: unknown) => unknown;
 
 /**
@@ -318,6 +355,8 @@ class ParquetSource implements Source {
   /** s3/hdfs: the store; each file is copied to a local temporary file while it is read. */
   private store?: Store;
   private spool?: string;
+  /** The descriptor the current file is read through. */
+  private fd?: number;
   private files: string[] = [];
   private done = new Set<string>();
   /** The file being read: its handle, where each row group starts, the next row group and the rows of it handed over. */
@@ -353,6 +392,7 @@ class ParquetSource implements Source {
     } else this.store = await openStore(this.loc, this.ctx);
     const pos = position as Position | undefined;
     this.done = new Set(pos?.done ?? []);
+    this.partial = pos?.partial;
     this.files = await this.listFiles();
     if (pos?.file !== undefined && !this.done.has(pos.file)) {
       const merged = [...this.manifests.values()].some((m) => m.inputs.some((i) => i.key === pos.file));
@@ -401,8 +441,18 @@ class ParquetSource implements Source {
         if (!(await this.store.exists(rel))) return false;
         throw e;
       }
-    } else if (rel && !fs.existsSync(full)) return false;
-    const file = await this.lib!.ParquetFile.fromFile(await fs.openAsBlob(full));
+    }
+    // Read through a descriptor: a compaction may delete the file while it is read, and its rows stay readable.
+    let fd: number;
+    try {
+      fd = fs.openSync(full, 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT' && rel) return false;
+      throw e;
+    }
+    this.closeFd();
+    this.fd = fd;
+    const file = await this.lib!.ParquetFile.fromFile(new FdBlob(fd, 0, fs.fstatSync(fd).size));
     const md = file.metadata();
     const starts = [0];
     for (let i = 0; i < md.numRowGroups(); i++) starts.push(starts[i] + md.rowGroup(i).numRows());
@@ -465,6 +515,7 @@ class ParquetSource implements Source {
         this.done.add(c.rel);
         c.file.free?.();
         this.current = undefined;
+        this.closeFd();
         this.unspool();
         continue;
       }
@@ -518,10 +569,19 @@ class ParquetSource implements Source {
 
   position(): Position {
     const c = this.current;
-    return { done: [...this.done], ...(c ? { file: c.rel, rowGroup: c.group, row: c.row, at: c.starts[c.group] + c.row } : {}) };
+    return {
+      done: [...this.done],
+      ...(c ? { file: c.rel, rowGroup: c.group, row: c.row, at: c.starts[c.group] + c.row } : {}),
+      ...(this.partial ? { partial: this.partial } : {}),
+    };
   }
 
   async commit() {}
+
+  private closeFd() {
+    if (this.fd !== undefined) fs.closeSync(this.fd);
+    this.fd = undefined;
+  }
 
   private unspool() {
     if (this.spool) fs.rmSync(this.spool, { force: true });
@@ -532,6 +592,7 @@ class ParquetSource implements Source {
     this.current?.file?.free?.();
     this.current = undefined;
     this.pending = null;
+    this.closeFd();
     this.unspool();
     await this.store?.close();
   }

@@ -3,6 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import { compact, hideMerged, readRanges, finishCompactions, type Manifest } from '../../../../../src/operators/sinks/parquet/compact.js';
 import { toParquet, fromParquet } from '../../../../../src/operators/sinks/parquet/arrow-rows.js';
 import { readDataset } from '../../../../../src/operators/sinks/parquet/index.js';
@@ -135,4 +136,43 @@ test('a streaming source that read some files before they were merged reads only
     Array.from({ length: 40 }, (_, i) => i),
     'each row once',
   );
+});
+
+test('a file merged and deleted while the source is between its row groups: the rest of its rows come from the merged file, once', async () => {
+  const dir = tmpDir();
+  fs.mkdirSync(path.join(dir, 'd=1'));
+  // Files of two row groups each (pyarrow), named as the sink names them.
+  const r = spawnSync(
+    'python3',
+    [
+      '-c',
+      `import pyarrow as pa, pyarrow.parquet as pq, sys
+for f in range(3):
+    pq.write_table(pa.table({'id': pa.array(range(f * 10, f * 10 + 10), pa.int64())}), f'{sys.argv[1]}/d=1/part-{f + 1:010d}-aaaaaa-bbbbbb.parquet', row_group_size=5)`,
+      dir,
+    ],
+    { encoding: 'utf8' },
+  );
+  assert.equal(r.status, 0, r.stderr);
+  const ctx = runContext({ specDir: dir, drain: true });
+  const cfg = { type: 'parquet', path: '.', schema: { id: 'int' }, batchSize: 5 };
+  let { source: src } = source(parquetSource, cfg, ctx);
+  await src.open(undefined);
+  const seen: number[] = [];
+  // The first file, then the second file's first row group.
+  for (let i = 0; i < 3; i++) for (const x of (await src.next())!.rows) seen.push(x.id as number);
+  await compact(opts(new LocalStore(dir)));
+  for (let b = await src.next(); b; b = await src.next()) for (const x of b.rows) seen.push(x.id as number);
+  const pos = structuredClone(src.position());
+  await src.close();
+  assert.deepEqual(
+    [...seen].sort((a, b) => a - b),
+    Array.from({ length: 30 }, (_, i) => i),
+    'each row once',
+  );
+  // Restarted from its last position, it reads nothing again.
+  ({ source: src } = source(parquetSource, cfg, ctx));
+  await src.open(pos);
+  assert.equal(await src.next(), null);
+  await src.close();
 });
