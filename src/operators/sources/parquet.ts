@@ -363,6 +363,8 @@ class ParquetSource implements Source {
   private current?: { rel: string; file: any; starts: number[]; group: number; row: number; skip: [number, number][] };
   /** Compaction manifests (compact.ts): which merged file holds which files' rows. */
   private manifests = new Map<string, Manifest>();
+  /** The manifests read so far, by file (they never change): each poll reads only new ones. */
+  private manifestFiles = new Map<string, Manifest>();
   /** A file the checkpoint was partway through that a compaction has merged since: how far it was read. */
   private partial?: { key: string; row: number };
   /** The loaded rows of the current row group, from its row `base` on, and how many of them are handed over. */
@@ -413,7 +415,7 @@ class ParquetSource implements Source {
   private async listFiles(): Promise<string[]> {
     if (!this.store) return datasetFiles(this.root, this.p.cfg.partitions);
     const entries = await this.store.list();
-    this.manifests = await readManifests(this.store, entries);
+    this.manifests = await readManifests(this.store, entries, this.manifestFiles);
     const files = selectFiles(
       hideMerged(
         entries.map((e) => e.key),

@@ -30,7 +30,7 @@ import { formatTimestamp } from '../../../core/time.js';
 import { partitionDir } from './dataset.js';
 import { locationOf, type Planned } from './index.js';
 import { openStore, visible, type Staged, type Store } from '../../../storage/store.js';
-import { hideMerged, readManifests } from './compact.js';
+import { hideMerged, readManifests, type Manifest } from './compact.js';
 
 const FILE = 'part-0000000000.parquet';
 const JOURNAL = '_backfill.json';
@@ -47,10 +47,10 @@ interface Journal {
 export class BackfillRefused extends Error {}
 
 /** A partition's data files, as readers take them (compact.ts: merged inputs left out). */
-const dataFiles = async (store: Store, part: string) =>
+const dataFiles = async (store: Store, part: string, manifests: Map<string, Manifest>) =>
   hideMerged(
     (await store.list(part)).filter((e) => visible(e.key) && e.key.endsWith('.parquet')).map((e) => e.key),
-    await readManifests(store),
+    manifests,
   );
 
 export async function rewriteRange(p: Planned, req: BackfillRequest): Promise<number> {
@@ -75,8 +75,9 @@ export async function rewriteRange(p: Planned, req: BackfillRequest): Promise<nu
     const rel = (x: string) =>
       loc.kind === 'local' ? path.join(shown.startsWith('..') ? loc.dir : shown || '.', x || '.') : `${shown}/${x}`;
     const old = new Map<string, string[]>();
+    const manifests = await readManifests(store);
     for (const part of byPart.keys()) {
-      const existing = await dataFiles(store, part);
+      const existing = await dataFiles(store, part, manifests);
       old.set(part, existing);
       let n = 0;
       for (const file of existing) {

@@ -46,14 +46,24 @@ export interface Manifest {
   at: string;
 }
 
-/** Every manifest of the dataset, by merged key. */
-export async function readManifests(store: Store, entries?: Entry[]): Promise<Map<string, Manifest>> {
+/**
+ * Every manifest of the dataset, by merged key. A manifest is written once
+ * and never changed: with `known` (manifest file -> manifest, kept by a
+ * reader that lists again and again) only new ones are read.
+ */
+export async function readManifests(store: Store, entries?: Entry[], known?: Map<string, Manifest>): Promise<Map<string, Manifest>> {
   const out = new Map<string, Manifest>();
   const list = entries?.filter((e) => e.key.startsWith(`${MANIFESTS}/`)) ?? (await store.list(MANIFESTS));
   for (const e of list) {
     if (!e.key.endsWith('.json') || path.posix.basename(e.key).startsWith('.')) continue;
+    const had = known?.get(e.key);
+    if (had) {
+      out.set(had.key, had);
+      continue;
+    }
     try {
       const m = JSON.parse(Buffer.from(await store.read(e.key)).toString('utf8')) as Manifest;
+      known?.set(e.key, m);
       out.set(m.key, m);
     } catch (err) {
       if (!/ENOENT|NoSuchKey|404|not ?found/i.test(String((err as Error).message ?? err))) throw err;

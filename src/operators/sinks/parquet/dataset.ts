@@ -1,14 +1,12 @@
 /**
- * @module A Hive-partitioned dataset on local disk: partition directories,
- * the files readers see, durable renames.
+ * @module A Hive-partitioned dataset's names: partition folders and their
+ * values.
  *
  * Rules: partition columns live in directory names (`brand=Dell/`), values
  * escaped as Hive does (`%2F`), nulls as `__HIVE_DEFAULT_PARTITION__`;
  * names starting with `.` or `_` (staging, journals, writers' markers) are
  * not part of the dataset, as Hive, DuckDB and pyarrow agree.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import type { Row } from '../../../core/types.js';
 import { dateIn } from '../../../core/time.js';
 
@@ -27,17 +25,6 @@ function partValue(v: Row[string], kind: string, zone: string): string {
 
 export function unPartValue(s: string): string | null {
   return s === NULL_PART ? null : s.replace(/%([0-9A-F]{2})/g, (_m, h) => String.fromCharCode(parseInt(h, 16)));
-}
-
-/** Files of a dataset, as readers see it: directories starting with . or _ (staging, journals) are not part of it. */
-export function* walk(dir: string): Generator<string> {
-  if (!fs.existsSync(dir)) return;
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    const p = path.join(dir, e.name);
-    if (e.isDirectory()) {
-      if (!/^[._]/.test(e.name)) yield* walk(p);
-    } else yield p;
-  }
 }
 
 /** Partition values from the folders of a key (`brand=Dell/x.parquet` -> { brand: 'Dell' }). */

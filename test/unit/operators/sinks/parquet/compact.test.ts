@@ -4,7 +4,14 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { compact, hideMerged, readRanges, finishCompactions, type Manifest } from '../../../../../src/operators/sinks/parquet/compact.js';
+import {
+  compact,
+  hideMerged,
+  readRanges,
+  readManifests,
+  finishCompactions,
+  type Manifest,
+} from '../../../../../src/operators/sinks/parquet/compact.js';
 import { toParquet, fromParquet } from '../../../../../src/operators/sinks/parquet/arrow-rows.js';
 import { readDataset } from '../../../../../src/operators/sinks/parquet/index.js';
 import { parquetSource } from '../../../../../src/operators/sources/parquet.js';
@@ -175,4 +182,17 @@ for f in range(3):
   await src.open(pos);
   assert.equal(await src.next(), null);
   await src.close();
+});
+
+test('readManifests with the manifests a reader has read before reads only new ones', async () => {
+  const dir = tmpDir();
+  const store = new LocalStore(dir);
+  await store.put('_compacted/d=1/part-c-1.parquet.json', Buffer.from(JSON.stringify(manifest('d=1/part-c-1.parquet', [['d=1/a', 1]]))));
+  const known = new Map<string, Manifest>();
+  assert.deepEqual([...(await readManifests(store, undefined, known)).keys()], ['d=1/part-c-1.parquet']);
+  // Not read again (a manifest never changes): unreadable text now would fail a read.
+  fs.writeFileSync(path.join(dir, '_compacted/d=1/part-c-1.parquet.json'), 'not json');
+  await store.put('_compacted/d=1/part-c-2.parquet.json', Buffer.from(JSON.stringify(manifest('d=1/part-c-2.parquet', [['d=1/b', 1]]))));
+  assert.deepEqual([...(await readManifests(store, undefined, known)).keys()].sort(), ['d=1/part-c-1.parquet', 'd=1/part-c-2.parquet']);
+  await assert.rejects(readManifests(store), /JSON/, 'without them, every manifest is read');
 });
