@@ -6,7 +6,8 @@ import { ioStdout, type IO } from '../core/io.js';
 import type { Logger } from '../core/log.js';
 import { runPlan } from '../runtime/run.js';
 import { waiting } from '../connections/retry.js';
-import { durationArg, planOrPrint, oneSpec, portArg, stateDir, UsageError } from './common.js';
+import os from 'node:os';
+import { durationArg, intArg, planOrPrint, oneSpec, portArg, stateDir, UsageError } from './common.js';
 
 export interface RunFlags {
   drain?: boolean;
@@ -15,6 +16,7 @@ export interface RunFlags {
   timeout?: string;
   metricsPort?: string;
   metricsHost?: string;
+  workers?: string;
 }
 
 export default async function run(file: string, o: RunFlags, io: IO, log: Logger): Promise<number> {
@@ -25,6 +27,8 @@ export default async function run(file: string, o: RunFlags, io: IO, log: Logger
   const metrics =
     o.metricsPort === undefined ? undefined : { port: portArg(o.metricsPort, '--metrics-port'), host: o.metricsHost ?? '127.0.0.1' };
   if (o.metricsHost !== undefined && !metrics) throw new UsageError('--metrics-host goes with --metrics-port');
+  const workers = o.workers === undefined ? os.availableParallelism() : intArg(o.workers, '--workers');
+  if (workers < 1) throw new UsageError('--workers must be at least 1');
   const plan = planOrPrint(spec, io);
   if (!plan) return 2;
   const dir = stateDir(o.stateDir, spec, io.env);
@@ -45,7 +49,17 @@ export default async function run(file: string, o: RunFlags, io: IO, log: Logger
           stop.abort();
         }, timeout);
   try {
-    await runPlan(plan, { stateDir: dir, drain: !!o.drain, log, signal: stop.signal, progress: o.progress, output: ioStdout(io), metrics });
+    await runPlan(plan, {
+      stateDir: dir,
+      drain: !!o.drain,
+      log,
+      signal: stop.signal,
+      progress: o.progress,
+      output: ioStdout(io),
+      metrics,
+      workers,
+      env: io.env,
+    });
   } finally {
     clearTimeout(timer);
   }

@@ -12,13 +12,17 @@
  *   the flows open until they have closed (metrics.ts).
  * - A run holds its pipeline's guard (guard.ts) from before the first flow
  *   opens until the last one has closed: a second instance is refused.
+ * - With `workers` above 1 the flows run on worker threads (workers.ts);
+ *   this thread then keeps the guard, progress, metrics and signals.
  */
 import type { Plan } from '../plan/plan.js';
 import { FlowRunner, FlowStats } from './flow.js';
+import { startWorkers, type Task } from './workers.js';
 import type { Logger } from '../core/log.js';
 import type { Output } from '../operators/operator.js';
 import { Progress } from './progress.js';
 import { guardPipeline } from './guard.js';
+import { processStdout } from '../core/io.js';
 
 export interface RunOptions {
   stateDir: string;
@@ -30,6 +34,10 @@ export interface RunOptions {
   output?: Output;
   /** Serve Prometheus metrics, /healthz and /readyz while the run lasts. */
   metrics?: { port: number; host: string };
+  /** Worker threads to run the flows on (default 1: all on this thread); needs a plan from a spec file. */
+  workers?: number;
+  /** The environment the plan was made with (workers plan the spec again with it; default process.env). */
+  env?: NodeJS.ProcessEnv;
 }
 
 export async function runPlan(plan: Plan, opts: RunOptions): Promise<FlowStats[]> {
@@ -64,18 +72,37 @@ async function runFlows(
     done.set(f.name, { promise, resolve });
   }
   let metrics: import('../metrics/metrics.js').RunMetrics | undefined;
-  const runners = plan.flows.map(
-    (f) =>
-      new FlowRunner(plan, f, {
-        stateDir: opts.stateDir,
-        drain: opts.drain,
-        signal: stop.signal,
-        log: opts.log,
-        output: opts.output,
-        onEpoch: (e) => metrics?.epoch(e),
-        upstreamDone: Promise.all(f.upstream.map((u) => done.get(u)!.promise)).then(() => undefined),
-      }),
-  );
+  const onEpoch = (e: import('./flow.js').EpochReport) => metrics?.epoch(e);
+  const workers = Math.min(opts.workers ?? 1, plan.flows.length);
+  let flowDone = (_flow: string) => {};
+  let runners: Task[];
+  if (workers > 1) {
+    const pool = startWorkers(plan, workers, {
+      stateDir: opts.stateDir,
+      drain: opts.drain,
+      log: opts.log,
+      output: opts.output ?? processStdout(),
+      env: opts.env ?? process.env,
+      signal: stop.signal,
+      onEpoch,
+    });
+    flowDone = pool.flowDone;
+    runners = plan.flows.map((f) => pool.tasks.get(f.name)!);
+    opts.log.info(`${plan.flows.length} flows on ${workers} worker threads`);
+  } else
+    runners = plan.flows.map(
+      (f) =>
+        new FlowRunner(plan, f, {
+          stateDir: opts.stateDir,
+          drain: opts.drain,
+          signal: stop.signal,
+          log: opts.log,
+          output: opts.output,
+          onEpoch,
+          upstreamDone: Promise.all(f.upstream.map((u) => done.get(u)!.promise)).then(() => undefined),
+        }),
+    );
+  for (const f of plan.flows) void done.get(f.name)!.promise.then(() => flowDone(f.name));
   let server: import('../metrics/metrics.js').MetricsServer | undefined;
   if (opts.metrics) {
     // Loaded only when asked for: prom-client costs start-up time.

@@ -1,0 +1,81 @@
+/**
+ * @module A worker thread running some of a plan's tasks (workers.ts).
+ *
+ * It plans the spec text the main thread read, with the main thread's
+ * environment, runs its flows with FlowRunner and reports to the main
+ * thread; it stops when told to.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import type { FromWorker, ToWorker, WorkerInit } from './workers.js';
+import type { Level, Logger } from '../core/log.js';
+import { loadSpecText } from '../spec/load.js';
+import { planSpec } from '../plan/plan.js';
+import { FlowRunner } from './flow.js';
+import { waiting } from '../connections/retry.js';
+
+const port = parentPort!;
+const init = workerData as WorkerInit;
+const post = (m: FromWorker) => port.postMessage(m);
+
+function logger(scope: string): Logger {
+  const emit = (level: Level) => (message: string) => post({ type: 'log', scope, level, message });
+  return {
+    debug: emit('debug'),
+    info: emit('info'),
+    warn: emit('warn'),
+    error: emit('error'),
+    child: (s) => logger(scope ? `${scope}/${s}` : s),
+  };
+}
+
+const stop = new AbortController();
+const done = new Map<string, () => void>();
+const finished = new Map<string, Promise<void>>();
+
+port.on('message', (m: ToWorker) => {
+  if (m.type === 'stop') stop.abort();
+  else if (m.type === 'flowDone') done.get(m.flow)?.();
+});
+
+const plan = planSpec(loadSpecText(init.file, init.text, init.env));
+const flows = init.flows.map((name) => plan?.flows.find((f) => f.name === name));
+if (!plan || flows.some((f) => !f)) {
+  post({
+    type: 'fatal',
+    message: `${init.file} no longer plans as it did when the run started (was it changed?): flows ${init.flows.join(', ')} cannot start on a worker`,
+  });
+} else {
+  for (const f of plan.flows) finished.set(f.name, new Promise<void>((r) => done.set(f.name, r)));
+  const log = logger('');
+  const runners = flows.map(
+    (f) =>
+      new FlowRunner(plan, f!, {
+        stateDir: init.stateDir,
+        drain: init.drain,
+        signal: stop.signal,
+        log,
+        output: { write: (text) => post({ type: 'output', text }), isTTY: init.outputIsTTY },
+        onEpoch: (report) => post({ type: 'epoch', report }),
+        upstreamDone: Promise.all(f!.upstream.map((u) => finished.get(u)!)).then(() => undefined),
+      }),
+  );
+  let lastWaiting = '[]';
+  const report = () => {
+    post({ type: 'stats', stats: runners.map((r) => r.stats) });
+    const w = JSON.stringify([...waiting]);
+    if (w !== lastWaiting) post({ type: 'waiting', entries: [...waiting] });
+    lastWaiting = w;
+  };
+  const timer = setInterval(report, 250);
+  let left = runners.length;
+  for (const r of runners) {
+    r.run()
+      .then(
+        (stats) => post({ type: 'end', flow: stats.flow, stats }),
+        (e) => post({ type: 'end', flow: r.stats.flow, stats: r.stats, error: (e as Error).message ?? String(e) }),
+      )
+      .finally(() => {
+        if (--left === 0) clearInterval(timer);
+      });
+  }
+}
