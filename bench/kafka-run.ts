@@ -149,6 +149,9 @@ export async function pipeline(
 export async function cleanup() {
   const admin = kafka.admin();
   await admin.connect();
-  await admin.deleteTopics({ topics: [topic, `${topic}.aggregated`, `${topic}.windowed`, `${topic}.segments`] }).catch(() => undefined);
+  // Only those that exist: a phase run alone leaves the others uncreated, and deleting them logs errors.
+  const existing = new Set(await admin.listTopics());
+  const topics = [topic, `${topic}.aggregated`, `${topic}.windowed`, `${topic}.segments`].filter((t) => existing.has(t));
+  await admin.deleteTopics({ topics }).catch(() => undefined);
   await admin.disconnect();
 }

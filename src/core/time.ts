@@ -112,8 +112,16 @@ export const formatTimestamp = (ms: number) => new Date(ms).toISOString();
 
 /** Calendar date (YYYY-MM-DD) of `ms` in `zone`. */
 export function dateIn(ms: number, zone = 'UTC'): string {
-  return new Date(ms + zoneOffset(zone, ms)).toISOString().slice(0, 10);
+  const local = ms + zoneOffset(zone, ms);
+  // Rows come in runs of one day: the last day's text is kept (an archive derives a date per sale).
+  const day = Math.floor(local / 86_400_000);
+  if (day !== lastDay.day) {
+    lastDay.day = day;
+    lastDay.text = new Date(day * 86_400_000).toISOString().slice(0, 10);
+  }
+  return lastDay.text;
 }
+const lastDay = { day: NaN, text: '' };
 
 /** Parses a duration such as `500ms`, `10s`, `15m`, `1h`, `1d` into ms. */
 export function parseDuration(text: string | number): number | undefined {
