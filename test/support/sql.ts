@@ -2,6 +2,9 @@
 import knexFactory, { Knex } from 'knex';
 import { openKnex } from '../../src/connections/sql.js';
 import { createTables } from '../../src/gen/generate.js';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { readParquet } from './helpers.js';
 
 export const MARIADB_ADMIN = process.env.TEST_MARIADB_URL ?? 'mysql://salespipe:salespipe@127.0.0.1:3306/salespipe';
 export const POSTGRES_ADMIN = process.env.TEST_POSTGRES_URL ?? 'postgres://salespipe:salespipe@127.0.0.1:5432/salespipe';
@@ -68,6 +71,33 @@ export async function sqlTotals(url: string, where = '1=1'): Promise<Map<string,
 
 export function sqlite(file: string): Knex {
   return knexFactory({ client: 'better-sqlite3', connection: { filename: file }, useNullAsDefault: true });
+}
+
+/**
+ * The demo's Parquet outputs under `dir` (read by pyarrow) against SQL over
+ * its SQLite database: totals per product, and each sale archived once.
+ * Prices are exact text in SQLite, so the oracle sums cents as integers.
+ */
+export async function checkDemoOutputs(dir: string): Promise<void> {
+  const db = sqlite(path.join(dir, 'sales.db'));
+  try {
+    const want = await db.raw(`SELECT product_name, SUM(quantity_sold) AS units,
+      SUM(quantity_sold * CAST(REPLACE(price_per_unit, '.', '') AS INTEGER)) AS cents
+      FROM product_sales GROUP BY product_name`);
+    const got = new Map(readParquet(path.join(dir, 'output/aggregated_product_sales')).map((x) => [x.product_name, x]));
+    assert.equal(got.size, want.length);
+    for (const w of want) {
+      const g = got.get(w.product_name)!;
+      assert.equal(g.total_quantity_sold, Number(w.units), w.product_name);
+      assert.equal(g.total_revenue, (BigInt(w.cents) / 100n).toString() + '.' + String(BigInt(w.cents) % 100n).padStart(2, '0'));
+    }
+    const history = readParquet(path.join(dir, 'output/sales_history'));
+    const [{ n }] = await db('product_sales').count({ n: '*' });
+    assert.equal(history.length, Number(n), 'each sale archived once');
+    assert.equal(new Set(history.map((h) => h.transaction_id)).size, Number(n));
+  } finally {
+    await db.destroy();
+  }
 }
 
 /** Rows of a query, whichever database. */

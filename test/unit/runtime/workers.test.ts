@@ -7,8 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { ROOT, runCli, startCli, finished, tmpDir, readParquet, until } from '../../support/helpers.js';
-import { sqlite } from '../../support/sql.js';
+import { ROOT, runCli, startCli, finished, tmpDir, until } from '../../support/helpers.js';
+import { checkDemoOutputs } from '../../support/sql.js';
 import { spreadFlows } from '../../../src/runtime/workers.js';
 import type { FlowPlan } from '../../../src/plan/plan.js';
 
@@ -35,28 +35,6 @@ async function demoDir(count: number): Promise<string> {
   return dir;
 }
 
-async function checkAgainstSql(dir: string) {
-  const db = sqlite(path.join(dir, 'sales.db'));
-  try {
-    const want = await db.raw(`SELECT product_name, SUM(quantity_sold) AS units,
-      SUM(quantity_sold * CAST(REPLACE(price_per_unit, '.', '') AS INTEGER)) AS cents
-      FROM product_sales GROUP BY product_name`);
-    const got = new Map(readParquet(path.join(dir, 'output/aggregated_product_sales')).map((x) => [x.product_name, x]));
-    assert.equal(got.size, want.length);
-    for (const w of want) {
-      const g = got.get(w.product_name)!;
-      assert.equal(g.total_quantity_sold, Number(w.units), w.product_name);
-      assert.equal(g.total_revenue, (BigInt(w.cents) / 100n).toString() + '.' + String(BigInt(w.cents) % 100n).padStart(2, '0'));
-    }
-    const history = readParquet(path.join(dir, 'output/sales_history'));
-    const [{ n }] = await db('product_sales').count({ n: '*' });
-    assert.equal(history.length, Number(n), 'each sale archived once');
-    assert.equal(new Set(history.map((h) => h.transaction_id)).size, Number(n));
-  } finally {
-    await db.destroy();
-  }
-}
-
 test('run --workers 2: the three demo flows on two threads, outputs equal SQL, logs and console output reach the command, a rerun adds nothing', async () => {
   const dir = await demoDir(3000);
   const args = ['run', DEMO, '--drain', '--workers', '2', '--no-progress', '--state-dir', path.join(dir, 'state')];
@@ -71,7 +49,7 @@ test('run --workers 2: the three demo flows on two threads, outputs equal SQL, l
   // The console sinks print on the command's standard output.
   assert.match(r.stdout, /Worked example \(transactions 3001-3003\)/);
   assert.match(r.stdout, /Dell Inspiron\s+Dell\s+Laptop\s+2\s+100000\.00/);
-  await checkAgainstSql(dir);
+  await checkDemoOutputs(dir);
   for (const f of ['worked_example', 'sales_totals', 'sales_history'])
     assert.ok(fs.existsSync(path.join(dir, 'state', 'demo', `${f}.checkpoint.json`)), `${f} checkpointed`);
 
@@ -79,7 +57,7 @@ test('run --workers 2: the three demo flows on two threads, outputs equal SQL, l
   const again = await runCli(args, env);
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, /sales_history: 0 records in/);
-  await checkAgainstSql(dir);
+  await checkDemoOutputs(dir);
   // And --workers 1 continues from them on the main thread.
   const one = await runCli([...args.slice(0, 4), '1', ...args.slice(5)], env);
   assert.equal(one.code, 0, one.stderr);
@@ -118,5 +96,5 @@ test('run --workers 2 stopped by SIGTERM: each flow ends its epoch on its worker
   const rest = await runCli(['run', DEMO, '--drain', '--workers', '2', '--no-progress', '--state-dir', state], { SALESPIPE_DEMO_DIR: dir });
   assert.equal(rest.code, 0, rest.stderr);
   assert.match(rest.stderr, /\[sales_history\] resuming from checkpoint of epoch/);
-  await checkAgainstSql(dir);
+  await checkDemoOutputs(dir);
 });
