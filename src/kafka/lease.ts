@@ -16,7 +16,10 @@
  *   so the holder is alive.
  * - The lease partition is paused: holding it reads nothing.
  * - Losing it (our session expired and another process took over) is
- *   reported through `lost`; the caller stops.
+ *   reported through `lost`; the caller stops. A crash of the holding
+ *   consumer that kafkajs does not restart from (no group coordinator found
+ *   for a while after a broker restart) is not a loss: a new consumer joins,
+ *   still claiming the lease, and keeps it unless another process took it.
  */
 import kafkajs from 'kafkajs';
 import type { Logger } from '../core/log.js';
@@ -50,6 +53,7 @@ export class Lease {
 
   /** Resolves once held; throws LeaseHeld when a live process holds it. */
   async acquire(signal: AbortSignal): Promise<void> {
+    this.signal = signal;
     const { log, group, topic, what } = this.opts;
     const admin = this.kafka.admin();
     await withRetry('connecting to Kafka', log, signal, () => admin.connect()).catch((e) => {
@@ -90,10 +94,9 @@ export class Lease {
         }
       });
       consumer.on(consumer.events.CRASH, (e) => {
-        if (!e.payload.restart && this.held) {
-          this.held = false;
-          this.onLost?.(`the lease of ${what} was lost: ${e.payload.error?.message}`);
-        }
+        // A crash kafkajs does not restart from (e.g. no group coordinator found for a while
+        // after a broker restart) ends this consumer, not the lease: join the group again.
+        if (!e.payload.restart && this.held && this.consumer === consumer) void this.rejoin(e.payload.error?.message ?? 'crashed');
       });
       await withRetry('joining the lease group', log, signal, () => consumer.connect());
       await consumer.subscribe({ topic, fromBeginning: false });
@@ -122,6 +125,33 @@ export class Lease {
       log.debug(`holding the lease of ${what} (group ${group})`);
     } finally {
       await admin.disconnect().catch(() => undefined);
+    }
+  }
+
+  private signal?: AbortSignal;
+
+  /**
+   * The consumer holding the lease has crashed: a new one joins the group.
+   * It still says it holds the lease, so it keeps it unless another process
+   * took it meanwhile (our session expired): only then is the lease lost.
+   */
+  private async rejoin(why: string): Promise<void> {
+    const { log, what } = this.opts;
+    const signal = this.signal!;
+    const onLost = this.onLost;
+    const old = this.consumer;
+    this.consumer = undefined;
+    log.warn(`the consumer holding the lease of ${what} stopped (${why}); joining the lease group again`);
+    await old?.disconnect().catch(() => undefined);
+    if (signal.aborted) return;
+    try {
+      await this.acquire(signal);
+      this.onLost = onLost;
+      log.info(`still holding the lease of ${what}`);
+    } catch (e) {
+      if (signal.aborted) return;
+      this.held = false;
+      onLost?.(`the lease of ${what} was lost (${why}): ${(e as Error).message}`);
     }
   }
 
