@@ -42,7 +42,7 @@ const flows = init.flows.map((name) => plan?.flows.find((f) => f.name === name))
 if (!plan || flows.some((f) => !f)) {
   post({
     type: 'fatal',
-    message: `${init.file} no longer plans as it did when the run started (was it changed?): flows ${init.flows.join(', ')} cannot start on a worker`,
+    message: `${init.file} does not plan on a worker as it did on the main thread (did a file it refers to change?): flows ${init.flows.join(', ')} cannot start`,
   });
 } else {
   for (const f of plan.flows) finished.set(f.name, new Promise<void>((r) => done.set(f.name, r)));
