@@ -78,6 +78,8 @@ export interface FlowPlan {
 export interface Plan {
   pipeline: string;
   file: string;
+  /** The text the plan was made from (absent for plans built in code). */
+  text?: string;
   timeZone: string;
   /** As the spec gives it: a duration, or auto (each flow's checkpointMs says what it is). */
   checkpointInterval: string;
@@ -272,6 +274,7 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
   return {
     pipeline: spec.pipeline,
     file: loaded.file,
+    text: loaded.text,
     timeZone,
     checkpointInterval: interval,
     checkpointTopic: settings.checkpoint.topic,

@@ -34,7 +34,7 @@ export interface RunOptions {
   output?: Output;
   /** Serve Prometheus metrics, /healthz and /readyz while the run lasts. */
   metrics?: { port: number; host: string };
-  /** Worker threads to run the flows on (default 1: all on this thread); needs a plan from a spec file. */
+  /** Worker threads to run the flows on (default 1: all on this thread); needs a plan made from a spec's text. */
   workers?: number;
   /** The environment the plan was made with (workers plan the spec again with it; default process.env). */
   env?: NodeJS.ProcessEnv;

@@ -21,7 +21,6 @@
  * - A worker that dies (an uncaught error) fails its tasks; the run then
  *   stops the others, as for any failed flow.
  */
-import fs from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { FlowPlan, Plan } from '../plan/plan.js';
 import type { FlowStats, EpochReport } from './flow.js';
@@ -49,7 +48,7 @@ export type FromWorker =
   | { type: 'epoch'; report: EpochReport }
   | { type: 'waiting'; entries: [string, string][] }
   | { type: 'end'; flow: string; stats: FlowStats; error?: string }
-  /** The worker could not start its tasks (e.g. the spec changed on disk since the run began). */
+  /** The worker could not start its tasks (its plan of the same text differs: a file the spec refers to changed). */
   | { type: 'fatal'; message: string };
 
 export type ToWorker = { type: 'stop' } | { type: 'flowDone'; flow: string };
@@ -92,9 +91,9 @@ export function startWorkers(
   workers: number,
   opts: PoolOptions,
 ): { tasks: Map<string, Task>; flowDone: (flow: string) => void } {
-  if (!plan.file) throw new Error('a plan runs on workers only when it comes from a spec file');
+  const text = plan.text;
+  if (text === undefined) throw new Error('a plan runs on workers only when it comes from a spec text');
   const groups = spreadFlows(plan.flows, workers);
-  const text = fs.readFileSync(plan.file, 'utf8');
   const tasks = new Map<string, RemoteTask>();
   const threads: Worker[] = [];
   const loggers = new Map<string, Logger>();

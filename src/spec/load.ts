@@ -25,6 +25,8 @@ export type Path = (string | number)[];
 
 export interface LoadedSpec {
   file: string;
+  /** The spec's text as read (worker threads plan it again from this, not from the file). */
+  text: string;
   spec: any;
   problems: Problem[];
   /** Paths where the JSON Schema failed; planning skips the flows they are in. */
@@ -145,7 +147,7 @@ export function loadSpecText(file: string, text: string, env: NodeJS.ProcessEnv 
     const n = doc.getIn(path, true);
     return (n && typeof n === 'object' ? varsOf.get(n) : undefined) ?? [];
   };
-  const loaded: LoadedSpec = { file, spec: undefined, problems, invalidPaths: [], locate, problem, varsAt };
+  const loaded: LoadedSpec = { file, text, spec: undefined, problems, invalidPaths: [], locate, problem, varsAt };
   if (doc.errors.length) return loaded;
 
   // Passwords and secret keys come from the environment, never from the spec's text.
