@@ -12,9 +12,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { finished, needServices, ROOT, runCli, startCli, tmpDir, uniq, until } from '../support/helpers.js';
+import { finished, needServices, ROOT, runCli, service, startCli, tmpDir, uniq, until } from '../support/helpers.js';
 import { freshDatabase, insertSales, MARIADB_ADMIN, pingDatabase, sqlRows, sqlTotals, sqlite } from '../support/sql.js';
 import { BROKERS, createTopic, pingKafka, produceRaw } from '../support/kafka.js';
 import { openKnex } from '../../src/connections/sql.js';
@@ -31,11 +30,6 @@ const num = { format: (v: string | bigint | number) => numFormat.format(v as unk
 
 function needChromium() {
   if (!fs.existsSync(CHROMIUM)) throw new Error(`no browser at ${CHROMIUM} (npm run services:up installs Debian's chromium)`);
-}
-
-function service(action: 'stop' | 'start', name: 'kafka') {
-  const r = spawnSync('bash', [path.join(ROOT, 'services/services.sh'), action, name], { encoding: 'utf8' });
-  assert.equal(r.status, 0, `services.sh ${action} ${name}: ${r.stderr}`);
 }
 
 /** Waits for a line of `child`'s output matching `re`; returns the first group. */

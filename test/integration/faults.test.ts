@@ -8,7 +8,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import path from 'node:path';
-import { spawnSync } from 'node:child_process';
 import {
   runCli,
   startCli,
@@ -23,6 +22,7 @@ import {
   until,
   ROOT,
   money,
+  service,
 } from '../support/helpers.js';
 import { freshDatabase, pingDatabase, sqlTotals, MARIADB_ADMIN } from '../support/sql.js';
 import { BROKERS, pingKafka } from '../support/kafka.js';
@@ -30,11 +30,6 @@ import kafkajs from 'kafkajs';
 import { openKnex } from '../../src/connections/sql.js';
 
 const SPEC = path.join(ROOT, 'pipelines/sales.yaml');
-
-function service(action: 'stop' | 'start', name: 'mariadb' | 'kafka') {
-  const r = spawnSync('bash', [path.join(ROOT, 'services/services.sh'), action, name], { encoding: 'utf8' });
-  assert.equal(r.status, 0, `services.sh ${action} ${name}: ${r.stderr}`);
-}
 
 function totalsOf(prefix: string, out?: string) {
   const topic = new Map(

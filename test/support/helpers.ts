@@ -188,6 +188,12 @@ export async function needServices(t: TestContext, check: () => Promise<void>): 
   }
 }
 
+/** Stops or starts one of the services the project's script runs (services/services.sh), failing the test if it cannot. */
+export function service(action: 'stop' | 'start', name: 'mariadb' | 'kafka'): void {
+  const r = spawnSync('bash', [path.join(ROOT, 'services/services.sh'), action, name], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`services.sh ${action} ${name} exited with ${r.status}: ${r.stderr}`);
+}
+
 /** Money as exact text, with two decimals: 100000 -> "100000.00". */
 export const money = (v: string | number) => {
   const s = String(v);

@@ -55,16 +55,25 @@ const waiting: (() => void)[] = [];
 const fetched: Record<string, number> = Object.fromEntries(Object.entries(init.positions).map(([p, o]) => [p, Number(o)]));
 
 const kafka = kafkaClient(init.conn, log);
-// The assigner carries this process's identity, so that a successor can remove a killed member (members.ts).
-const consumer = kafka.consumer({
-  groupId: init.group,
-  maxBytesPerPartition: 2 << 20,
-  maxBytes: 8 << 20,
-  sessionTimeout: init.conn.sessionTimeoutMs,
-  heartbeatInterval: Math.max(500, Math.min(3_000, Math.floor(init.conn.sessionTimeoutMs / 3))),
-  maxWaitTimeInMs: 500,
-  partitionAssigners: [roundRobinAssigner()],
-});
+/**
+ * Builds a consumer of the group; the assigner carries this process's
+ * identity, so that a successor can remove a killed member (members.ts).
+ * kafkajs never restarts it: after any crash this thread starts a new one
+ * (replace), the same way whether kafkajs deems the error retriable or not.
+ */
+const newConsumer = () =>
+  kafka.consumer({
+    groupId: init.group,
+    maxBytesPerPartition: 2 << 20,
+    maxBytes: 8 << 20,
+    sessionTimeout: init.conn.sessionTimeoutMs,
+    heartbeatInterval: Math.max(500, Math.min(3_000, Math.floor(init.conn.sessionTimeoutMs / 3))),
+    maxWaitTimeInMs: 500,
+    partitionAssigners: [roundRobinAssigner()],
+    retry: { retries: 5, restartOnFailure: async () => false },
+  });
+/** The consumer fetching now: replaced by a new one after a crash kafkajs does not restart from. */
+let consumer = newConsumer();
 
 port.on('message', (m: ToFetcher) => {
   if (m.type === 'taken') {
@@ -137,8 +146,10 @@ async function onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: 
     offsets[j] = Number(m.offset);
   }
   const last = offsets[n - 1];
+  const by = consumer;
   while (credits <= 0 && !stopping) await new Promise<void>((r) => waiting.push(r));
-  if (stopping) return;
+  // Stopping, or a batch of a consumer that crashed while it waited (its successor fetches from our position).
+  if (stopping || by !== consumer || fetched[p] !== expected) return;
   credits--;
   const next = Math.max(last + 1, end);
   fetched[p] = next;
@@ -159,32 +170,36 @@ async function onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: 
   await heartbeat();
 }
 
-try {
-  await consumer.connect();
-  await consumer.subscribe({ topic: init.topic, fromBeginning: true });
-  consumer.on(consumer.events.CRASH, (e) => {
-    // kafkajs restarts the consumer itself after a retriable error (e.g. the group
-    // coordinator still loading on a fresh broker); only a final crash is ours to report.
-    if (e.payload.restart) log.warn(`Kafka consumer restarting after: ${e.payload.error?.message}`);
-    else post({ type: 'error', message: `Kafka consumer crashed: ${e.payload.error?.message}` });
+/**
+ * Starts `c` fetching from this thread's positions (the checkpoint's at
+ * first). A seek before the consumer has joined its group throws and is
+ * lost (run() returns before the join when the group coordinator is still
+ * loading), so seeks are (re)issued after every group join, from where this
+ * thread is; onBatch's check of offsets covers any fetch that raced them.
+ */
+async function start(c: kafkajs.Consumer): Promise<void> {
+  await c.connect();
+  await c.subscribe({ topic: init.topic, fromBeginning: true });
+  // A crash (the broker gone, the group coordinator still loading on a fresh broker or not
+  // found for a while after a restart) ends this consumer, not the source: a new one joins
+  // the group and goes on from this thread's positions.
+  c.on(c.events.CRASH, (e) => {
+    if (c === consumer && !stopping) void replace(e.payload.error?.message ?? 'crashed');
   });
-  // Positions come from the checkpoint. kafkajs may restart the consumer by itself right
-  // after run() (the group coordinator still loading on a fresh broker); a seek then throws
-  // and is lost. So seeks are (re)issued after every group join, from where this thread is;
-  // onBatch's check of offsets covers any fetch that raced them.
   const seekAll = () => {
     for (const p of Object.keys(init.positions)) {
       try {
-        consumer.seek({ topic: init.topic, partition: Number(p), offset: String(fetched[p]) });
+        c.seek({ topic: init.topic, partition: Number(p), offset: String(fetched[p]) });
       } catch (e) {
         log.debug(`seek of partition ${p} deferred to the next group join: ${(e as Error).message}`);
       }
     }
   };
-  consumer.on(consumer.events.GROUP_JOIN, () => seekAll());
+  c.on(c.events.GROUP_JOIN, () => seekAll());
   // A fetch that returned only transaction markers or aborted records never reaches onBatch;
   // kafkajs reports it here (batchSize 0), and the position must still move past it.
-  consumer.on(consumer.events.END_BATCH_PROCESS, (e) => {
+  c.on(c.events.END_BATCH_PROCESS, (e) => {
+    if (c !== consumer) return;
     const { partition, batchSize, firstOffset, lastOffset, highWatermark } = e.payload as {
       partition: number;
       batchSize: number;
@@ -200,8 +215,43 @@ try {
     const fromHere = firstOffset === null ? Number(lastOffset) === at : Number(firstOffset) <= at;
     if (batchSize === 0 && fromHere) skip(p, Number(lastOffset) + 1, highWatermark, 'only transaction markers or aborted records');
   });
-  await consumer.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch: onBatch });
+  await c.run({ autoCommit: false, eachBatchAutoResolve: false, partitionsConsumedConcurrently: 1, eachBatch: onBatch });
   seekAll();
+}
+
+/** Longest wait between two attempts to start a consumer after a crash. */
+const MAX_BACKOFF_MS = 10_000;
+
+/**
+ * The consumer crashed for good: a new one joins the group, again and again
+ * (waiting longer each time, up to MAX_BACKOFF_MS) until one starts or the
+ * source stops. Nothing is lost or read twice: the new consumer seeks to this
+ * thread's positions, and a batch the old one still held is dropped.
+ */
+async function replace(why: string): Promise<void> {
+  const old = consumer;
+  let wait = 500;
+  for (let attempt = 1; !stopping; attempt++) {
+    log.warn(`Kafka consumer stopped (${why}); starting a new one${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
+    const c = (consumer = newConsumer());
+    for (const w of waiting.splice(0)) w(); // a batch the old one held is dropped
+    await old.disconnect().catch(() => undefined);
+    try {
+      await start(c);
+      if (c === consumer) log.info('Kafka consumer started again');
+      return;
+    } catch (e) {
+      if (c !== consumer) return; // it crashed while starting, and its own crash handler took over
+      why = (e as Error).message;
+      await c.disconnect().catch(() => undefined);
+    }
+    await new Promise((r) => setTimeout(r, wait));
+    wait = Math.min(MAX_BACKOFF_MS, wait * 2);
+  }
+}
+
+try {
+  await start(consumer);
   post({ type: 'ready' });
 } catch (e) {
   post({ type: 'error', message: `Kafka consumer failed to start: ${(e as Error).message}` });
