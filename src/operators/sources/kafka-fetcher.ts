@@ -72,7 +72,7 @@ const newConsumer = () =>
     partitionAssigners: [roundRobinAssigner()],
     retry: { retries: 5, restartOnFailure: async () => false },
   });
-/** The consumer fetching now: replaced by a new one after a crash kafkajs does not restart from. */
+/** The consumer fetching now: replaced by a new one after any crash (replace). */
 let consumer = newConsumer();
 
 port.on('message', (m: ToFetcher) => {
@@ -148,7 +148,8 @@ async function onBatch({ batch, resolveOffset, heartbeat, isRunning, isStale }: 
   const last = offsets[n - 1];
   const by = consumer;
   while (credits <= 0 && !stopping) await new Promise<void>((r) => waiting.push(r));
-  // Stopping, or a batch of a consumer that crashed while it waited (its successor fetches from our position).
+  // Stopping, or a batch of a consumer that crashed while it waited (its successor fetches from our
+  // position), or one the partition's position moved past meanwhile.
   if (stopping || by !== consumer || fetched[p] !== expected) return;
   credits--;
   const next = Math.max(last + 1, end);
@@ -223,19 +224,20 @@ async function start(c: kafkajs.Consumer): Promise<void> {
 const MAX_BACKOFF_MS = 10_000;
 
 /**
- * The consumer crashed for good: a new one joins the group, again and again
- * (waiting longer each time, up to MAX_BACKOFF_MS) until one starts or the
- * source stops. Nothing is lost or read twice: the new consumer seeks to this
+ * The consumer crashed (kafkajs never restarts it): a new one joins the
+ * group, again and again (waiting longer each time, up to MAX_BACKOFF_MS)
+ * until one starts or the source stops. Nothing is lost or read twice: the new consumer seeks to this
  * thread's positions, and a batch the old one still held is dropped.
  */
 async function replace(why: string): Promise<void> {
+  // `consumer` changes before the first await, so a second crash report of the old one starts nothing.
   const old = consumer;
   let wait = 500;
   for (let attempt = 1; !stopping; attempt++) {
     log.warn(`Kafka consumer stopped (${why}); starting a new one${attempt > 1 ? ` (attempt ${attempt})` : ''}`);
     const c = (consumer = newConsumer());
-    for (const w of waiting.splice(0)) w(); // a batch the old one held is dropped
-    await old.disconnect().catch(() => undefined);
+    for (const w of waiting.splice(0)) w(); // a batch the one before held is dropped
+    if (attempt === 1) await old.disconnect().catch(() => undefined);
     try {
       await start(c);
       if (c === consumer) log.info('Kafka consumer started again');
