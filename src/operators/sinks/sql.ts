@@ -154,14 +154,20 @@ class SqlSink implements Sink {
         throw new Error(
           `table ${this.cfg.table} does not exist at ${sqlWhere(this.ctx, this.cfg.connection)}; create it, or set create: true on the sink`,
         );
-      await sb.createTable(name, (t) => {
-        for (const f of this.input.schema) {
-          const isKey = this.key.includes(f.name);
-          const col = t.specificType(f.name, columnDdl(f.type, this.dialect, isKey));
-          if (isKey || !f.type.nullable) col.notNullable();
-        }
-        t.primary(this.key);
-      });
+      try {
+        await sb.createTable(name, (t) => {
+          for (const f of this.input.schema) {
+            const isKey = this.key.includes(f.name);
+            const col = t.specificType(f.name, columnDdl(f.type, this.dialect, isKey));
+            if (isKey || !f.type.nullable) col.notNullable();
+          }
+          t.primary(this.key);
+        });
+      } catch (e) {
+        // Another writer (a task of the same flow, another flow) created it meanwhile.
+        if (await sb.hasTable(name)) return;
+        throw e;
+      }
       this.log.info(`created table ${this.cfg.table} (primary key ${this.key.join(', ')})`);
     });
   }
