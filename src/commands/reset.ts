@@ -10,6 +10,10 @@
  *   number goes on, so outputs that recorded earlier epochs
  *   (output-owner.ts) accept the flow again. Staged outputs of the last
  *   committed epoch are still published by the next run.
+ * - A flow that runs as tasks (runtime/tasks.ts) has each task's
+ *   checkpoint reset, and its own, if it has one from before it ran as
+ *   tasks. A flow that ran as tasks and now runs as one has its tasks'
+ *   checkpoints removed: it starts over as one task.
  * - Outputs are kept as they are: a keyed dataset or a compacted topic
  *   holds the old values until the flow writes new ones.
  */
@@ -64,30 +68,47 @@ export async function resetFlows(
         continue;
       }
       const c = connection(ctx, f.checkpointConnection);
-      const txid = `${c.topicPrefix ?? ''}salespipe.${plan.pipeline}.${f.name}`;
-      const store = new KafkaCheckpointStore({
-        conn: kafkaConn(ctx, f.checkpointConnection),
-        topic: topicName(c, plan.checkpointTopic),
-        transactionalId: txid,
-        key: `${plan.pipeline}/${f.name}`,
-        replicationFactor: plan.checkpointReplication,
-        transactionTimeout: 60_000,
-        log: log.child(f.name),
-        signal,
-      });
-      try {
-        const cp = await store.open();
-        if (!cp) {
-          log.info(`${f.name}: no checkpoint in Kafka: nothing to reset`);
-          continue;
+      const topic = topicName(c, plan.checkpointTopic);
+      const flowKey = `${plan.pipeline}/${f.name}`;
+      // The flow's checkpoint, or a task's (`<flow>.<partition>`), each under its own transactional id.
+      const open = async (name: string, fn: (store: KafkaCheckpointStore, cp: Checkpoint | undefined) => Promise<void>) => {
+        const store = new KafkaCheckpointStore({
+          conn: kafkaConn(ctx, f.checkpointConnection!),
+          topic,
+          transactionalId: `${c.topicPrefix ?? ''}salespipe.${plan.pipeline}.${name}`,
+          key: `${plan.pipeline}/${name}`,
+          family: flowKey,
+          replicationFactor: plan.checkpointReplication,
+          transactionTimeout: 60_000,
+          log: log.child(name),
+          signal,
+        });
+        try {
+          await fn(store, await store.open());
+        } finally {
+          await store.close();
+          await store.settle();
         }
+      };
+      const reset = async (store: KafkaCheckpointStore, cp: Checkpoint, name: string) => {
         const next = resetCheckpoint(cp, positionsOnly);
         await store.commit(next);
-        log.info(`${f.name}: ${what} reset (checkpoint of epoch ${next.epoch} committed to ${topicName(c, plan.checkpointTopic)})`);
-      } finally {
-        await store.close();
-        await store.settle();
-      }
+        log.info(`${name}: ${what} reset (checkpoint of epoch ${next.epoch} committed to ${topic})`);
+      };
+      let tasks: string[] = [];
+      await open(f.name, async (store, cp) => {
+        tasks = [...store.family().keys()].filter((k) => k !== flowKey).map((k) => k.slice(plan.pipeline.length + 1));
+        if (cp) await reset(store, cp, f.name);
+        else if (!tasks.length) log.info(`${f.name}: no checkpoint in Kafka: nothing to reset`);
+      });
+      for (const t of tasks)
+        await open(t, async (store, cp) => {
+          if (!cp) return;
+          if (f.tasks.perPartition) return reset(store, cp, t);
+          // The flow runs as one task now: its tasks' checkpoints go, and it starts over.
+          await store.remove();
+          log.info(`${t}: checkpoint removed (flow ${f.name} runs as one task now)`);
+        });
     }
   } finally {
     await guard.release();

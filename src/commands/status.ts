@@ -12,6 +12,9 @@
  *   open gaps re-queried).
  * - Counts (records in/out, dead letters, late) are the checkpoint's totals
  *   since the flow first ran or was last reset.
+ * - A flow that runs as tasks is shown as one: its tasks' checkpoints
+ *   combined (positions of every partition, counts summed, the latest
+ *   epoch), with the number of tasks.
  */
 import path from 'node:path';
 import crypto from 'node:crypto';
@@ -22,6 +25,7 @@ import type { Checkpoint } from '../runtime/checkpoint.js';
 import { readCheckpoint } from '../runtime/checkpoint.js';
 import { checkpointFile, flowContext } from '../runtime/flow.js';
 import { readCheckpoints } from '../runtime/kafka-checkpoint.js';
+import { combinedCheckpoint } from '../runtime/task-checkpoints.js';
 import { connection, topicName } from '../connections/config.js';
 import { kafkaClient, kafkaConn, kafkaWhere } from '../connections/kafka.js';
 import { withRetry } from '../connections/retry.js';
@@ -38,6 +42,8 @@ export interface FlowStatus {
   /** Records in the source past the checkpoint; null when it could not be read. */
   lag: number | null;
   totals: Checkpoint['totals'] | null;
+  /** The partitions whose tasks have a checkpoint of their own, for a flow that runs as one task per partition (runtime/tasks.ts). */
+  tasks?: number[];
   /** Why the source could not be read, if it could not. */
   error?: string;
 }
@@ -47,8 +53,8 @@ async function checkpoints(
   dir: string,
   log: Logger,
   signal: AbortSignal,
-): Promise<Map<string, { where: string; cp?: Checkpoint }>> {
-  const out = new Map<string, { where: string; cp?: Checkpoint }>();
+): Promise<Map<string, { where: string; cp?: Checkpoint; tasks?: number[] }>> {
+  const out = new Map<string, { where: string; cp?: Checkpoint; tasks?: number[] }>();
   const byConn = new Map<string, FlowPlan[]>();
   const ctx = { connections: plan.connections, connectionLabels: plan.connectionLabels, specDir: path.dirname(path.resolve(plan.file)) };
   for (const f of plan.flows) {
@@ -66,19 +72,18 @@ async function checkpoints(
     await withRetry(`connecting to ${kafkaWhere(conn)}`, log, signal, () => admin.connect());
     try {
       const exists = (await admin.listTopics()).includes(topic);
-      const got = exists
-        ? await readCheckpoints(
-            kafka,
-            topic,
-            group,
-            flows.map((f) => `${plan.pipeline}/${f.name}`),
-          )
-        : new Map();
-      for (const f of flows)
+      const keys = flows.map((f) => `${plan.pipeline}/${f.name}`);
+      const got = exists ? await readCheckpoints(kafka, topic, group, keys, false, keys) : new Map();
+      for (const f of flows) {
+        const key = `${plan.pipeline}/${f.name}`;
+        const tasks = new Map<number, Checkpoint>();
+        for (const [k, v] of got) if (k.startsWith(`${key}.`) && v.checkpoint) tasks.set(Number(k.slice(key.length + 1)), v.checkpoint);
         out.set(f.name, {
           where: `Kafka topic ${topic} (${plan.connectionLabels[name]})`,
-          cp: got.get(`${plan.pipeline}/${f.name}`)?.checkpoint,
+          cp: combinedCheckpoint(got.get(key)?.checkpoint, tasks),
+          ...(tasks.size ? { tasks: [...tasks.keys()].sort((a, b) => a - b) } : {}),
         });
+      }
       if (exists) await admin.deleteGroups([group]).catch(() => undefined);
     } finally {
       await admin.disconnect();
@@ -91,7 +96,7 @@ export async function pipelineStatus(plan: Plan, dir: string, log: Logger, signa
   const cps = await checkpoints(plan, dir, log, signal);
   const out: FlowStatus[] = [];
   for (const f of plan.flows) {
-    const { where, cp } = cps.get(f.name)!;
+    const { where, cp, tasks } = cps.get(f.name)!;
     const s = await f.source.def.status?.(f.source.planned, cp?.source, flowContext(plan, f, { stateDir: dir, log, signal }));
     out.push({
       flow: f.name,
@@ -102,6 +107,7 @@ export async function pipelineStatus(plan: Plan, dir: string, log: Logger, signa
       lag: s?.lag ?? null,
       ...(s?.error ? { error: s.error } : {}),
       totals: cp?.totals ?? null,
+      ...(tasks ? { tasks } : {}),
     });
   }
   return out;
@@ -113,7 +119,7 @@ export function statusText(plan: Plan, list: FlowStatus[]): string {
   const lines = [`pipeline ${plan.pipeline} (${plan.file})`];
   for (const s of list) {
     lines.push(
-      `  ${s.flow}: ${s.checkpoint ? `epoch ${s.checkpoint.epoch} committed ${s.checkpoint.at}${s.checkpoint.reset ? ` (reset ${s.checkpoint.reset.at})` : ''}` : 'no checkpoint yet'}; checkpoint in ${s.where}`,
+      `  ${s.flow}: ${s.checkpoint ? `${s.tasks ? `${s.tasks.length} task(s), latest ` : ''}epoch ${s.checkpoint.epoch} committed ${s.checkpoint.at}${s.checkpoint.reset ? ` (reset ${s.checkpoint.reset.at})` : ''}` : 'no checkpoint yet'}; checkpoint in ${s.where}`,
     );
     if (s.sourceText) lines.push(`    ${s.sourceText}`);
     const t = s.totals;

@@ -186,9 +186,10 @@ export async function evictGone(kafka: kafkajs.Kafka, admin: kafkajs.Admin, grou
 
 /**
  * kafkajs's round-robin assignment, with this process's identity in the
- * subscription's userData.
+ * subscription's userData; with `only`, of those partitions alone (a
+ * task's group reads its partition and no other).
  */
-export function roundRobinAssigner(): kafkajs.PartitionAssigner {
+export function roundRobinAssigner(only?: number[]): kafkajs.PartitionAssigner {
   return ({ cluster }) => ({
     name: 'SalespipeRoundRobin',
     version: 0,
@@ -198,6 +199,7 @@ export function roundRobinAssigner(): kafkajs.PartitionAssigner {
       let i = 0;
       for (const topic of topics) {
         for (const m of cluster.findTopicPartitionMetadata(topic)) {
+          if (only && !only.includes(m.partitionId)) continue;
           const to = sorted[i++ % sorted.length];
           ((assignment[to] ??= {})[topic] ??= []).push(m.partitionId);
         }

@@ -71,6 +71,12 @@ export interface DeadLetter {
 export interface RunContext {
   pipeline: string;
   flow: string;
+  /**
+   * The input partition this run of the flow owns, when the flow runs as
+   * one task per partition (plan.ts, FlowPlan.tasks); absent: the flow is
+   * one task reading every partition.
+   */
+  task?: number;
   /** The spec file as given on the command line, for messages that suggest a command. */
   specFile?: string;
   stateDir: string;
@@ -96,6 +102,11 @@ export interface RunContext {
    * with the epoch's checkpoint.
    */
   kafkaTxn?: { connection: string; send(record: import('kafkajs').ProducerRecord): Promise<unknown> };
+}
+
+/** How a run of a flow is named in checkpoints, transactional ids, groups and output markers: `<flow>`, or `<flow>.<partition>` for a task. */
+export function taskName(ctx: { flow: string; task?: number }): string {
+  return ctx.task === undefined ? ctx.flow : `${ctx.flow}.${ctx.task}`;
 }
 
 export interface SourceBatch {
@@ -241,6 +252,8 @@ export interface StepDef<S extends ConfigSchema = any, P = any> {
   key: string;
   doc: string;
   config: S;
+  /** Keeps nothing from one record to the next: a flow of such steps can run as one task per input partition. */
+  stateless?: true;
   plan(cfg: ConfigOf<S>, input: StreamInfo, ctx: PlanContext): Planned<P> | undefined;
   /** One line for `salespipe explain`, e.g. `filter quantity_sold > 0`. */
   describe(cfg: ConfigOf<S>): string;

@@ -14,6 +14,9 @@
  * - In any store (a local folder, S3, HDFS), the markers are
  *   `_salespipe/<pipeline>.<flow>.json`, each written whole by one put
  *   (StoreMarkers).
+ * - A flow running as tasks (one per input partition) writes as one owner
+ *   per task (`<flow>.<partition>`), each with its own marker and files;
+ *   an exclusive output still refuses any other flow.
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -25,8 +28,12 @@ export { fsCall, fsyncDir, explainFsError } from '../core/durable.js';
 
 export interface Owner {
   pipeline: string;
+  /** The flow, or one of its tasks (`<flow>.<partition>`, operator.ts taskName): each task is an owner of its own. */
   flow: string;
 }
+
+/** Whether two owners are the same flow, or tasks of one flow (writers of one output, each of its own files). */
+const sameFlow = (a: Owner, b: Owner) => a.pipeline === b.pipeline && a.flow.split('.')[0] === b.flow.split('.')[0];
 
 export interface Marker extends Owner {
   epoch: number;
@@ -110,7 +117,7 @@ export function checkMarkers(all: Marker[], owner: Owner, what: string, epoch: n
         'a run without that checkpoint would write the same records again. Run it with its checkpoint (the same --state-dir, or the Kafka cluster that holds it), or move the output away to start over',
     );
   }
-  const other = exclusive ? all.find((m) => m.pipeline !== owner.pipeline || m.flow !== owner.flow) : undefined;
+  const other = exclusive ? all.find((m) => !sameFlow(m, owner)) : undefined;
   if (other) throw new Error(`${what} is written by flow ${other.flow} of pipeline ${other.pipeline} as well; it can have one writer only`);
 }
 

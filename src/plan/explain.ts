@@ -51,7 +51,16 @@ function flowText(f: FlowPlan, checkpointTopic: string): string[] {
     `  [checkpoint] ${
       f.kafkaOutput
         ? `in Kafka topic ${checkpointTopic} (connection ${f.kafkaOutput}), committed in one transaction with the Kafka outputs`
-        : 'local file in the state directory'
+        : f.checkpointConnection
+          ? `in Kafka topic ${checkpointTopic} (connection ${f.checkpointConnection}), committed in a transaction of its own`
+          : 'local file in the state directory'
+    }`,
+  );
+  lines.push(
+    `  [tasks] ${
+      f.tasks.perPartition
+        ? `one per partition of topic ${f.source.cfg.topic}, each with its own checkpoint, transaction and output files`
+        : `one: ${f.tasks.because}`
     }`,
   );
   return lines;

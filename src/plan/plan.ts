@@ -73,6 +73,24 @@ export interface FlowPlan {
   writes: string[];
   /** Flows that feed this one through a topic. */
   upstream: string[];
+  /**
+   * Whether it runs as one task per partition of its Kafka topic (each with
+   * its own checkpoint, transaction and output files), and if not, why not.
+   */
+  tasks: { perPartition: true } | { perPartition: false; because: string };
+}
+
+/** Whether a flow can run as one task per input partition: nothing it keeps or writes may span partitions. */
+function taskPlan(source: SourceNode, steps: StepNode[], outputs: SinkNode[]): FlowPlan['tasks'] {
+  const no = (because: string) => ({ perPartition: false as const, because });
+  if (source.type !== 'kafka') return no('its source has no partitions');
+  if (source.out.mode !== 'append') return no('it reads a topic of latest values per key, whose outputs have one writer');
+  const stateful = steps.find((s) => !s.def.stateless);
+  if (stateful)
+    return no(`step ${stateful.key} keeps state across records, which needs its input repartitioned by its key (not built yet)`);
+  const file = outputs.find((s) => s.def.delivery === 'rollback');
+  if (file) return no(`its ${file.type} output ${file.cfg.path ?? ''} is one file, written by one writer`);
+  return { perPartition: true };
 }
 
 export interface Plan {
@@ -223,6 +241,7 @@ export function planSpec(loaded: LoadedSpec): Plan | undefined {
       reads: sdef.reads?.(scfg, connections) ?? [],
       writes,
       upstream: [],
+      tasks: taskPlan(source, steps, outputs),
     });
   }
 

@@ -2,15 +2,17 @@
  * @module A worker thread running some of a plan's tasks (workers.ts).
  *
  * It plans the spec text the main thread read, with the main thread's
- * environment, runs its flows with FlowRunner and reports to the main
- * thread; it stops when told to.
+ * environment, runs its flows with FlowRunner (a flow that runs as tasks:
+ * its share of them, tasks.ts) and reports to the main thread; it stops
+ * when told to.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { FromWorker, ToWorker, WorkerInit } from './workers.js';
 import type { Level, Logger } from '../core/log.js';
 import { loadSpecText } from '../spec/load.js';
 import { planSpec } from '../plan/plan.js';
-import { FlowRunner } from './flow.js';
+import { FlowRunner, type EpochReport } from './flow.js';
+import { TaskedFlow } from './tasks.js';
 import { waiting } from '../connections/retry.js';
 
 const port = parentPort!;
@@ -47,18 +49,18 @@ if (!plan || flows.some((f) => !f)) {
 } else {
   for (const f of plan.flows) finished.set(f.name, new Promise<void>((r) => done.set(f.name, r)));
   const log = logger('');
-  const runners = flows.map(
-    (f) =>
-      new FlowRunner(plan, f!, {
-        stateDir: init.stateDir,
-        drain: init.drain,
-        signal: stop.signal,
-        log,
-        output: { write: (text) => post({ type: 'output', text }), isTTY: init.outputIsTTY },
-        onEpoch: (report) => post({ type: 'epoch', report }),
-        upstreamDone: Promise.all(f!.upstream.map((u) => finished.get(u)!)).then(() => undefined),
-      }),
-  );
+  const runners = flows.map((f) => {
+    const o = {
+      stateDir: init.stateDir,
+      drain: init.drain,
+      signal: stop.signal,
+      log,
+      output: { write: (text: string) => post({ type: 'output', text }), isTTY: init.outputIsTTY },
+      onEpoch: (report: EpochReport) => post({ type: 'epoch', report }),
+      upstreamDone: Promise.all(f!.upstream.map((u) => finished.get(u)!)).then(() => undefined),
+    };
+    return f!.tasks.perPartition ? new TaskedFlow(plan, f!, o, init.member) : new FlowRunner(plan, f!, o);
+  });
   let lastWaiting = '[]';
   const report = () => {
     post({ type: 'stats', stats: runners.map((r) => r.stats) });

@@ -27,6 +27,12 @@
  *   later epoch of this flow refuses (output-owner.ts).
  * - The summary counts what committed: a failure rolls the counts back to
  *   the last committed epoch.
+ * - A runner with `task` is one task of a flow that runs as one per
+ *   partition (tasks.ts): its checkpoint key, transactional id, consumer
+ *   group, output markers and default dead-letter file carry
+ *   `<flow>.<partition>`; its first run takes over its partition from the
+ *   flow's checkpoint. A runner without `task` refuses to start over a
+ *   flow's tasks' checkpoints.
  */
 import path from 'node:path';
 import type { FlowPlan, Plan, SinkNode } from '../plan/plan.js';
@@ -45,6 +51,7 @@ import { kafkaConn } from '../connections/kafka.js';
 import { sleep } from '../connections/retry.js';
 import { processStdout } from '../core/io.js';
 import type { FlowFigures } from '../metrics/metrics.js';
+import { oneTaskAfterTasks, taskCheckpoint } from './task-checkpoints.js';
 
 /** What the summary, the progress line, `status` and the metrics report of a flow. */
 export interface FlowStats extends FlowFigures {
@@ -56,6 +63,11 @@ export interface FlowStats extends FlowFigures {
   /** Where dead letters go, for the summary: `topic x`, `file y`. */
   deadLettersTo?: string;
   watermarkKind?: 'watermark' | 'event time';
+}
+
+/** A flow's figures before it has read anything. */
+export function newStats(flow: string): FlowStats {
+  return { flow, recordsIn: 0, recordsOut: 0, deadLetters: 0, late: 0, epochs: 0, counters: {}, startedAt: Date.now() };
 }
 
 /** What an epoch cost, for metrics: from its first record to its commit, the commit alone, the checkpoint's size. */
@@ -77,6 +89,8 @@ export interface FlowOptions {
   output?: RunContext['output'];
   /** Told of every committed epoch (metrics). */
   onEpoch?: (report: EpochReport) => void;
+  /** The partition of its Kafka topic this runner reads, as one task of a flow that runs as one per partition (tasks.ts). */
+  task?: number;
   /**
    * A bounded run (`salespipe test`, backfills): no checkpoint is read or
    * written, the source and sinks may be replaced, and the end of the input
@@ -136,6 +150,8 @@ export class FlowRunner {
   private late?: Sink;
   private epoch = 1;
   private cpFile: string;
+  /** The flow's name, or its task's (`<flow>.<partition>`): names its checkpoint, transaction and default dead-letter file. */
+  private readonly name: string;
   private ctx: RunContext;
   private store?: KafkaCheckpointStore;
   /** This process's name in the checkpoints it writes to Kafka. */
@@ -148,19 +164,17 @@ export class FlowRunner {
     private flow: FlowPlan,
     private opts: FlowOptions,
   ) {
+    this.name = opts.task === undefined ? flow.name : `${flow.name}.${opts.task}`;
     this.stats = {
-      flow: flow.name,
-      recordsIn: 0,
-      recordsOut: 0,
-      deadLetters: 0,
-      late: 0,
-      epochs: 0,
-      counters: {},
-      startedAt: Date.now(),
-      deadLettersTo: outputName(flow.deadLetter) ?? `file ${defaultDeadLetterFile(opts.stateDir, plan.pipeline, flow.name)}`,
+      ...newStats(flow.name),
+      deadLettersTo: outputName(flow.deadLetter) ?? `file ${defaultDeadLetterFile(opts.stateDir, plan.pipeline, this.name)}`,
     };
     this.cpFile = checkpointFile(opts.stateDir, plan.pipeline, flow.name);
     this.ctx = { ...flowContext(plan, flow, opts), upstreamDone: opts.upstreamDone, tables: opts.bounded?.tables };
+    if (opts.task !== undefined) {
+      this.ctx.task = opts.task;
+      this.ctx.log = opts.log.child(this.name);
+    }
   }
 
   async run(): Promise<FlowStats> {
@@ -210,13 +224,15 @@ export class FlowRunner {
     }
     const conn = connection(ctx, flow.checkpointConnection);
     ctx.checkpointWhere = `Kafka topic ${topicName(conn, plan.checkpointTopic)}, ${plan.connectionLabels[flow.checkpointConnection] ?? flow.checkpointConnection}`;
-    // Named like the flow's consumer group: the connection's prefix first.
-    const name = `${conn.topicPrefix ?? ''}salespipe.${plan.pipeline}.${flow.name}`;
+    // Named like the flow's consumer group: the connection's prefix first; a task's with its partition.
+    const name = `${conn.topicPrefix ?? ''}salespipe.${plan.pipeline}.${this.name}`;
+    const flowKey = `${plan.pipeline}/${flow.name}`;
     this.store = new KafkaCheckpointStore({
       conn: kafkaConn(ctx, flow.checkpointConnection),
       topic: topicName(conn, plan.checkpointTopic),
       transactionalId: name,
-      key: `${plan.pipeline}/${flow.name}`,
+      key: `${plan.pipeline}/${this.name}`,
+      family: flowKey,
       replicationFactor: plan.checkpointReplication,
       // Longer than an epoch with room for a slow sink; the broker aborts a transaction left open longer.
       transactionTimeout: Math.min(15 * 60_000, Math.max(60_000, 6 * flow.checkpointMs)),
@@ -234,10 +250,22 @@ export class FlowRunner {
         `another instance of flow ${flow.name} (${cp.writer}) committed epoch ${cp.epoch} after this one's ${this.committed.epoch}: one flow must not run twice at once; stopping this one`,
       );
     }
+    const task = this.opts.task;
+    if (task === undefined) {
+      const tasks = [...this.store.family().keys()].filter((k) => k !== flowKey);
+      if (tasks.length) throw new Error(oneTaskAfterTasks(flow, plan.file, tasks.length, ctx.checkpointWhere));
+    }
     if (!cp) {
-      // A flow that kept its checkpoint in a file before it had a Kafka output (or before this version).
-      cp = readCheckpoint(this.cpFile);
-      if (cp) ctx.log.info(`checkpoint taken over from ${this.cpFile}; from now on it is committed to Kafka`);
+      // A flow that kept its checkpoint in a file before it had a Kafka output (or before this version);
+      // a task's first start: the flow's checkpoint from when it ran as one task.
+      const base = task === undefined ? undefined : this.store.family().get(flowKey);
+      cp = base ?? readCheckpoint(this.cpFile);
+      if (cp && task !== undefined) {
+        ctx.log.info(
+          `first run as task ${this.name}: takes over partition ${task} from the checkpoint of flow ${flow.name} (epoch ${cp.epoch}${base ? '' : `, ${this.cpFile}`})`,
+        );
+        cp = taskCheckpoint(cp, task);
+      } else if (cp) ctx.log.info(`checkpoint taken over from ${this.cpFile}; from now on it is committed to Kafka`);
     }
     return cp;
   }
@@ -287,7 +315,7 @@ export class FlowRunner {
       : b?.sink
         ? b.sink(undefined, 'deadLetter')
         : SINKS.file.create(
-            { path: defaultDeadLetterFile(this.opts.stateDir, this.plan.pipeline, flow.name), input: DEAD_LETTER_STREAM },
+            { path: defaultDeadLetterFile(this.opts.stateDir, this.plan.pipeline, this.name), input: DEAD_LETTER_STREAM },
             ctx,
           );
     if (flow.late) this.late = make(flow.late, 'late');
@@ -531,7 +559,7 @@ export class FlowRunner {
       bytes = await this.store.commit(cp, states.changes);
       this.logAll = this.logAll.map(() => false);
       this.stale.clear();
-      if (!this.committed) fs.rmSync(this.cpFile, { force: true }); // taken over (see openCheckpoint)
+      if (!this.committed && this.opts.task === undefined) fs.rmSync(this.cpFile, { force: true }); // taken over (see openCheckpoint)
     } else if (!this.opts.bounded) bytes = writeCheckpoint(this.cpFile, cp);
     await Promise.all(this.sinks.map((s, i) => s.commit(epoch, sinkStates[i])));
     await this.dlq.commit(epoch, dlqState);

@@ -51,8 +51,10 @@ export interface KafkaCheckpointOptions {
   /** Checkpoint topic, prefix included. */
   topic: string;
   transactionalId: string;
-  /** Key prefix of this flow's chunks: `<pipeline>/<flow>`. */
+  /** Key prefix of this flow's chunks: `<pipeline>/<flow>`, or a task's `<pipeline>/<flow>.<partition>`. */
   key: string;
+  /** The flow's own key (`<pipeline>/<flow>`): its checkpoint and its tasks' are read too (family()). */
+  family?: string;
   /** Replication factor of a created checkpoint topic; undefined: the brokers' default. */
   replicationFactor?: number;
   /** How long the broker lets a transaction stay open before aborting it. */
@@ -125,6 +127,9 @@ export async function ensureCheckpointTopic(
  * of a checkpoint topic, read with read_committed to the end offset taken
  * first; `chunks` counts the prefix's keys still holding a value.
  * `group` is the consumer group the read uses (its offsets are never committed).
+ * For each of `tasksOf` (`<pipeline>/<flow>`), the checkpoints of the
+ * flow's tasks (`<pipeline>/<flow>.<partition>`) found come too, under
+ * their keys.
  */
 export async function readCheckpoints(
   kafka: kafkajs.Kafka,
@@ -132,6 +137,7 @@ export async function readCheckpoints(
   group: string,
   keys: string[],
   withState = false,
+  tasksOf: string[] = [],
 ): Promise<Map<string, { checkpoint?: Checkpoint; chunks: number; state?: Map<string, Buffer> }>> {
   const out = new Map<string, { checkpoint?: Checkpoint; chunks: number; state?: Map<string, Buffer> }>();
   const admin = kafka.admin();
@@ -150,6 +156,17 @@ export async function readCheckpoints(
   }
   const latest = new Map<string, kafkajs.KafkaMessage>();
   const prefixes = keys.map((k) => `${k}/`);
+  /** Keys of tasks found (tasksOf). */
+  const tasks = new Set<string>();
+  /** The task key a message key belongs to, if it is a chunk of a task of one of tasksOf. */
+  const taskKey = (k: string): string | undefined => {
+    for (const b of tasksOf) {
+      if (!k.startsWith(`${b}.`)) continue;
+      const slash = k.indexOf('/', b.length + 1);
+      if (slash > b.length + 1 && /^\d+$/.test(k.slice(b.length + 1, slash)) && /^\d+$/.test(k.slice(slash + 1))) return k.slice(0, slash);
+    }
+    return undefined;
+  };
   /** Live state entries per prefix, by id (withState). */
   const states = new Map(prefixes.map((p) => [p, new Map<string, Buffer>()]));
   const consumer = kafka.consumer({ groupId: group, maxWaitTimeInMs: 200, sessionTimeout: 10_000 });
@@ -171,7 +188,14 @@ export async function readCheckpoints(
           const k = m.key?.toString();
           if (!k) continue;
           const p = prefixes.find((p) => k.startsWith(p));
-          if (p === undefined) continue;
+          if (p === undefined) {
+            const t = tasksOf.length ? taskKey(k) : undefined;
+            if (t !== undefined) {
+              tasks.add(t);
+              latest.set(k, m);
+            }
+            continue;
+          }
           if (!k.startsWith(STATE_KEY, p.length)) latest.set(k, m);
           else if (withState) {
             const id = k.slice(p.length + STATE_KEY.length);
@@ -198,7 +222,7 @@ export async function readCheckpoints(
     await consumer.disconnect().catch(() => undefined);
   }
   const header = (m: kafkajs.KafkaMessage, h: string) => Number(m.headers?.[h]?.toString());
-  for (const key of keys) {
+  for (const key of [...keys, ...[...tasks].filter((t) => !keys.includes(t))]) {
     const prefix = `${key}/`;
     let chunks = 0;
     for (const [k, m] of latest)
@@ -275,7 +299,18 @@ export class KafkaCheckpointStore {
     // A group of its own per read: a killed run's reader would hold a shared one until its session expired.
     const group = `${this.opts.transactionalId}.recovery.${crypto.randomBytes(4).toString('hex')}`;
     const started = Date.now();
-    const got = (await readCheckpoints(this.kafka, this.opts.topic, group, [this.opts.key], true)).get(this.opts.key);
+    const { key, family } = this.opts;
+    const all = await readCheckpoints(
+      this.kafka,
+      this.opts.topic,
+      group,
+      family && family !== key ? [key, family] : [key],
+      true,
+      family ? [family] : [],
+    );
+    const got = all.get(key);
+    this.relatives = new Map();
+    for (const [k, v] of all) if (k !== key && v.checkpoint) this.relatives.set(k, v.checkpoint);
     // Chunks past the checkpoint's still holding a value (a bigger checkpoint committed before) get tombstones next commit.
     this.chunks = got?.chunks ?? 0;
     this.entries = got?.state ?? new Map();
@@ -284,6 +319,12 @@ export class KafkaCheckpointStore {
   }
 
   private readMs = 0;
+  private relatives = new Map<string, Checkpoint>();
+
+  /** The checkpoints of the flow and of its tasks other than this one's, by key, as last read (with `family`). */
+  family(): Map<string, Checkpoint> {
+    return this.relatives;
+  }
 
   /** The state entries read with the checkpoint, by id (`<step>/<entry>`), and how long the read took; given once. */
   takeEntries(): { entries: Map<string, Buffer>; ms: number; topic: string } {
@@ -345,6 +386,27 @@ export class KafkaCheckpointStore {
     this.chunks = n;
     this.txn = await this.producer!.transaction();
     return bytes.length + stateBytes;
+  }
+
+  /**
+   * Deletes this key's checkpoint: tombstones for its chunks and for the
+   * state entries read at open, committed (`salespipe reset` of a flow that
+   * ran as tasks and now runs as one).
+   */
+  async remove(): Promise<void> {
+    if (!this.txn) throw new TransactionLost('no transaction is open');
+    const messages: kafkajs.Message[] = [];
+    for (let i = 0; i < this.chunks; i++) messages.push({ key: `${this.opts.key}/${i}`, value: null, partition: 0 });
+    for (const id of this.entries.keys()) messages.push({ key: `${this.opts.key}/${STATE_KEY}${id}`, value: null, partition: 0 });
+    try {
+      if (messages.length) await this.txn.send({ topic: this.opts.topic, acks: -1, messages });
+      await this.txn.commit();
+    } catch (e) {
+      throw this.lost(e, 'removing the checkpoint');
+    }
+    this.chunks = 0;
+    this.entries = new Map();
+    this.txn = await this.producer!.transaction();
   }
 
   private lost(e: unknown, what: string): Error {

@@ -14,10 +14,13 @@
  *   opens until the last one has closed: a second instance is refused.
  * - With `workers` above 1 the flows run on worker threads (workers.ts);
  *   this thread then keeps the guard, progress, metrics and signals.
+ * - A flow that can run as one task per partition of its topic does
+ *   (tasks.ts), its tasks shared by the workers.
  */
 import type { Plan } from '../plan/plan.js';
 import { FlowRunner, FlowStats } from './flow.js';
-import { startWorkers, type Task } from './workers.js';
+import { startWorkers, usefulWorkers, type FlowRun } from './workers.js';
+import { TaskedFlow } from './tasks.js';
 import type { Logger } from '../core/log.js';
 import type { Output } from '../operators/operator.js';
 import { Progress } from './progress.js';
@@ -73,9 +76,9 @@ async function runFlows(
   }
   let metrics: import('../metrics/metrics.js').RunMetrics | undefined;
   const onEpoch = (e: import('./flow.js').EpochReport) => metrics?.epoch(e);
-  const workers = Math.min(opts.workers ?? 1, plan.flows.length);
+  const workers = usefulWorkers(plan.flows, opts.workers ?? 1);
   let flowDone = (_flow: string) => {};
-  let runners: Task[];
+  let runners: FlowRun[];
   if (workers > 1) {
     const pool = startWorkers(plan, workers, {
       stateDir: opts.stateDir,
@@ -85,23 +88,24 @@ async function runFlows(
       env: opts.env ?? process.env,
       signal: stop.signal,
       onEpoch,
+      abort: () => stop.abort(),
     });
     flowDone = pool.flowDone;
-    runners = plan.flows.map((f) => pool.tasks.get(f.name)!);
+    runners = plan.flows.map((f) => pool.flows.get(f.name)!);
     opts.log.info(`${plan.flows.length} flows on ${workers} worker threads`);
   } else
-    runners = plan.flows.map(
-      (f) =>
-        new FlowRunner(plan, f, {
-          stateDir: opts.stateDir,
-          drain: opts.drain,
-          signal: stop.signal,
-          log: opts.log,
-          output: opts.output,
-          onEpoch,
-          upstreamDone: Promise.all(f.upstream.map((u) => done.get(u)!.promise)).then(() => undefined),
-        }),
-    );
+    runners = plan.flows.map((f) => {
+      const o = {
+        stateDir: opts.stateDir,
+        drain: opts.drain,
+        signal: stop.signal,
+        log: opts.log,
+        output: opts.output,
+        onEpoch,
+        upstreamDone: Promise.all(f.upstream.map((u) => done.get(u)!.promise)).then(() => undefined),
+      };
+      return f.tasks.perPartition ? new TaskedFlow(plan, f, o) : new FlowRunner(plan, f, o);
+    });
   for (const f of plan.flows) void done.get(f.name)!.promise.then(() => flowDone(f.name));
   let server: import('../metrics/metrics.js').MetricsServer | undefined;
   if (opts.metrics) {

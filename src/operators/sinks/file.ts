@@ -14,7 +14,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import type { SinkDef, Sink, StreamInfo, RunContext } from '../operator.js';
+import { taskName, type SinkDef, type Sink, type StreamInfo, type RunContext } from '../operator.js';
 import { OutputMarkers, fsCall } from '../output-owner.js';
 import type { Row } from '../../core/types.js';
 import { makeJsonEncoder } from '../json-row.js';
@@ -52,13 +52,13 @@ export class FileSink implements Sink {
   constructor(
     readonly file: string,
     input: StreamInfo,
-    private ctx: Pick<RunContext, 'pipeline' | 'flow' | 'checkpointWhere'>,
+    private ctx: Pick<RunContext, 'pipeline' | 'flow' | 'task' | 'checkpointWhere'>,
   ) {
     this.encode = makeJsonEncoder(input.schema);
     this.what = `file sink ${file}`;
     this.markers = new OutputMarkers(
       path.join(path.dirname(file), `.${path.basename(file)}.salespipe`),
-      { pipeline: ctx.pipeline, flow: ctx.flow },
+      { pipeline: ctx.pipeline, flow: taskName(ctx) },
       `file ${file}`,
     );
   }

@@ -24,6 +24,8 @@ export interface FetcherInit {
   /** Next offset to read, per partition. */
   positions: Record<string, string>;
   maxQueued: number;
+  /** The partitions to read (a task's); absent: all of them. */
+  only?: number[];
 }
 
 export type FromFetcher =
@@ -69,7 +71,7 @@ const newConsumer = () =>
     sessionTimeout: init.conn.sessionTimeoutMs,
     heartbeatInterval: Math.max(500, Math.min(3_000, Math.floor(init.conn.sessionTimeoutMs / 3))),
     maxWaitTimeInMs: 500,
-    partitionAssigners: [roundRobinAssigner()],
+    partitionAssigners: [roundRobinAssigner(init.only)],
     retry: { retries: 5, restartOnFailure: async () => false },
   });
 /** The consumer fetching now: replaced by a new one after any crash (replace). */

@@ -15,6 +15,8 @@
  *   next fetch. Backpressure: at most MAX_QUEUED batches wait here, and the
  *   fetch thread stops fetching until the runtime takes one.
  * - Drain mode reads up to the end offsets seen once upstream flows are done.
+ * - A task of a flow (RunContext.task) reads its one partition, in a group
+ *   of its own (`<group>.<partition>`); its position holds that partition.
  */
 import { isUtf8 } from 'node:buffer';
 import { Worker } from 'node:worker_threads';
@@ -260,7 +262,9 @@ class KafkaSource implements Source {
     this.maxBytes = cfg.maxMessageBytes;
     const conn = connection(ctx, cfg.connection);
     this.topic = topicName(conn, cfg.topic);
-    this.group = `${conn.topicPrefix ?? ''}${cfg.group ?? `salespipe.${ctx.pipeline}.${ctx.flow}`}`;
+    // A task reads its partition in a group of its own: tasks starting and stopping never rebalance each other.
+    const group = cfg.group ?? `salespipe.${ctx.pipeline}.${ctx.flow}`;
+    this.group = `${conn.topicPrefix ?? ''}${group}${ctx.task === undefined ? '' : `.${ctx.task}`}`;
     this.log = ctx.log.child(`kafka:${this.topic}`);
   }
 
@@ -304,7 +308,13 @@ class KafkaSource implements Source {
       if (saved?.offsets && saved.topicId === undefined)
         this.log.debug(`the checkpoint predates topic ids; from now on it records ${this.topic}'s`);
       Object.assign(this.maxEt, saved?.eventTimes);
+      const task = this.ctx.task;
+      if (task !== undefined && !offs.some((o) => o.partition === task))
+        throw new PositionMismatch(
+          `flow ${this.ctx.flow}: task ${task} reads partition ${task} of ${this.topic}, which has ${offs.length} partition(s) now: the topic was recreated with fewer`,
+        );
       for (const o of offs) {
+        if (task !== undefined && o.partition !== task) continue;
         const p = String(o.partition);
         const at = saved?.offsets?.[p];
         if (saved?.offsets && at === undefined)
@@ -324,7 +334,14 @@ class KafkaSource implements Source {
 
   /** Fetching runs on its own thread, so kafkajs's decoding overlaps ours (fetcher.ts). */
   private startFetcher(conn: KafkaConn): Promise<void> {
-    const init: FetcherInit = { conn, topic: this.topic, group: this.group, positions: { ...this.next_ }, maxQueued: MAX_QUEUED };
+    const init: FetcherInit = {
+      conn,
+      topic: this.topic,
+      group: this.group,
+      positions: { ...this.next_ },
+      maxQueued: MAX_QUEUED,
+      ...(this.ctx.task === undefined ? {} : { only: [this.ctx.task] }),
+    };
     const w = new Worker(new URL('./kafka-fetcher.js', import.meta.url), { workerData: init });
     this.fetcher = w;
     let closed!: () => void;
@@ -396,7 +413,10 @@ class KafkaSource implements Source {
         10_000,
         'debug',
       );
-      this.end = Object.fromEntries(offs.map((o) => [String(o.partition), o.high]));
+      const task = this.ctx.task;
+      this.end = Object.fromEntries(
+        offs.filter((o) => task === undefined || o.partition === task).map((o) => [String(o.partition), o.high]),
+      );
       this.log.info(`drain: reading ${this.topic} up to offsets ${JSON.stringify(this.end)}`);
     } finally {
       await admin.disconnect();

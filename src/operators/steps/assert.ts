@@ -22,6 +22,7 @@ const config = {
 
 export const assertStep: StepDef<typeof config, { fn: Eval; reason: string; schema: Schema }> = {
   key: 'assert',
+  stateless: true,
   doc: 'Sends rows whose check is not true to the dead-letter output, with a message; other rows pass unchanged.',
   config,
   plan(cfg, input, ctx) {

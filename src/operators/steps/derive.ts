@@ -26,6 +26,7 @@ interface Planned {
 
 export const deriveStep: StepDef<typeof config, Planned> = {
   key: 'derive',
+  stateless: true,
   doc: 'Adds or replaces columns; each expression sees the columns derived before it.',
   config,
   plan(cfg, input, ctx) {

@@ -13,6 +13,7 @@ const config = { type: 'string', minLength: 1, description: 'Bool expression, e.
 
 export const filterStep: StepDef<typeof config, { fn: Eval; schema: Schema }> = {
   key: 'filter',
+  stateless: true,
   doc: 'Keeps rows whose condition is true (null counts as false). Rows that cannot be evaluated go to the dead-letter output.',
   config,
   plan(cfg, input, ctx) {

@@ -10,6 +10,7 @@ const config = { type: 'array', minItems: 1, uniqueItems: true, items: { type: '
 
 export const selectStep: StepDef<typeof config, { columns: readonly string[] }> = {
   key: 'select',
+  stateless: true,
   doc: 'Keeps only the listed columns, in the listed order.',
   config,
   plan(cfg, input, ctx) {

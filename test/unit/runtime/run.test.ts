@@ -102,6 +102,7 @@ function plan(h: ReturnType<typeof harness>, withAggregate: boolean): Plan {
         reads: [],
         writes: [],
         upstream: [],
+        tasks: { perPartition: false, because: 'its source has no partitions' },
         source: { type: 'counter', cfg: {}, def: h.source, out: stream, planned: undefined, path: [] },
         steps: withAggregate
           ? [{ key: 'aggregate', cfg: aggCfg, def: aggregateStep as never, input: stream, out: aggOut, planned: agg.planned, path: [] }]

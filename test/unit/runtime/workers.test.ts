@@ -9,13 +9,15 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ROOT, runCli, startCli, finished, tmpDir, until } from '../../support/helpers.js';
 import { checkDemoOutputs } from '../../support/sql.js';
-import { spreadFlows } from '../../../src/runtime/workers.js';
+import { spread, spreadFlows, usefulWorkers } from '../../../src/runtime/workers.js';
 import type { FlowPlan } from '../../../src/plan/plan.js';
 
 const DEMO = path.join(ROOT, 'pipelines/demo.yaml');
 
+const f = (name: string, type: string, perPartition = false) =>
+  ({ name, source: { type }, tasks: perPartition ? { perPartition } : { perPartition, because: 'a test' } }) as unknown as FlowPlan;
+
 test('flows are spread heaviest first onto the least loaded worker; never more workers than flows', () => {
-  const f = (name: string, type: string) => ({ name, source: { type } }) as unknown as FlowPlan;
   const flows = [f('publish', 'sql'), f('aggregate', 'kafka'), f('archive', 'kafka'), f('alerts', 'sql')];
   assert.deepEqual(spreadFlows(flows, 2), [
     ['aggregate', 'publish'],
@@ -24,6 +26,28 @@ test('flows are spread heaviest first onto the least loaded worker; never more w
   assert.deepEqual(spreadFlows(flows, 3), [['aggregate'], ['archive'], ['publish', 'alerts']]);
   assert.deepEqual(spreadFlows(flows.slice(0, 2), 8), [['aggregate'], ['publish']]);
   assert.deepEqual(spreadFlows(flows, 1), [['aggregate', 'archive', 'publish', 'alerts']]);
+});
+
+test('a flow that runs as tasks goes to every worker, its weight shared, and can use more workers than there are flows', () => {
+  const flows = [f('publish', 'sql'), f('aggregate', 'kafka'), f('archive', 'kafka', true)];
+  // aggregate (2) goes to the first thread, publish (1) to the second; archive to both.
+  assert.deepEqual(spreadFlows(flows, 2), [
+    ['archive', 'aggregate'],
+    ['archive', 'publish'],
+  ]);
+  // The less loaded thread (publish) is member 0 of archive's: it gets two of three partitions.
+  assert.deepEqual(
+    spread(flows, 2).map((w) => w.member),
+    [1, 0],
+  );
+  assert.deepEqual(spreadFlows([f('archive', 'kafka', true)], 3), [['archive'], ['archive'], ['archive']]);
+  assert.deepEqual(
+    spread([f('archive', 'kafka', true)], 3).map((w) => w.member),
+    [0, 1, 2],
+  );
+  assert.equal(usefulWorkers([f('archive', 'kafka', true)], 4), 4);
+  assert.equal(usefulWorkers([f('aggregate', 'kafka'), f('publish', 'sql')], 4), 2);
+  assert.deepEqual(spreadFlows(flows, 1), [['archive', 'aggregate', 'publish']]);
 });
 
 /** A demo database of `count` sales in a new folder. */

@@ -4,7 +4,7 @@
  */
 import path from 'node:path';
 import crypto from 'node:crypto';
-import type { Sink, RunContext } from '../../operator.js';
+import { taskName, type Sink, type RunContext } from '../../operator.js';
 import type { Row, Schema } from '../../../core/types.js';
 import { toParquet, fromParquet } from './arrow-rows.js';
 import { makeKeyEncoder } from '../../json-row.js';
@@ -49,7 +49,7 @@ export class ParquetSink implements Sink {
     this.rollRows = cfg.rollRows;
     this.key = makeKeyEncoder(input.key ?? []);
     this.kinds = new Map(input.schema.map((f) => [f.name, f.type.kind]));
-    this.tag = ownerTag({ pipeline: ctx.pipeline, flow: ctx.flow });
+    this.tag = ownerTag({ pipeline: ctx.pipeline, flow: taskName(ctx) });
   }
 
   private isMine(key: string): boolean {
@@ -63,7 +63,7 @@ export class ParquetSink implements Sink {
   async open(state: unknown, epoch: number) {
     this.store = await openStore(locationOf(this.p, this.ctx.specDir), this.ctx, `parquet sink ${this.cfg.path}`);
     await this.store.init();
-    this.markers = new StoreMarkers(this.store, { pipeline: this.ctx.pipeline, flow: this.ctx.flow }, `dataset ${this.store.where}`);
+    this.markers = new StoreMarkers(this.store, { pipeline: this.ctx.pipeline, flow: taskName(this.ctx) }, `dataset ${this.store.where}`);
     const published = this.tickets(state);
     // The checkpoint names these files: finish publishing them (idempotent). One gone with its final name
     // (the output moved away meanwhile) cannot be published: said, not fatal, as the markers check below decides.

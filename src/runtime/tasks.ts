@@ -1,0 +1,172 @@
+/**
+ * @module Flows as tasks: one per partition of the Kafka topic they read.
+ *
+ * Rules:
+ * - A flow whose steps keep nothing from one record to the next and whose
+ *   outputs take several writers (plan.ts, FlowPlan.tasks) runs as one task
+ *   per partition of its topic: `<flow>.<partition>`. Each task is a
+ *   FlowRunner of its own: its own checkpoint (key
+ *   `<pipeline>/<flow>.<partition>`), its own transactional producer
+ *   (transactional.id `<topicPrefix>salespipe.<pipeline>.<flow>.<partition>`,
+ *   which fences a zombie of that task alone), its own consumer group
+ *   (`salespipe.<pipeline>.<flow>.<partition>`), its own output files and
+ *   markers (output-owner.ts) and its own default dead-letter file.
+ * - A flow's tasks are shared by the members that run it: with `--workers N`,
+ *   one member per worker thread; member i of n runs the tasks of the
+ *   partitions p with p mod n = i. The partitions are those the topic has
+ *   when the member starts (it waits for the topic as a source does).
+ * - A task's first run takes over its partition from the flow's checkpoint
+ *   of when it ran as one task (task-checkpoints.ts): its position in that
+ *   partition, the epoch number; task 0 also takes the staged outputs to
+ *   finish and the counts since the start. The flow's checkpoint stays as it
+ *   was: a task that has not committed yet still finds it. The opposite way
+ *   (a flow that ran as tasks and now runs as one, after a change of its
+ *   steps) is refused: its tasks' staged outputs would be lost.
+ * - A member's figures are the sum of its tasks' (combineStats); a task that
+ *   fails stops the member's other tasks and fails the member.
+ */
+import type { FlowPlan, Plan } from '../plan/plan.js';
+import { FlowRunner, flowContext, newStats, type FlowOptions, type FlowStats } from './flow.js';
+import type { FlowRun } from './workers.js';
+import { connection, topicName } from '../connections/config.js';
+import { kafkaClient, kafkaConn, kafkaWhere } from '../connections/kafka.js';
+import { sleep, withRetry } from '../connections/retry.js';
+
+/** The figures of a flow from its tasks' (or members'): counts summed, the watermark the least, times the latest. */
+export function combineStats(flow: string, parts: FlowStats[], into?: FlowStats): FlowStats {
+  const out: FlowStats = into ?? newStats(flow);
+  const sum = (f: (s: FlowStats) => number | undefined) =>
+    parts.some((s) => f(s) !== undefined) ? parts.reduce((n, s) => n + (f(s) ?? 0), 0) : undefined;
+  const max = (f: (s: FlowStats) => number | undefined) => {
+    const v = parts.map(f).filter((x): x is number => x !== undefined);
+    return v.length ? Math.max(...v) : undefined;
+  };
+  out.recordsIn = sum((s) => s.recordsIn) ?? 0;
+  out.recordsOut = sum((s) => s.recordsOut) ?? 0;
+  out.deadLetters = sum((s) => s.deadLetters) ?? 0;
+  out.late = sum((s) => s.late) ?? 0;
+  out.epochs = sum((s) => s.epochs) ?? 0;
+  out.lag = sum((s) => s.lag);
+  out.checkpointBytes = sum((s) => s.checkpointBytes);
+  out.checkpointBytesTotal = sum((s) => s.checkpointBytesTotal);
+  out.lastCommitAt = max((s) => s.lastCommitAt);
+  out.openedAt = max((s) => s.openedAt);
+  out.finishedAt = parts.length && parts.every((s) => s.finishedAt !== undefined) ? max((s) => s.finishedAt) : undefined;
+  if (parts.length) out.startedAt = Math.min(...parts.map((s) => s.startedAt));
+  const counters: Record<string, number> = {};
+  for (const s of parts) for (const [k, v] of Object.entries(s.counters)) counters[k] = (counters[k] ?? 0) + v;
+  out.counters = counters;
+  // Every task holds event time back: the flow is as far as its slowest task.
+  const wms = parts.map((s) => s.watermark);
+  out.watermark = wms.length && wms.every((w) => w !== undefined) ? Math.min(...(wms as number[])) : undefined;
+  out.watermarkKind = parts.find((s) => s.watermarkKind)?.watermarkKind;
+  const to = [...new Set(parts.map((s) => s.deadLettersTo).filter((d): d is string => !!d))];
+  out.deadLettersTo = to.length > 1 ? `${to[0]} (and ${to.length - 1} more, one per task)` : (to[0] ?? out.deadLettersTo);
+  return out;
+}
+
+/**
+ * One member of a flow that runs as tasks: the tasks of the partitions it
+ * owns (p mod members = index), each a FlowRunner, run together.
+ */
+export class TaskedFlow implements FlowRun {
+  readonly stats: FlowStats;
+  private runners: FlowRunner[] = [];
+
+  constructor(
+    private plan: Plan,
+    private flow: FlowPlan,
+    private opts: FlowOptions,
+    private member = { index: 0, of: 1 },
+  ) {
+    this.stats = combineStats(flow.name, []);
+  }
+
+  /** Refreshes the figures from the tasks'. */
+  private update() {
+    if (this.runners.length)
+      combineStats(
+        this.flow.name,
+        this.runners.map((r) => r.stats),
+        this.stats,
+      );
+  }
+
+  async run(): Promise<FlowStats> {
+    const partitions = await this.partitions();
+    if (partitions === undefined) return this.stats;
+    const mine = partitions.filter((p) => p % this.member.of === this.member.index);
+    const log = this.opts.log.child(this.flow.name);
+    if (!mine.length) {
+      log.info(`no task to run here: ${partitions.length} partition(s) for ${this.member.of} member(s)`);
+      return this.stats;
+    }
+    log.info(`runs task(s) ${mine.map((p) => `${this.flow.name}.${p}`).join(', ')} (${partitions.length} partition(s) in all)`);
+    const stop = new AbortController();
+    const onAbort = () => stop.abort();
+    if (this.opts.signal.aborted) stop.abort();
+    else this.opts.signal.addEventListener('abort', onAbort, { once: true });
+    this.runners = mine.map((task) => new FlowRunner(this.plan, this.flow, { ...this.opts, signal: stop.signal, task }));
+    const timer = setInterval(() => this.update(), 250);
+    let failure: unknown;
+    try {
+      await Promise.all(
+        this.runners.map((r) =>
+          r.run().catch((e) => {
+            failure ??= e;
+            stop.abort(); // the member's other tasks end their epochs
+          }),
+        ),
+      );
+    } finally {
+      clearInterval(timer);
+      this.opts.signal.removeEventListener('abort', onAbort);
+      this.update();
+    }
+    if (failure) throw failure;
+    return this.stats;
+  }
+
+  /**
+   * The partitions of the flow's topic, once it exists (an upstream flow
+   * may create it); undefined if the run stops first or a drain finds no
+   * topic (nothing to do).
+   */
+  private async partitions(): Promise<number[] | undefined> {
+    const { plan, flow, opts } = this;
+    const ctx = flowContext(plan, flow, opts);
+    const connName = flow.source.def.kafkaConnection!(flow.source.cfg);
+    const conn = kafkaConn(ctx, connName);
+    const topic = topicName(connection(ctx, connName), flow.source.cfg.topic);
+    const admin = kafkaClient(conn, ctx.log).admin();
+    try {
+      await withRetry(`connecting to ${kafkaWhere(conn)}`, ctx.log, opts.signal, () => admin.connect());
+      let logged = false;
+      for (;;) {
+        if (opts.signal.aborted) return undefined;
+        const listed = await withRetry(`listing the topics of ${kafkaWhere(conn)}`, ctx.log, opts.signal, () => admin.listTopics());
+        if (listed.includes(topic)) break;
+        if (opts.drain) {
+          await opts.upstreamDone;
+          if ((await admin.listTopics()).includes(topic)) break;
+          ctx.log.info(`topic ${topic} does not exist and nothing upstream created it: nothing to drain`);
+          return undefined;
+        }
+        if (!logged) ctx.log.info(`waiting for topic ${topic} to be created`);
+        logged = true;
+        await sleep(2000, opts.signal);
+      }
+      const meta = await withRetry(
+        `reading the partitions of ${topic}`,
+        ctx.log,
+        opts.signal,
+        () => admin.fetchTopicMetadata({ topics: [topic] }),
+        10_000,
+        'debug',
+      );
+      return meta.topics[0].partitions.map((p) => p.partitionId).sort((a, b) => a - b);
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+}
