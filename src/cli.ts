@@ -224,7 +224,10 @@ function runCommand(program: Command, { io, log, act }: CommandContext): void {
     .option('--no-progress', 'no spinner or periodic progress lines')
     .option('--metrics-port <port>', 'serve Prometheus metrics at /metrics, and /healthz, /readyz, on this port')
     .option('--metrics-host <host>', 'the address the metrics listen on (default 127.0.0.1)')
-    .option('--workers <n>', "worker threads the flows run on (default: this machine's cores; 1: all on the main thread)")
+    .option(
+      '--workers <n>',
+      "worker threads the flows (and the tasks of flows that run one per partition) run on (default: this machine's cores; 1: all on the main thread)",
+    )
     .addHelpText(
       'after',
       examples([

@@ -1,5 +1,5 @@
 /**
- * @module A worker thread running some of a plan's tasks (workers.ts).
+ * @module A worker thread running some of a plan's flows (workers.ts).
  *
  * It plans the spec text the main thread read, with the main thread's
  * environment, runs its flows with FlowRunner (a flow that runs as tasks:
