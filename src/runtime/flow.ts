@@ -51,7 +51,7 @@ import { kafkaConn } from '../connections/kafka.js';
 import { sleep } from '../connections/retry.js';
 import { processStdout } from '../core/io.js';
 import type { FlowFigures } from '../metrics/metrics.js';
-import { oneTaskAfterTasks, taskCheckpoint } from './task-checkpoints.js';
+import { newTaskCheckpoint, oneTaskAfterTasks, taskCheckpoint } from './task-checkpoints.js';
 
 /** What the summary, the progress line, `status` and the metrics report of a flow. */
 export interface FlowStats extends FlowFigures {
@@ -266,6 +266,12 @@ export class FlowRunner {
         );
         cp = taskCheckpoint(cp, task);
       } else if (cp) ctx.log.info(`checkpoint taken over from ${this.cpFile}; from now on it is committed to Kafka`);
+      const sibling = task === undefined || cp ? undefined : [...this.store.family().values()][0];
+      if (sibling) {
+        // Other tasks of the flow have checkpoints, this one none: its partition was added to the topic since.
+        ctx.log.info(`partition ${task} is new since the flow's other tasks started: task ${this.name} reads it from its start`);
+        cp = newTaskCheckpoint(sibling);
+      }
     }
     return cp;
   }

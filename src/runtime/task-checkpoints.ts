@@ -37,6 +37,28 @@ export function taskCheckpoint(flow: Checkpoint, task: number): Checkpoint {
   };
 }
 
+/**
+ * The checkpoint a task starts from when its partition was added to the
+ * topic after the flow's other tasks had started (`sibling` is one of
+ * theirs): a position in no partition, which the source reads as a new
+ * partition, from its start (whatever `startFrom` says, as for a partition
+ * added to the topic of a flow that runs as one task); the sibling's epoch;
+ * nothing else.
+ */
+export function newTaskCheckpoint(sibling: Checkpoint): Checkpoint {
+  const src = sibling.source as KafkaPosition | undefined;
+  return {
+    version: 1,
+    epoch: sibling.epoch,
+    source: src && { topic: src.topic, topicId: src.topicId, offsets: {}, eventTimes: {} },
+    steps: sibling.steps.map(() => null),
+    sinks: sibling.sinks.map(() => undefined),
+    deadLetter: undefined,
+    at: sibling.at,
+    totals: { ...ZERO_TOTALS },
+  };
+}
+
 /** Why a flow that ran as tasks cannot run as one. */
 export function oneTaskAfterTasks(flow: FlowPlan, file: string, tasks: number, where = 'the checkpoint topic'): string {
   const because = flow.tasks.perPartition ? '' : ` (${flow.tasks.because})`;

@@ -14,7 +14,10 @@
  * - A flow's tasks are shared by the members that run it: with `--workers N`,
  *   one member per worker thread; member i of n runs the tasks of the
  *   partitions p with p mod n = i. The partitions are those the topic has
- *   when the member starts (it waits for the topic as a source does).
+ *   when the member starts (it waits for the topic as a source does); a
+ *   run that is not a drain checks the topic every PARTITION_CHECK_MS and
+ *   starts the tasks of partitions added to it, which read them from their
+ *   start (task-checkpoints.ts, newTaskCheckpoint).
  * - A task's first run takes over its partition from the flow's checkpoint
  *   of when it ran as one task (task-checkpoints.ts): its position in that
  *   partition, the epoch number; task 0 also takes the staged outputs to
@@ -50,7 +53,8 @@ export function combineStats(flow: string, parts: FlowStats[], into?: FlowStats)
   out.checkpointBytes = sum((s) => s.checkpointBytes);
   out.checkpointBytesTotal = sum((s) => s.checkpointBytesTotal);
   out.lastCommitAt = max((s) => s.lastCommitAt);
-  out.openedAt = max((s) => s.openedAt);
+  // Ready (metrics' /readyz) once every task has opened.
+  out.openedAt = parts.length && parts.every((s) => s.openedAt !== undefined) ? max((s) => s.openedAt) : undefined;
   out.finishedAt = parts.length && parts.every((s) => s.finishedAt !== undefined) ? max((s) => s.finishedAt) : undefined;
   if (parts.length) out.startedAt = Math.min(...parts.map((s) => s.startedAt));
   const counters: Record<string, number> = {};
@@ -64,6 +68,9 @@ export function combineStats(flow: string, parts: FlowStats[], into?: FlowStats)
   out.deadLettersTo = to.length > 1 ? `${to[0]} (and ${to.length - 1} more, one per task)` : (to[0] ?? out.deadLettersTo);
   return out;
 }
+
+/** How often a flow that runs as tasks checks its topic for partitions added to it (not in a drain). */
+const PARTITION_CHECK_MS = 10_000;
 
 /**
  * One member of a flow that runs as tasks: the tasks of the partitions it
@@ -95,29 +102,49 @@ export class TaskedFlow implements FlowRun {
   async run(): Promise<FlowStats> {
     const partitions = await this.partitions();
     if (partitions === undefined) return this.stats;
-    const mine = partitions.filter((p) => p % this.member.of === this.member.index);
-    const log = this.opts.log.child(this.flow.name);
-    if (!mine.length) {
-      log.info(`no task to run here: ${partitions.length} partition(s) for ${this.member.of} member(s)`);
-      return this.stats;
-    }
-    log.info(`runs task(s) ${mine.map((p) => `${this.flow.name}.${p}`).join(', ')} (${partitions.length} partition(s) in all)`);
+    const { flow, member } = this;
+    const log = this.opts.log.child(flow.name);
+    const mine = (ps: number[]) => ps.filter((p) => p % member.of === member.index);
+    const names = (ps: number[]) => ps.map((p) => `${flow.name}.${p}`).join(', ');
     const stop = new AbortController();
     const onAbort = () => stop.abort();
     if (this.opts.signal.aborted) stop.abort();
     else this.opts.signal.addEventListener('abort', onAbort, { once: true });
-    this.runners = mine.map((task) => new FlowRunner(this.plan, this.flow, { ...this.opts, signal: stop.signal, task }));
-    const timer = setInterval(() => this.update(), 250);
     let failure: unknown;
+    const runs: Promise<void>[] = [];
+    const start = (tasks: number[]) => {
+      for (const task of tasks) {
+        const r = new FlowRunner(this.plan, flow, { ...this.opts, signal: stop.signal, task });
+        this.runners.push(r);
+        runs.push(
+          r.run().then(
+            () => undefined,
+            (e) => {
+              failure ??= e;
+              stop.abort(); // the member's other tasks end their epochs
+            },
+          ),
+        );
+      }
+    };
+    const first = mine(partitions);
+    log.info(
+      first.length
+        ? `runs task(s) ${names(first)} (${partitions.length} partition(s) in all)`
+        : `no task to run here for now: ${partitions.length} partition(s) for ${member.of} member(s)`,
+    );
+    start(first);
+    if (!first.length) this.stats.openedAt = Date.now(); // nothing to open: ready
+    const timer = setInterval(() => this.update(), 250);
     try {
-      await Promise.all(
-        this.runners.map((r) =>
-          r.run().catch((e) => {
-            failure ??= e;
-            stop.abort(); // the member's other tasks end their epochs
-          }),
-        ),
-      );
+      // A drain reads the partitions there were at its start; a service also takes on those added since.
+      if (!this.opts.drain)
+        await this.watch(new Set(partitions), stop.signal, (added) => {
+          const more = mine(added);
+          log.info(`partition(s) ${added.join(', ')} added to the topic${more.length ? `: starting task(s) ${names(more)}` : ''}`);
+          start(more);
+        });
+      for (let i = 0; i < runs.length; i++) await runs[i];
     } finally {
       clearInterval(timer);
       this.opts.signal.removeEventListener('abort', onAbort);
@@ -127,18 +154,46 @@ export class TaskedFlow implements FlowRun {
     return this.stats;
   }
 
+  /** The flow's topic, named as on the cluster, and an admin client of its connection. */
+  private topic() {
+    const { plan, flow, opts } = this;
+    const ctx = flowContext(plan, flow, opts);
+    const connName = flow.source.def.kafkaConnection!(flow.source.cfg);
+    const conn = kafkaConn(ctx, connName);
+    return { ctx, conn, topic: topicName(connection(ctx, connName), flow.source.cfg.topic), admin: kafkaClient(conn, ctx.log).admin() };
+  }
+
+  /** Until `signal` aborts, checks the topic's partitions every PARTITION_CHECK_MS and reports those added. */
+  private async watch(known: Set<number>, signal: AbortSignal, added: (partitions: number[]) => void): Promise<void> {
+    const { ctx, topic, admin } = this.topic();
+    try {
+      while (!signal.aborted) {
+        await sleep(PARTITION_CHECK_MS, signal);
+        if (signal.aborted) break;
+        try {
+          await admin.connect();
+          const meta = await admin.fetchTopicMetadata({ topics: [topic] });
+          const fresh = meta.topics[0].partitions.map((p) => p.partitionId).filter((p) => !known.has(p));
+          fresh.sort((a, b) => a - b);
+          for (const p of fresh) known.add(p);
+          if (fresh.length) added(fresh);
+        } catch (e) {
+          ctx.log.debug(`could not check ${topic} for added partitions: ${(e as Error).message}`);
+        }
+      }
+    } finally {
+      await admin.disconnect().catch(() => undefined);
+    }
+  }
+
   /**
    * The partitions of the flow's topic, once it exists (an upstream flow
    * may create it); undefined if the run stops first or a drain finds no
    * topic (nothing to do).
    */
   private async partitions(): Promise<number[] | undefined> {
-    const { plan, flow, opts } = this;
-    const ctx = flowContext(plan, flow, opts);
-    const connName = flow.source.def.kafkaConnection!(flow.source.cfg);
-    const conn = kafkaConn(ctx, connName);
-    const topic = topicName(connection(ctx, connName), flow.source.cfg.topic);
-    const admin = kafkaClient(conn, ctx.log).admin();
+    const { opts } = this;
+    const { ctx, conn, topic, admin } = this.topic();
     try {
       await withRetry(`connecting to ${kafkaWhere(conn)}`, ctx.log, opts.signal, () => admin.connect());
       let logged = false;

@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import kafkajs from 'kafkajs';
-import { needServices, readParquet, runCli, tmpDir, uniq } from '../support/helpers.js';
+import { finished, needServices, readParquet, runCli, startCli, tmpDir, uniq, until } from '../support/helpers.js';
 import { BROKERS, createTopic, pingKafka } from '../support/kafka.js';
 import { KafkaCheckpointStore } from '../../src/runtime/kafka-checkpoint.js';
 import { kafkaConn } from '../../src/connections/kafka.js';
@@ -20,8 +20,11 @@ import { createLogger } from '../../src/core/log.js';
 
 const PARTITIONS = 3;
 
-/** Records 0..n-1 of `topic`, record i in partition i mod 3 (so at offset floor(i / 3) there). */
-async function produce(topic: string, from: number, n: number): Promise<void> {
+/** Records from..from+n-1 of `topic`, record i in partition i mod 3 (so at offset floor(i / 3) there). */
+const produce = (topic: string, from: number, n: number) => produceTo(topic, from, n, PARTITIONS);
+
+/** Records from..from+n-1 of `topic`, record i in partition i mod `partitions`. */
+async function produceTo(topic: string, from: number, n: number, partitions: number): Promise<void> {
   const k = new kafkajs.Kafka({ brokers: BROKERS.split(','), clientId: 'salespipe-test', logLevel: kafkajs.logLevel.NOTHING });
   const p = k.producer();
   await p.connect();
@@ -30,7 +33,7 @@ async function produce(topic: string, from: number, n: number): Promise<void> {
       const messages = [];
       for (let i = start; i < Math.min(from + n, start + 500); i++)
         messages.push({
-          partition: i % PARTITIONS,
+          partition: i % partitions,
           key: String(i),
           value: JSON.stringify({ id: i, quantity: 1 + (i % 5), at: '2026-03-01 10:00:00' }),
         });
@@ -67,6 +70,9 @@ ${aggregate ? '      - aggregate: { groupBy: [id], compute: { n: count(id) }, mo
 }
 
 const ids = (dir: string) => readParquet(dir).map((r) => Number(r.id));
+
+/** Rows in a dataset so far (0 before it has a file). */
+const count = (dir: string) => (fs.existsSync(dir) && fs.readdirSync(dir).some((n) => n.endsWith('.parquet')) ? ids(dir).length : 0);
 
 function assertOnce(got: number[], want: number[], what: string) {
   assert.equal(got.length, want.length, `${what}: ${got.length} rows, ${want.length} expected`);
@@ -143,6 +149,14 @@ test('a stateless Kafka flow runs as one task per partition on two workers: each
   assert.equal(more.code, 0, more.stderr);
   assert.match(more.stderr, /archive: 600 records in, 600 out/);
   assertOnce(ids(path.join(dir, 'archive')), [...Array(3600).keys()], 'after more records');
+
+  // reset starts each task over: the next run reads every partition from its start again.
+  const reset = await runCli(['reset', file, '--flow', 'archive', '--state-dir', state]);
+  assert.equal(reset.code, 0, reset.stderr);
+  for (let p = 0; p < PARTITIONS; p++) assert.match(reset.stderr, new RegExp(`archive\\.${p}: positions and state reset`));
+  const over = await run(2);
+  assert.equal(over.code, 0, over.stderr);
+  assert.match(over.stderr, /archive: 3,600 records in, 3,600 out/);
 });
 
 test("a flow's checkpoint from when it ran as one task is taken over by its tasks, partition by partition; back to one task is refused until reset", async (t) => {
@@ -220,4 +234,53 @@ test("a flow's checkpoint from when it ran as one task is taken over by its task
   assert.equal(after.code, 0, after.stderr);
   // Reset: the flow starts over from the topic's start (the reset checkpoint dropped its positions).
   assert.match(after.stderr, /archive: 1,500 records in, 1,500 out/);
+});
+
+test('a running flow takes on the partitions added to its topic: their tasks start and read them from their start, each record once', async (t) => {
+  if (!(await needServices(t, pingKafka))) return;
+  const pipeline = `tasks_${uniq()}`;
+  const topic = `${pipeline}_in`;
+  await createTopic(topic, 2);
+  await produceTo(topic, 0, 400, 2);
+  const dir = tmpDir();
+  const file = spec(dir, pipeline, topic);
+  const state = path.join(dir, 'state');
+  // startFrom latest: a partition added while the flow runs is read from its start all the same.
+  fs.writeFileSync(file, fs.readFileSync(file, 'utf8').replace('      topic: ', '      startFrom: latest\n      topic: '));
+  const child = startCli(['run', file, '--workers', '2', '--no-progress', '--metrics-port', '0', '--state-dir', state]);
+  try {
+    let base = '';
+    await until(
+      () => !!(base = /metrics at (http:\S+)\/metrics/.exec(child.out!.stderr)?.[1] ?? '') || child.exitCode !== null,
+      60_000,
+      'the metrics endpoint',
+    );
+    // Ready: every task has opened its source, at the end of its partition (startFrom latest).
+    await until(async () => (await fetch(`${base}/readyz`)).status === 200, 60_000, 'every task open');
+    assert.match(child.out!.stderr, /runs task\(s\) archive\.0 /);
+    assert.match(child.out!.stderr, /runs task\(s\) archive\.1 /);
+    await produceTo(topic, 400, 200, 2);
+    await until(() => count(path.join(dir, 'archive')) === 200, 60_000, '200 archived');
+    const admin = new kafkajs.Kafka({ brokers: BROKERS.split(','), logLevel: kafkajs.logLevel.NOTHING }).admin();
+    await admin.connect();
+    try {
+      await admin.createPartitions({ topicPartitions: [{ topic, count: 3 }] });
+    } finally {
+      await admin.disconnect();
+    }
+    // Written to the new partition before its task exists: read all the same.
+    await produceTo(topic, 600, 300, 3);
+    await until(() => /partition\(s\) 2 added to the topic: starting task\(s\) archive\.2/.test(child.out!.stderr), 60_000, 'the new task');
+    await until(() => count(path.join(dir, 'archive')) === 500, 60_000, '500 archived');
+  } finally {
+    child.kill('SIGTERM');
+  }
+  const r = await finished(child);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /\[archive\.2\] partition 2 is new since the flow's other tasks started: task archive\.2 reads it from its start/);
+  assertOnce(
+    ids(path.join(dir, 'archive')),
+    [...Array(500).keys()].map((i) => i + 400),
+    'records produced after the start',
+  );
 });

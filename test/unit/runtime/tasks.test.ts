@@ -11,7 +11,7 @@ import { ROOT } from '../../support/helpers.js';
 import { loadSpec, loadSpecText } from '../../../src/spec/load.js';
 import { planSpec } from '../../../src/plan/plan.js';
 import { combineStats } from '../../../src/runtime/tasks.js';
-import { combinedCheckpoint, taskCheckpoint } from '../../../src/runtime/task-checkpoints.js';
+import { combinedCheckpoint, newTaskCheckpoint, taskCheckpoint } from '../../../src/runtime/task-checkpoints.js';
 import type { Checkpoint } from '../../../src/runtime/checkpoint.js';
 import type { FlowStats } from '../../../src/runtime/flow.js';
 import { checkMarkers } from '../../../src/operators/output-owner.js';
@@ -76,6 +76,16 @@ test("a task's first checkpoint is the flow's: the same epoch, its partition's p
   assert.deepEqual((taskCheckpoint(flowCp, 3).source as { offsets: object }).offsets, {});
   // After a reset (no positions), no task has one.
   assert.equal(taskCheckpoint({ ...flowCp, source: undefined }, 0).source, undefined);
+});
+
+test('a task whose partition was added after the others started begins with no position (its partition read from the start) and no counts', () => {
+  const sibling: Checkpoint = { ...taskCheckpoint(flowCp, 1), epoch: 12, reset: undefined };
+  const cp = newTaskCheckpoint(sibling);
+  assert.equal(cp.epoch, 12);
+  assert.deepEqual(cp.source, { topic: 't', topicId: 'id1', offsets: {}, eventTimes: {} });
+  assert.deepEqual(cp.sinks, [undefined]);
+  assert.deepEqual(cp.totals, { recordsIn: 0, recordsOut: 0, deadLetters: 0, late: 0 });
+  assert.equal(newTaskCheckpoint({ ...sibling, source: undefined }).source, undefined);
 });
 
 test("status combines the tasks' checkpoints: every partition's position, the counts summed, the latest epoch", () => {
