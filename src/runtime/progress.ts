@@ -102,7 +102,11 @@ export class Progress {
     this.spinner = null;
     logHooks.around = null;
     // The summary is printed with or without progress lines: cron logs want it.
-    this.log.info(`peak RSS ${Math.round(process.resourceUsage().maxRSS / 1024)} MB`);
+    const use = process.resourceUsage();
+    // CPU of every thread of the process (workers, fetch threads): beside the wall time, how busy the cores were.
+    this.log.info(
+      `peak RSS ${Math.round(use.maxRSS / 1024)} MB, CPU ${((use.userCPUTime + use.systemCPUTime) / 1e6).toFixed(1)} s (all threads)`,
+    );
     for (const f of this.flows) {
       const secs = ((f.finishedAt ?? Date.now()) - f.startedAt) / 1000;
       this.log.info(
