@@ -100,7 +100,7 @@ export async function pipeline(
   flows: string[],
   args: string[] = [],
   tag = flows[0],
-): Promise<{ rate: number; rss: number; secs: number }> {
+): Promise<{ rate: number; rss: number; secs: number; cpu: number }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'salespipe-bench-'));
   await customerTable(dir);
   // A pipeline of its own per bench run: its checkpoints refer to this run's topic only.
@@ -142,7 +142,8 @@ export async function pipeline(
     secs = Math.max(secs, Number(m[2]));
   }
   if (!process.env.BENCH_KEEP) fs.rmSync(dir, { recursive: true, force: true });
-  return { rate: records / secs, rss: Number(rss[1]), secs };
+  const cpu = Number(/CPU ([\d.]+) s/.exec(err)?.[1] ?? NaN);
+  return { rate: records / secs, rss: Number(rss[1]), secs, cpu };
 }
 
 /** Removes the bench topic and the topics the pipelines wrote. */

@@ -16,6 +16,9 @@ export interface WorkersResult {
   workers2_speedup: number;
   peak_rss_mb: number;
   workers2_peak_rss_mb: number;
+  /** CPU seconds of the measured process, all threads (kafkajs's fetch threads included). */
+  cpu_s: number;
+  workers2_cpu_s: number;
 }
 
 export async function workersBench(): Promise<WorkersResult> {
@@ -28,9 +31,11 @@ export async function workersBench(): Promise<WorkersResult> {
     workers2_speedup: Number((w2.rate / w1.rate).toFixed(2)),
     peak_rss_mb: w1.rss,
     workers2_peak_rss_mb: w2.rss,
+    cpu_s: w1.cpu,
+    workers2_cpu_s: w2.cpu,
   };
   log(
-    `salespipe sales (2 flows; both flows' records over the slower one's time): ${r.records_per_s} records/s on one thread, ${r.workers2_records_per_s} on 2 workers (${r.workers2_speedup} x), peak RSS ${w1.rss} / ${w2.rss} MB`,
+    `salespipe sales (2 flows; both flows' records over the slower one's time): ${r.records_per_s} records/s on one thread, ${r.workers2_records_per_s} on 2 workers (${r.workers2_speedup} x), peak RSS ${w1.rss} / ${w2.rss} MB, CPU ${w1.cpu} / ${w2.cpu} s over ${w1.secs} / ${w2.secs} s`,
   );
   return r;
 }
