@@ -100,10 +100,18 @@ export class TaskedFlow implements FlowRun {
   }
 
   async run(): Promise<FlowStats> {
-    const partitions = await this.partitions();
-    if (partitions === undefined) return this.stats;
     const { flow, member } = this;
     const log = this.opts.log.child(flow.name);
+    let partitions: number[] | undefined;
+    try {
+      partitions = await this.partitions();
+    } catch (e) {
+      // Stopped while still connecting (the broker down, say): nothing was read, nothing to commit.
+      if (!this.opts.signal.aborted) throw e;
+      log.info('stopped before the flow had opened its connections');
+      return this.stats;
+    }
+    if (partitions === undefined) return this.stats;
     const mine = (ps: number[]) => ps.filter((p) => p % member.of === member.index);
     const names = (ps: number[]) => ps.map((p) => `${flow.name}.${p}`).join(', ');
     const stop = new AbortController();

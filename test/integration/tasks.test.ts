@@ -284,3 +284,37 @@ test('a running flow takes on the partitions added to its topic: their tasks sta
     'records produced after the start',
   );
 });
+
+test("a flow that runs as tasks, stopped while its topic's cluster cannot be reached, ends cleanly: exit 0, nothing failed", async (t) => {
+  if (!(await needServices(t, pingKafka))) return;
+  const dir = tmpDir();
+  const file = path.join(dir, 'down.yaml');
+  // The checkpoint (and the pipeline's lease) on the test broker; the topic on a cluster nothing
+  // listens for (port 9, discard): every connection to it is refused, and retried.
+  fs.writeFileSync(
+    file,
+    `pipeline: tasks_${uniq()}
+connections:
+  up: { type: kafka, brokers: "${BROKERS}" }
+  down: { type: kafka, brokers: "127.0.0.1:9" }
+flows:
+  archive:
+    source: { type: kafka, connection: down, topic: t, schema: { id: int } }
+    steps: [ { filter: "id > 0" } ]
+    sinks: [ { type: kafka, connection: up, topic: tasks_down_out } ]
+`,
+  );
+  const explain = await runCli(['explain', file]);
+  assert.match(explain.stdout, /\[tasks\] one per partition/);
+  const child = startCli(['run', file, '--workers', '2', '--no-progress', '--state-dir', path.join(dir, 'state')]);
+  await until(
+    () => /\[archive\] connecting to Kafka at 127\.0\.0\.1:9 .* retrying in/.test(child.out!.stderr),
+    60_000,
+    'a retried connection',
+  );
+  child.kill('SIGTERM');
+  const r = await finished(child);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stderr, /\[archive\] stopped before the flow had opened its connections/);
+  assert.doesNotMatch(r.stderr, /failed:/);
+});
