@@ -45,7 +45,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import crypto from 'node:crypto';
 import { Checkpoint, readCheckpoint, writeCheckpoint, Totals, ZERO_TOTALS, replacer, reviver } from './checkpoint.js';
-import { KafkaCheckpointStore, TransactionLost } from './kafka-checkpoint.js';
+import { KafkaCheckpointStore, TransactionLost, type SharedReads } from './kafka-checkpoint.js';
 import { connection, topicName } from '../connections/config.js';
 import { kafkaConn } from '../connections/kafka.js';
 import { sleep } from '../connections/retry.js';
@@ -91,6 +91,8 @@ export interface FlowOptions {
   onEpoch?: (report: EpochReport) => void;
   /** The partition of its Kafka topic this runner reads, as one task of a flow that runs as one per partition (tasks.ts). */
   task?: number;
+  /** With `task`: the read of the checkpoint topic it shares with the tasks starting with it. */
+  checkpointReads?: SharedReads;
   /**
    * A bounded run (`salespipe test`, backfills): no checkpoint is read or
    * written, the source and sinks may be replaced, and the end of the input
@@ -233,6 +235,7 @@ export class FlowRunner {
       transactionalId: name,
       key: `${plan.pipeline}/${this.name}`,
       family: flowKey,
+      reads: this.opts.checkpointReads,
       replicationFactor: plan.checkpointReplication,
       // Longer than an epoch with room for a slow sink; the broker aborts a transaction left open longer.
       transactionTimeout: Math.min(15 * 60_000, Math.max(60_000, 6 * flow.checkpointMs)),

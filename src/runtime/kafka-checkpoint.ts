@@ -55,6 +55,8 @@ export interface KafkaCheckpointOptions {
   key: string;
   /** The flow's own key (`<pipeline>/<flow>`): its checkpoint and its tasks' are read too (family()). */
   family?: string;
+  /** Reads of the topic shared with the other tasks of the flow that start with this one (SharedReads). */
+  reads?: SharedReads;
   /** Replication factor of a created checkpoint topic; undefined: the brokers' default. */
   replicationFactor?: number;
   /** How long the broker lets a transaction stay open before aborting it. */
@@ -248,6 +250,77 @@ export async function readCheckpoints(
   return out;
 }
 
+type CheckpointsRead = Awaited<ReturnType<typeof readCheckpoints>>;
+
+/** How long the first task of a shared read waits for the others to ask. */
+const SHARED_READ_WAIT_MS = 2_000;
+
+/**
+ * One read of the checkpoint topic for the tasks of a flow that start
+ * together (tasks.ts): the topic holds every flow's checkpoints and state
+ * entries and is read to its end, so tasks reading it each on their own
+ * would read it once per task. Each task asks after fencing its own
+ * producer (so no zombie's open transaction of its own holds the read
+ * back); the topic is read once, as soon as the `expected` tasks have
+ * asked or SHARED_READ_WAIT_MS after the first, for all that have. Later
+ * reads (a task restarting) are its own.
+ */
+export class SharedReads {
+  private batch?: {
+    kafka: kafkajs.Kafka;
+    topic: string;
+    group: string;
+    keys: Set<string>;
+    tasksOf: Set<string>;
+    waiting: { resolve: (r: CheckpointsRead) => void; reject: (e: unknown) => void }[];
+    timer: NodeJS.Timeout;
+  };
+
+  constructor(
+    private expected: number,
+    private log: Logger,
+  ) {}
+
+  read(kafka: kafkajs.Kafka, topic: string, group: string, keys: string[], tasksOf: string[]): Promise<CheckpointsRead> {
+    return new Promise((resolve, reject) => {
+      const b = (this.batch ??= {
+        kafka,
+        topic,
+        group,
+        keys: new Set(),
+        tasksOf: new Set(),
+        waiting: [],
+        timer: setTimeout(() => void this.flush(), SHARED_READ_WAIT_MS),
+      });
+      for (const k of keys) b.keys.add(k);
+      for (const k of tasksOf) b.tasksOf.add(k);
+      b.waiting.push({ resolve, reject });
+      if (b.waiting.length >= this.expected) void this.flush();
+    });
+  }
+
+  private async flush() {
+    const b = this.batch;
+    if (!b) return;
+    this.batch = undefined;
+    clearTimeout(b.timer);
+    this.expected = 1;
+    const started = Date.now();
+    try {
+      const got = await readCheckpoints(b.kafka, b.topic, b.group, [...b.keys], true, [...b.tasksOf]);
+      if (b.waiting.length > 1) {
+        const tasks = [...b.keys].filter((k) => !b.tasksOf.has(k)).map((k) => k.slice(k.indexOf('/') + 1));
+        this.log.info(
+          `checkpoint topic ${b.topic} read once for ${b.waiting.length} tasks (${tasks.sort((a, b) => a.localeCompare(b, 'en', { numeric: true })).join(', ')}) in ${Date.now() - started} ms`,
+        );
+      }
+      for (const w of b.waiting) w.resolve(got);
+    } catch (e) {
+      for (const w of b.waiting) w.reject(e);
+    }
+  }
+}
+
 export class KafkaCheckpointStore {
   private kafka: kafkajs.Kafka;
   private producer?: kafkajs.Producer;
@@ -299,15 +372,12 @@ export class KafkaCheckpointStore {
     // A group of its own per read: a killed run's reader would hold a shared one until its session expired.
     const group = `${this.opts.transactionalId}.recovery.${crypto.randomBytes(4).toString('hex')}`;
     const started = Date.now();
-    const { key, family } = this.opts;
-    const all = await readCheckpoints(
-      this.kafka,
-      this.opts.topic,
-      group,
-      family && family !== key ? [key, family] : [key],
-      true,
-      family ? [family] : [],
-    );
+    const { key, family, reads } = this.opts;
+    const keys = family && family !== key ? [key, family] : [key];
+    const tasksOf = family ? [family] : [];
+    const all = reads
+      ? await reads.read(this.kafka, this.opts.topic, group, keys, tasksOf)
+      : await readCheckpoints(this.kafka, this.opts.topic, group, keys, true, tasksOf);
     const got = all.get(key);
     this.relatives = new Map();
     for (const [k, v] of all) if (k !== key && v.checkpoint) this.relatives.set(k, v.checkpoint);

@@ -25,6 +25,9 @@
  *   was: a task that has not committed yet still finds it. The opposite way
  *   (a flow that ran as tasks and now runs as one, after a change of its
  *   steps) is refused: its tasks' staged outputs would be lost.
+ * - Tasks that start together read the checkpoint topic once for all of
+ *   them (kafka-checkpoint.ts, SharedReads): it holds every flow's
+ *   checkpoints and state, and is read to its end.
  * - A member's figures are the sum of its tasks' (combineStats); a task that
  *   fails stops the member's other tasks and fails the member.
  */
@@ -34,6 +37,7 @@ import type { FlowRun } from './workers.js';
 import { connection, topicName } from '../connections/config.js';
 import { kafkaClient, kafkaConn, kafkaWhere } from '../connections/kafka.js';
 import { sleep, withRetry } from '../connections/retry.js';
+import { SharedReads } from './kafka-checkpoint.js';
 
 /** The figures of a flow from its tasks' (or members'): counts summed, the watermark the least, times the latest. */
 export function combineStats(flow: string, parts: FlowStats[], into?: FlowStats): FlowStats {
@@ -121,8 +125,10 @@ export class TaskedFlow implements FlowRun {
     let failure: unknown;
     const runs: Promise<void>[] = [];
     const start = (tasks: number[]) => {
+      // Tasks starting together read the checkpoint topic once for all of them.
+      const checkpointReads = tasks.length > 1 ? new SharedReads(tasks.length, log) : undefined;
       for (const task of tasks) {
-        const r = new FlowRunner(this.plan, flow, { ...this.opts, signal: stop.signal, task });
+        const r = new FlowRunner(this.plan, flow, { ...this.opts, signal: stop.signal, task, checkpointReads });
         this.runners.push(r);
         runs.push(
           r.run().then(

@@ -103,6 +103,8 @@ test('a stateless Kafka flow runs as one task per partition on two workers: each
   assert.match(r.stderr, /\[archive\] runs task\(s\) archive\.0, archive\.2 \(3 partition\(s\) in all\)/);
   assert.match(r.stderr, /\[archive\] runs task\(s\) archive\.1 \(3 partition\(s\) in all\)/);
   assert.match(r.stderr, /archive: 3,000 records in, 3,000 out, 0 dead letters/);
+  // The two tasks starting together on one thread read the checkpoint topic once.
+  assert.match(r.stderr, /\[archive\] checkpoint topic _salespipe_checkpoints read once for 2 tasks \(archive\.0, archive\.2\) in \d+ ms/);
   assertOnce(ids(path.join(dir, 'archive')), [...Array(3000).keys()], 'first run');
 
   // Each task wrote its own files and marker; its default dead-letter file is its own.
