@@ -9,6 +9,7 @@ import type { Logger } from '../core/log.js';
 import { redact } from '../core/log.js';
 import { connection, Connections } from './config.js';
 import { parseDuration } from '../core/time.js';
+import { sleep, withRetry } from './retry.js';
 
 /** kafkajs's own default is 30 s; a killed flow's partitions then wait that long. */
 export const DEFAULT_SESSION_TIMEOUT_MS = 10_000;
@@ -124,4 +125,31 @@ export function kafkaClient(conn: KafkaConn, log: Logger): kafkajs.Kafka {
         log.warn(s?.repeats ? `${msg} (and ${s.repeats} time(s) more in the last ${Math.round((now - s.at) / 1000)} s)` : msg);
       },
   });
+}
+
+/**
+ * Waits for `topic` to exist (an upstream flow or a producer creates it),
+ * saying so once; false if the run stops first, or if a drain finds none
+ * once its upstream flows are done.
+ */
+export async function waitForTopic(
+  admin: kafkajs.Admin,
+  topic: string,
+  where: string,
+  log: Logger,
+  run: { signal: AbortSignal; drain: boolean; upstreamDone: Promise<void> },
+): Promise<boolean> {
+  let logged = false;
+  for (;;) {
+    if ((await withRetry(`listing the topics of ${where}`, log, run.signal, () => admin.listTopics())).includes(topic)) return true;
+    if (run.drain) {
+      await run.upstreamDone;
+      if ((await admin.listTopics()).includes(topic)) continue;
+      return false;
+    }
+    if (run.signal.aborted) return false;
+    if (!logged) log.info(`waiting for topic ${topic} to be created`);
+    logged = true;
+    await sleep(2000, run.signal);
+  }
 }

@@ -35,7 +35,7 @@ import type { FlowPlan, Plan } from '../plan/plan.js';
 import { FlowRunner, flowContext, newStats, type FlowOptions, type FlowStats } from './flow.js';
 import type { FlowRun } from './workers.js';
 import { connection, topicName } from '../connections/config.js';
-import { kafkaClient, kafkaConn, kafkaWhere } from '../connections/kafka.js';
+import { kafkaClient, kafkaConn, kafkaWhere, waitForTopic } from '../connections/kafka.js';
 import { sleep, withRetry } from '../connections/retry.js';
 import { SharedReads } from './kafka-checkpoint.js';
 
@@ -210,20 +210,10 @@ export class TaskedFlow implements FlowRun {
     const { ctx, conn, topic, admin } = this.topic();
     try {
       await withRetry(`connecting to ${kafkaWhere(conn)}`, ctx.log, opts.signal, () => admin.connect());
-      let logged = false;
-      for (;;) {
-        if (opts.signal.aborted) return undefined;
-        const listed = await withRetry(`listing the topics of ${kafkaWhere(conn)}`, ctx.log, opts.signal, () => admin.listTopics());
-        if (listed.includes(topic)) break;
-        if (opts.drain) {
-          await opts.upstreamDone;
-          if ((await admin.listTopics()).includes(topic)) break;
+      if (!(await waitForTopic(admin, topic, kafkaWhere(conn), ctx.log, opts))) {
+        if (opts.drain && !opts.signal.aborted)
           ctx.log.info(`topic ${topic} does not exist and nothing upstream created it: nothing to drain`);
-          return undefined;
-        }
-        if (!logged) ctx.log.info(`waiting for topic ${topic} to be created`);
-        logged = true;
-        await sleep(2000, opts.signal);
+        return undefined;
       }
       const meta = await withRetry(
         `reading the partitions of ${topic}`,

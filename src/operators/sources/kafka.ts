@@ -27,7 +27,7 @@ import { connectionField } from '../operator.js';
 import { schemaConfig, planSchema, makeDecoder, setSource, SourceRef } from '../record-schema.js';
 import { checkConnection, connection, topicId, topicName } from '../../connections/config.js';
 import type { KafkaConn } from '../../connections/kafka.js';
-import { withRetry, sleep } from '../../connections/retry.js';
+import { withRetry } from '../../connections/retry.js';
 import { fieldOf } from '../../core/types.js';
 import { parseDuration } from '../../core/time.js';
 
@@ -269,7 +269,7 @@ class KafkaSource implements Source {
   }
 
   async open(position: unknown) {
-    const [{ kafkaClient, kafkaConn, kafkaAuthError, kafkaWhere }, { topicIds }, { evictGone }] = await Promise.all([
+    const [{ kafkaClient, kafkaConn, kafkaAuthError, kafkaWhere, waitForTopic }, { topicIds }, { evictGone }] = await Promise.all([
       import('../../connections/kafka.js'),
       import('../../kafka/topic-ids.js'),
       import('../../kafka/members.js'),
@@ -282,7 +282,7 @@ class KafkaSource implements Source {
       throw kafkaAuthError(e, kc) ?? e;
     });
     try {
-      if (!(await this.waitForTopic(admin))) {
+      if (!(await waitForTopic(admin, this.topic, this.where, this.log, this.ctx))) {
         this.absent = true;
         this.log.info(`topic ${this.topic} does not exist and nothing upstream created it: nothing to drain`);
         return;
@@ -379,26 +379,6 @@ class KafkaSource implements Source {
       });
       w.on('exit', () => closed());
     });
-  }
-
-  /** Waits for the topic to exist (an upstream flow or producer creates it); false if a drain finds none. */
-  private async waitForTopic(admin: kafkajs.Admin): Promise<boolean> {
-    let logged = false;
-    for (;;) {
-      if (
-        (await withRetry(`listing the topics of ${this.where}`, this.log, this.ctx.signal, () => admin.listTopics())).includes(this.topic)
-      )
-        return true;
-      if (this.ctx.drain) {
-        await this.ctx.upstreamDone;
-        if ((await admin.listTopics()).includes(this.topic)) continue;
-        return false;
-      }
-      if (this.ctx.signal.aborted) return false;
-      if (!logged) this.log.info(`waiting for topic ${this.topic} to be created`);
-      logged = true;
-      await sleep(2000, this.ctx.signal);
-    }
   }
 
   private async snapshotEnd() {
